@@ -1,0 +1,82 @@
+"""The activate.d / deactivate.d scripts a recipe implies, as text (pure: no I/O).
+
+The step that writes them and the check that judges them both use these functions,
+so "stale" simply means "not what this version of the doctor would write".
+
+The scripts refer to the env as "${CONDA_PREFIX}" (set by `conda activate` before it
+sources activate.d), so a prefix with spaces or shell characters is never pasted into
+shell code; every literal part of a value is single-quoted.
+"""
+from __future__ import annotations
+
+import re
+from typing import Dict, List
+
+from merlin_doctor.recipe import EnvVar, Recipe
+
+SCRIPT_NAME = "merlin-doctor.sh"
+SAVED = "_MERLIN_DOCTOR_OLD_"
+WAS_UNSET = "_MERLIN_DOCTOR_UNSET_"
+
+
+def shell_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'" if text else ""
+
+
+def shell_value(recipe: Recipe, template: str) -> str:
+    """A recipe template as a shell word: placeholders expand, literals are quoted."""
+    site = f"lib/python{recipe.python_version or '3.9'}/site-packages"
+    template = template.replace("{site_packages}", "{prefix}/" + site)
+    parts = re.split(r"(\{prefix\})", template)
+    return "".join('"${CONDA_PREFIX}"' if p == "{prefix}" else shell_quote(p) for p in parts if p)
+
+
+def _new_value(recipe: Recipe, var: EnvVar) -> str:
+    """`set` replaces; `prepend`/`append` keep the old value between, without stray colons."""
+    if var.set is not None:
+        return shell_value(recipe, var.set)
+    before = ":".join(shell_value(recipe, p) for p in var.prepend)
+    after = ":".join(shell_value(recipe, p) for p in var.append)
+    n = var.name
+    if before and after:
+        return f'{before}"${{{n}:+:${{{n}}}}}":{after}'
+    if before:
+        return f'{before}"${{{n}:+:${{{n}}}}}"'
+    return f'"${{{n}:+${{{n}}}:}}"{after}'
+
+
+def activate_script(recipe: Recipe) -> str:
+    lines = [
+        f"# Written by merlin-doctor for recipe {recipe.name}; `merlin-doctor fix` rewrites it.",
+        "# Saves what it changes so deactivate.d/merlin-doctor.sh restores it exactly.",
+    ]
+    for var in recipe.activate:
+        n = var.name
+        lines += [
+            f'if [ -n "${{{n}+x}}" ]; then export {SAVED}{n}="${{{n}}}"; unset {WAS_UNSET}{n}; '
+            f"else export {WAS_UNSET}{n}=1; fi",
+            f"export {n}={_new_value(recipe, var)}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def deactivate_script(recipe: Recipe) -> str:
+    lines = [f"# Written by merlin-doctor for recipe {recipe.name}: undoes activate.d/merlin-doctor.sh."]
+    for var in recipe.activate:
+        n = var.name
+        lines += [
+            f'if [ -n "${{{WAS_UNSET}{n}+x}}" ]; then unset {n}; else export {n}="${{{SAVED}{n}}}"; fi',
+            f"unset {SAVED}{n} {WAS_UNSET}{n}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def expected_values(recipe: Recipe, prefix: str) -> Dict[str, Dict[str, List[str]]]:
+    """What each variable must hold in an activated env at `prefix` (for the checks)."""
+    out: Dict[str, Dict[str, List[str]]] = {}
+    for var in recipe.activate:
+        if var.set is not None:
+            out[var.name] = {"equals": [recipe.expand(var.set, prefix)]}
+        else:
+            out[var.name] = {"contains": [recipe.expand(p, prefix) for p in var.prepend + var.append]}
+    return out

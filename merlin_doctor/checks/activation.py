@@ -1,0 +1,110 @@
+"""Activation checks: the env's activate.d/deactivate.d scripts, and the live variables."""
+from __future__ import annotations
+
+import os
+import re
+
+from merlin_doctor.activation import SCRIPT_NAME, activate_script, deactivate_script, expected_values
+from merlin_doctor.checks import check
+from merlin_doctor.verdict import Finding, failed, passed, skipped, warned
+
+REACTIVATE = "conda deactivate && conda activate {env}"
+
+
+def _env_label(recipe, prefix: str) -> str:
+    return os.path.basename(os.path.normpath(prefix)) if prefix else (recipe.env_name or recipe.name)
+
+
+def _leaky_scripts(scripts) -> list:
+    """Other activate.d scripts that change LD_LIBRARY_PATH with no deactivate.d undo (the article's)."""
+    undo = scripts.get("deactivate.d", {})
+    return [name for name, text in scripts.get("activate.d", {}).items()
+            if name != SCRIPT_NAME and re.search(r"\bLD_LIBRARY_PATH=", text) and name not in undo]
+
+
+@check("activation.scripts", probes=["activation"], step="activation")
+def scripts_written(facts, recipe) -> Finding:
+    """activate.d and deactivate.d scripts exist and set/undo exactly the recipe's variables."""
+    act = facts["activation"]
+    if not recipe.activate:
+        return passed(f"recipe {recipe.name} sets no activation variables")
+    prefix = act.get("prefix")
+    if not prefix:
+        return skipped("not inside a conda env (CONDA_PREFIX is unset): no activation scripts to judge")
+    scripts = act.get("scripts", {})
+    on = scripts.get("activate.d", {}).get(SCRIPT_NAME)
+    off = scripts.get("deactivate.d", {}).get(SCRIPT_NAME)
+    where = {"activate": f"{prefix}/etc/conda/activate.d/{SCRIPT_NAME}",
+             "deactivate": f"{prefix}/etc/conda/deactivate.d/{SCRIPT_NAME}"}
+    if on is None or off is None:
+        missing = [k for k, v in (("activate", on), ("deactivate", off)) if v is None]
+        return failed(f"the {' and '.join(missing)} script is missing", **where)
+    if on != activate_script(recipe) or off != deactivate_script(recipe):
+        return failed("the activation scripts differ from what the recipe implies (edited or stale)", **where)
+    leaky = _leaky_scripts(scripts)
+    if leaky:
+        return warned(f"{', '.join(leaky)} in activate.d changes LD_LIBRARY_PATH and nothing undoes it, "
+                      "so it leaks into every env activated afterwards",
+                      fix=f"rm {prefix}/etc/conda/activate.d/{leaky[0]}  # merlin-doctor.sh does its job", leaky=leaky, **where)
+    return passed("activation scripts are in place and match the recipe", **where)
+
+
+@check("activation.applied", probes=["activation"], needs=["activation.scripts"])
+def variables_applied(facts, recipe) -> Finding:
+    """This shell actually has the recipe's variables (the env was activated after the scripts were written)."""
+    act = facts["activation"]
+    prefix = act.get("prefix")
+    if not recipe.activate:
+        return passed(f"recipe {recipe.name} sets no activation variables")
+    if not prefix:
+        return skipped("not inside a conda env (CONDA_PREFIX is unset)")
+    live = act.get("variables", {})
+    wrong = {}
+    for name, rule in expected_values(recipe, prefix).items():
+        value = live.get(name)
+        if "equals" in rule and value != rule["equals"][0]:
+            wrong[name] = {"expected": rule["equals"][0], "found": value}
+        entries = (value or "").split(":")
+        absent = [p for p in rule.get("contains", []) if p not in entries]
+        if absent:
+            wrong[name] = {"expected_entries": absent, "found": value}
+    if wrong:
+        return failed(f"{', '.join(wrong)} not set as the recipe says in this shell",
+                      fix=REACTIVATE.format(env=_env_label(recipe, prefix)), variables=wrong)
+    return passed(f"{', '.join(v.name for v in recipe.activate)} are set for this env")
+
+
+@check("activation.ld-path", probes=["activation"])
+def ld_path_entries_exist(facts, recipe) -> Finding:
+    """Every LD_LIBRARY_PATH entry exists (a stale entry hides what it was meant to provide)."""
+    entries = facts["activation"].get("ld_library_path", [])
+    missing = [e["path"] for e in entries if not e["exists"]]
+    if missing:
+        return warned(f"LD_LIBRARY_PATH names {len(missing)} directory(ies) that do not exist: {', '.join(missing[:3])}",
+                      fix="Remove them from LD_LIBRARY_PATH (check ~/.bashrc and activate.d scripts)", missing=missing)
+    return passed(f"{len(entries)} LD_LIBRARY_PATH entries, all present", entries=[e["path"] for e in entries])
+
+
+@check("activation.libdevice", probes=["activation"], step="copies", gpu=True)
+def libdevice_found(facts, recipe) -> Finding:
+    """XLA's --xla_gpu_cuda_data_dir holds nvvm/libdevice/libdevice.10.bc."""
+    act = facts["activation"]
+    data_dir = act.get("xla_data_dir")
+    if not data_dir:
+        return failed("XLA_FLAGS sets no --xla_gpu_cuda_data_dir, so XLA looks for libdevice in /usr/local/cuda",
+                      variables={"XLA_FLAGS": act.get("variables", {}).get("XLA_FLAGS")})
+    lib = act.get("libdevice", {})
+    if not lib.get("exists"):
+        return failed(f"libdevice is missing at {lib.get('path')}: XLA-compiled functions will fail", path=lib.get("path"))
+    return passed(f"libdevice at {lib['path']}", path=lib["path"])
+
+
+@check("activation.ptxas", probes=["activation"], gpu=True)
+def ptxas_on_path(facts, recipe) -> Finding:
+    """ptxas (from cuda-nvcc) is on PATH: XLA needs it to compile GPU kernels."""
+    found = facts["activation"].get("ptxas")
+    if not found:
+        nvcc = next((d for d in recipe.conda_dependencies if "cuda-nvcc" in d), "nvidia::cuda-nvcc")
+        channel, _, spec = nvcc.rpartition("::")
+        return failed("ptxas is not on PATH", fix=f"conda install -c {channel or 'nvidia'} {spec}")
+    return passed(f"ptxas at {found}", path=found)

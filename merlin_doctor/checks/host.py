@@ -1,0 +1,87 @@
+"""Host checks: the OS, glibc, memory, disk, and where we run (container, WSL2)."""
+from __future__ import annotations
+
+from packaging.version import InvalidVersion, Version
+
+from merlin_doctor import knowledge
+from merlin_doctor.checks import check
+from merlin_doctor.verdict import Finding, failed, passed, skipped, warned
+
+GIB = 1024 ** 3
+
+
+def _gib(n: float) -> str:
+    return f"{n / GIB:.1f} GiB"
+
+
+@check("host.os", probes=["host"])
+def os_supported(facts, recipe) -> Finding:
+    """The OS is Linux (TensorFlow 2.10 GPU builds and RAPIDS are Linux-only)."""
+    host = facts["host"]
+    wanted = knowledge.load("host")["os"]
+    name = host.get("os_release", {}).get("PRETTY_NAME") or host.get("system")
+    if host.get("system") != wanted:
+        return failed(f"{host.get('system')} is not supported: the stack needs {wanted} (or WSL2 on Windows)",
+                      fix="Use a Linux workstation, WSL2, or the merlin-tensorflow container",
+                      system=host.get("system"))
+    return passed(f"{name}, kernel {host.get('kernel')}, {host.get('machine')}",
+                  os=name, kernel=host.get("kernel"), machine=host.get("machine"))
+
+
+@check("host.glibc", probes=["host"], needs=["host.os"])
+def glibc_new_enough(facts, recipe) -> Finding:
+    """glibc is new enough for the manylinux wheels of TensorFlow and RAPIDS."""
+    found = facts["host"].get("glibc")
+    minimum = knowledge.load("host")["glibc_min"]
+    if not found:
+        return skipped("no glibc found (musl-based systems cannot run the TensorFlow wheels)")
+    try:
+        ok = Version(found) >= Version(minimum)
+    except InvalidVersion:
+        return warned(f"cannot parse the glibc version {found!r}", glibc=found)
+    if not ok:
+        return failed(f"glibc {found} is older than {minimum}, which the TensorFlow 2.10 wheels need",
+                      fix="Upgrade the OS (e.g. Ubuntu 20.04 or later) or use the merlin-tensorflow container",
+                      glibc=found, minimum=minimum)
+    return passed(f"glibc {found} (>= {minimum})", glibc=found, minimum=minimum)
+
+
+@check("host.memory", probes=["host"])
+def enough_memory(facts, recipe) -> Finding:
+    """Enough RAM to install the stack and train the reference model."""
+    total = facts["host"].get("memory_bytes") or 0
+    warn_below = knowledge.load("host")["memory_warn_bytes"]
+    evidence = {"memory_bytes": total, "warn_below_bytes": warn_below}
+    if total < warn_below:
+        return warned(f"only {_gib(total)} of RAM; below {_gib(warn_below)} installs and training may swap",
+                      fix="Close other work or use a machine with more memory", **evidence)
+    return passed(f"{_gib(total)} of RAM", **evidence)
+
+
+@check("host.disk", probes=["host"])
+def enough_disk(facts, recipe) -> Finding:
+    """Enough free disk where the env lives (the full GPU env takes about 12 GB)."""
+    disk = facts["host"].get("disk") or {}
+    free = disk.get("free_bytes", 0)
+    table = knowledge.load("host")
+    evidence = {"path": disk.get("path"), "free_bytes": free}
+    if free < table["disk_fail_bytes"]:
+        return failed(f"only {_gib(free)} free on {disk.get('path')}: too little to create the env",
+                      fix="Free disk space, or create the env elsewhere: ./setup_env --prefix /bigger/disk/merlin",
+                      **evidence)
+    if free < table["disk_warn_bytes"]:
+        return warned(f"{_gib(free)} free on {disk.get('path')}; the full env and pip's caches need about 20 GiB",
+                      fix="Free disk space, or create the env elsewhere: ./setup_env --prefix /bigger/disk/merlin",
+                      **evidence)
+    return passed(f"{_gib(free)} free on {disk.get('path')}", **evidence)
+
+
+@check("host.platform", probes=["host"])
+def platform_kind(facts, recipe) -> Finding:
+    """Where the doctor runs: bare metal, a container, or WSL2 (changes where the driver lives)."""
+    host = facts["host"]
+    kinds = [k for k in (host.get("container") and f"container ({host['container']})",
+                         host.get("wsl") and "WSL2") if k]
+    where = ", ".join(kinds) or "bare metal or a VM"
+    return passed(f"running on {where}", container=host.get("container"), wsl=host.get("wsl"),
+                  cpu=host.get("cpu_model"), cpus=host.get("cpu_count"))

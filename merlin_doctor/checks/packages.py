@@ -1,0 +1,116 @@
+"""Package checks from distribution metadata only: required versions, conflicts, duplicates."""
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from packaging.markers import default_environment
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from merlin_doctor import knowledge
+from merlin_doctor.checks import check
+from merlin_doctor.verdict import Finding, failed, passed, warned
+
+
+def _dists(facts) -> Dict[str, Dict[str, Any]]:
+    return facts["packages"].get("distributions", {})
+
+
+def _pip_command(requirements: List[str], group) -> str:
+    options = "".join(f" --extra-index-url {u}" for u in group.extra_index_urls)
+    if group.index_url:
+        options += f" --index-url {group.index_url}"
+    quoted = " ".join(f"'{r}'" if any(c in r for c in "<>*! ") else r for r in requirements)
+    return f"python -m pip install{options} {quoted}"
+
+
+@check("packages.required", probes=["packages"], step="pip")
+def required_packages(facts, recipe) -> Finding:
+    """Every package the recipe installs is present at an allowed version (optional groups warn)."""
+    dists = _dists(facts)
+    problems: List[Dict[str, Any]] = []
+    for req, group in recipe.requirements():
+        found = dists.get(canonicalize_name(req.name))
+        version = found["version"] if found else None
+        if found and req.specifier.contains(version, prereleases=True):
+            continue
+        problems.append({"requirement": str(req), "found": version, "group": group.name,
+                         "optional": group.optional, "why": group.why})
+    if not problems:
+        return passed(f"all {len(recipe.requirements())} required packages are installed at allowed versions")
+    hard = [p for p in problems if not p["optional"]]
+    fixes = []
+    for group in recipe.pip:
+        reqs = [p["requirement"] for p in problems if p["group"] == group.name]
+        if reqs:
+            fixes.append(_pip_command(reqs, group))
+    listed = ", ".join(f"{p['requirement']} (found {p['found'] or 'nothing'})" for p in (hard or problems)[:6])
+    if hard:
+        return failed(f"{len(hard)} required package(s) missing or at the wrong version: {listed}",
+                      fix=" && ".join(fixes), problems=problems)
+    groups = sorted({p["group"] for p in problems})
+    return warned(f"optional group(s) {', '.join(groups)} not installed: {problems[0]['why'] or listed}",
+                  fix=" && ".join(fixes), problems=problems)
+
+
+def _unmet(dists: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """What `pip check` reports: requirements of installed distributions that are not met."""
+    env = default_environment()
+    unmet = []
+    for key, dist in dists.items():
+        for text in dist.get("requires", []):
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                continue
+            if req.marker and not req.marker.evaluate(dict(env, extra="")):
+                continue
+            dep = dists.get(canonicalize_name(req.name))
+            if dep is None:
+                unmet.append({"package": f"{dist['name']} {dist['version']}", "requires": str(req), "found": None})
+            elif not req.specifier.contains(dep["version"], prereleases=True):
+                unmet.append({"package": f"{dist['name']} {dist['version']}", "requires": str(req),
+                              "found": dep["version"]})
+    return unmet
+
+
+@check("packages.conflicts", probes=["packages"])
+def no_conflicts(facts, recipe) -> Finding:
+    """Installed packages' own requirements are met (what `pip check` reports)."""
+    unmet = _unmet(_dists(facts))
+    if not unmet:
+        return passed("no broken requirements among installed packages")
+    conflicts = [u for u in unmet if u["found"]]
+    first = (conflicts or unmet)[0]
+    text = f"{first['package']} requires {first['requires']}, found {first['found'] or 'nothing'}"
+    fix = f"python -m pip install '{first['requires']}'"
+    if conflicts:
+        return failed(f"{len(conflicts)} version conflict(s): {text}", fix=fix, unmet=unmet)
+    return warned(f"{len(unmet)} missing dependency(ies): {text}", fix=fix, unmet=unmet)
+
+
+@check("packages.duplicates", probes=["packages"])
+def no_duplicate_modules(facts, recipe) -> Finding:
+    """No module is installed by two distributions (pynvml and nvidia-ml-py; cupy and cupy-cuda11x)."""
+    shared = facts["packages"].get("shared_modules", {})
+    clashes = {name: info for name, info in shared.items() if {"module", "package"} & set(info["kinds"])}
+    table = knowledge.load("module_conflicts")
+    rank = {"note": 0, "warn": 1, "fail": 2}
+    judged = []
+    for name, info in sorted(clashes.items()):
+        rule = table["modules"].get(name, {})
+        severity = rule.get("severity", table["default_severity"])
+        keep = rule.get("keep")
+        drop = [d for d in info["distributions"] if d != keep] if keep else info["distributions"][1:]
+        fix = f"python -m pip uninstall -y {' '.join(drop)}" + (
+            f" && python -m pip install --force-reinstall {keep}" if keep else "")
+        text = f"{name} from {' and '.join(info['distributions'])}" + (f" ({rule['why']})" if rule.get("why") else "")
+        judged.append((rank[severity], text, fix))
+    if not judged or max(j[0] for j in judged) == 0:
+        notes = "; ".join(j[1] for j in judged)
+        return passed("no conflicting module installs" + (f" (known and harmless: {notes})" if notes else ""),
+                      modules=clashes)
+    problems = [j for j in judged if j[0] > 0]
+    make = failed if max(j[0] for j in problems) == 2 else warned
+    return make("module installed twice: " + "; ".join(j[1] for j in problems),
+                fix=" && ".join(j[2] for j in problems), modules=clashes)

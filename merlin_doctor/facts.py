@@ -1,0 +1,101 @@
+"""The Facts snapshot: every probe's data, collected live or loaded from a saved file.
+
+Live facts are collected lazily, the first time a check asks for a probe, so verdicts
+stream out while slow probes have not even started. `check --from FILE` judges a saved
+snapshot with no probing at all.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import tempfile
+from typing import Any, Callable, Dict, Iterable, Optional
+
+from merlin_doctor import __version__
+from merlin_doctor.errors import InputError
+from merlin_doctor.probes import PROBES, Probe, ProbeContext, probe_named, run_probe
+
+SCHEMA_VERSION = 1
+
+
+class Facts:
+    def __init__(self, probes: Optional[Dict[str, Dict[str, Any]]] = None, meta: Optional[Dict[str, Any]] = None,
+                 context: Optional[ProbeContext] = None,
+                 on_probe: Optional[Callable[[Probe], None]] = None):
+        self.probes: Dict[str, Dict[str, Any]] = dict(probes or {})
+        self.meta = dict(meta or {})
+        self.context = context  # None: a saved snapshot, nothing may be probed
+        self.on_probe = on_probe
+
+    @classmethod
+    def live(cls, context: ProbeContext, on_probe: Optional[Callable[[Probe], None]] = None) -> "Facts":
+        meta = {
+            "doctor_version": __version__,
+            "collected_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        return cls(meta=meta, context=context, on_probe=on_probe)
+
+    @property
+    def is_snapshot(self) -> bool:
+        return self.context is None
+
+    def __getitem__(self, name: str) -> Dict[str, Any]:
+        if name not in self.probes:
+            if self.context is None:
+                return {"error": f"the snapshot holds no {name!r} facts"}
+            probe = probe_named(name)
+            if self.on_probe:
+                self.on_probe(probe)
+            self.probes[name] = run_probe(probe, self.context)
+        return self.probes[name]
+
+    def collect(self, names: Iterable[str]) -> None:
+        for name in names:
+            self[name]
+
+    def collect_all(self, fast: bool = False) -> None:
+        self.collect(p.name for p in PROBES if not (fast and p.slow))
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, "meta": self.meta, "probes": self.probes}
+
+    def save(self, path: str) -> None:
+        write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str) -> "Facts":
+        """Load a snapshot (`facts -o`, `check --json` output, or a report); errors are InputErrors."""
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except OSError as exc:
+            raise InputError(f"cannot read the snapshot: {exc.strerror}", path) from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            line = getattr(exc, "lineno", None)
+            raise InputError(f"not a JSON facts snapshot: {exc}", path, line) from None
+        if isinstance(data, dict) and isinstance(data.get("facts"), dict):
+            data = data["facts"]  # the JSON output of `check` embeds its facts
+        if not isinstance(data, dict) or not isinstance(data.get("probes"), dict):
+            raise InputError("not a facts snapshot (no 'probes' object); make one with `merlin-doctor facts -o FILE`", path)
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise InputError(f"snapshot schema_version {version!r} is not supported (this doctor reads {SCHEMA_VERSION})", path)
+        return cls(data["probes"], data.get("meta"))
+
+
+def write_json_atomic(path: str, data: Any) -> None:
+    """Write JSON through a temp file and a rename, so a crash never leaves half a file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False, default=str)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

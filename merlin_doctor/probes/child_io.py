@@ -1,0 +1,94 @@
+"""The child side of the JSON-on-stdout protocol that `isolate.run_json_command` reads.
+
+Heavy children (TensorFlow facts, PLE training) run under the target environment's
+Python with only the standard library guaranteed, so this module uses nothing else.
+The protocol: one JSON object as the last line of stdout (or in `--out`), progress
+as `PROGRESS {json}` lines on stderr, and everything else on stderr is log evidence.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+import traceback
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, Optional
+
+from merlin_doctor.probes.isolate import PROGRESS_PREFIX
+
+
+class Progress:
+    """Writes `PROGRESS {json}` lines to stderr as work happens, when enabled."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        if self.enabled:
+            sys.stderr.write(PROGRESS_PREFIX + json.dumps({"event": event, **fields}) + "\n")
+            sys.stderr.flush()
+
+
+@contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send fd 1 to stderr while libraries run, so a stray print cannot corrupt the JSON."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def finite(value: Any) -> Any:
+    """The value with NaN and infinities replaced by None, recursively: strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def error_data(exc: BaseException, stage: Optional[str] = None) -> Dict[str, Any]:
+    """An exception as data: its type, message, where it happened and the traceback's tail."""
+    data: Dict[str, Any] = {
+        "type": type(exc).__name__,
+        "message": str(exc).strip()[:2000],
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:],
+    }
+    if stage is not None:
+        data["stage"] = stage
+    return data
+
+
+def emit(result: Dict[str, Any], out: Optional[str]) -> None:
+    """Write the result as one line of strict JSON to stdout, or atomically to `out`."""
+    text = json.dumps(finite(result), default=str, allow_nan=False) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    directory = os.path.dirname(os.path.abspath(out))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, out)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def hard_exit(code: int) -> None:
+    """Exit without interpreter teardown: TensorFlow/CUDA teardown can crash or hang after
+    the result is written, which the parent would read as a crashed child."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,87 @@
+"""Host facts: OS, glibc, kernel, CPU, memory, free disk where the env lives, container/WSL2."""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from merlin_doctor.probes import ProbeContext
+
+
+def _read(path: str, limit: int = 65536) -> Optional[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read(limit)
+    except OSError:
+        return None
+
+
+def _os_release() -> Dict[str, str]:
+    text = _read("/etc/os-release") or ""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key.strip()] = value.strip().strip('"')
+    return {k: fields[k] for k in ("ID", "VERSION_ID", "PRETTY_NAME") if k in fields}
+
+
+def _glibc() -> Optional[str]:
+    try:
+        value = os.confstr("CS_GNU_LIBC_VERSION")  # "glibc 2.36"
+    except (ValueError, OSError, AttributeError):
+        value = None
+    if value and value.startswith("glibc "):
+        return value.split()[1]
+    lib, version = platform.libc_ver()
+    return version if lib == "glibc" and version else None
+
+
+def _cpu_model() -> Optional[str]:
+    for line in (_read("/proc/cpuinfo", 8192) or "").splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or None
+
+
+def _container() -> Optional[str]:
+    if os.path.exists("/.dockerenv"):
+        return "docker"
+    if os.path.exists("/run/.containerenv"):
+        return "podman"
+    cgroup = _read("/proc/1/cgroup") or ""
+    for name in ("docker", "kubepods", "containerd", "lxc"):
+        if name in cgroup:
+            return name
+    return None
+
+
+def _disk(path: str) -> Dict[str, Any]:
+    """Free space on the file system holding `path`, or its nearest existing parent."""
+    target = Path(path)
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    usage = shutil.disk_usage(str(target))
+    return {"path": str(target), "free_bytes": usage.free, "total_bytes": usage.total}
+
+
+def probe(ctx: ProbeContext) -> Dict[str, Any]:
+    import psutil
+
+    env_dir = ctx.env.get("CONDA_PREFIX") or ctx.env.get("VIRTUAL_ENV") or os.path.expanduser("~")
+    proc_version = _read("/proc/version") or ""
+    return {
+        "system": platform.system(),
+        "machine": platform.machine(),
+        "kernel": platform.release(),
+        "os_release": _os_release(),
+        "glibc": _glibc(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "memory_bytes": psutil.virtual_memory().total,
+        "disk": _disk(env_dir),
+        "container": _container(),
+        "wsl": "microsoft" in proc_version.lower() or os.path.isdir("/usr/lib/wsl/lib"),
+    }

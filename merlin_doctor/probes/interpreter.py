@@ -1,0 +1,23 @@
+"""The running Python and which environment it belongs to."""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from typing import Any, Dict
+
+from merlin_doctor.probes import ProbeContext
+
+ENV_VARS = ("CONDA_PREFIX", "CONDA_DEFAULT_ENV", "CONDA_EXE", "VIRTUAL_ENV", "CONDA_SHLVL")
+
+
+def probe(ctx: ProbeContext) -> Dict[str, Any]:
+    return {
+        "version": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "prefix": sys.prefix,
+        "base_prefix": sys.base_prefix,
+        "is_conda_env": os.path.isdir(os.path.join(sys.prefix, "conda-meta")),
+        "env": {k: ctx.env[k] for k in ENV_VARS if k in ctx.env},
+    }

@@ -1,0 +1,102 @@
+"""Run a probe in a child process with a timeout, so a hang or a crash becomes data."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any, Dict, List, Optional
+
+from merlin_doctor.probes import ProbeContext
+
+#: Lines a child writes to stderr that start with this are progress, not log text.
+PROGRESS_PREFIX = "PROGRESS "
+
+
+def run_in_child(name: str, ctx: ProbeContext, python: Optional[str] = None) -> Dict[str, Any]:
+    """`python -m merlin_doctor.probes.child NAME` with the context on stdin, JSON on stdout."""
+    cmd = [python or sys.executable, "-m", "merlin_doctor.probes.child", name]
+    return run_json_command(cmd, ctx.timeout, stdin=json.dumps(ctx.to_dict()), env=ctx.env)
+
+
+def run_json_command(cmd: List[str], timeout: float, stdin: str = "", env: Optional[Dict[str, str]] = None,
+                     on_progress=None) -> Dict[str, Any]:
+    """Run a command that prints one JSON object; kill its whole process group on timeout.
+
+    stderr is kept as `log` (TensorFlow writes its C++ log there); lines starting with
+    PROGRESS_PREFIX are passed to `on_progress` as they arrive instead.
+    """
+    child_env = dict(env if env is not None else os.environ)
+    child_env.setdefault("PYTHONPATH", "")
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    child_env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, child_env["PYTHONPATH"]) if p)
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=child_env, text=True, errors="replace", start_new_session=True)
+    except OSError as exc:
+        return {"error": f"cannot start {cmd[0]}: {exc}"}
+    log: List[str] = []
+    try:
+        out, err = _communicate(proc, stdin, timeout, log, on_progress)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.wait()
+        return {"error": f"timed out after {timeout:g} s (the child was killed)", "timed_out": True,
+                "log": log[-50:]}
+    log.extend(err)
+    if proc.returncode < 0:
+        sig = signal.Signals(-proc.returncode).name
+        return {"error": f"the child process was killed by {sig}", "crashed": True, "signal": sig, "log": log[-50:]}
+    try:
+        result = json.loads(out.strip().splitlines()[-1]) if out.strip() else None
+    except json.JSONDecodeError:
+        result = None
+    if not isinstance(result, dict):
+        return {"error": f"the child exited with code {proc.returncode} without a result", "log": log[-50:]}
+    result.setdefault("log", log)
+    return result
+
+
+def _communicate(proc: subprocess.Popen, stdin: str, timeout: float, log: List[str], on_progress):
+    """Like Popen.communicate, but streams stderr so progress shows while the child works."""
+    errs: List[str] = []
+    out: List[str] = []
+
+    def read_stderr() -> None:
+        for line in proc.stderr:
+            line = line.rstrip("\n")
+            if line.startswith(PROGRESS_PREFIX):
+                if on_progress is not None:
+                    try:
+                        on_progress(json.loads(line[len(PROGRESS_PREFIX):]))
+                    except ValueError:
+                        errs.append(line)
+            else:
+                errs.append(line)
+
+    readers = [threading.Thread(target=read_stderr, daemon=True),
+               threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)]
+    for reader in readers:
+        reader.start()
+    try:
+        proc.stdin.write(stdin)
+        proc.stdin.close()
+    except (BrokenPipeError, OSError):
+        pass
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        log.extend(errs)
+        raise
+    for reader in readers:
+        reader.join(timeout=5)
+    return "".join(out), errs
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()

@@ -1,0 +1,283 @@
+"""Recipes: one YAML file per supported stack, validated with file, line and key in errors.
+
+A recipe says how to build an env (conda part, pip groups, links, activation variables,
+copies) and what the doctor judges it against (`expect`). The schema is documented in
+the README; `SCHEMA` below is its single source of truth.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import yaml
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from merlin_doctor.errors import InputError
+
+RECIPES_DIR = Path(__file__).parent / "recipes"
+DEFAULT_RECIPE = "tf210-cuda112"
+PLACEHOLDERS = ("prefix", "site_packages")
+GPU_MODES = ("required", "optional", "none")
+
+
+@dataclass
+class PipGroup:
+    name: str
+    requirements: List[str]
+    extra_index_urls: List[str] = field(default_factory=list)
+    index_url: Optional[str] = None
+    optional: bool = False
+    why: str = ""
+
+
+@dataclass
+class Link:
+    dir: str
+    name: str
+    target: str
+
+
+@dataclass
+class Copy:
+    src: str
+    dst: str
+
+
+@dataclass
+class EnvVar:
+    """How the activation script changes one variable: prepend/append path entries, or set."""
+
+    name: str
+    prepend: List[str] = field(default_factory=list)
+    append: List[str] = field(default_factory=list)
+    set: Optional[str] = None
+
+
+@dataclass
+class Recipe:
+    name: str
+    path: str
+    description: str = ""
+    env_name: Optional[str] = None
+    channels: List[str] = field(default_factory=list)
+    conda_dependencies: List[str] = field(default_factory=list)
+    pip: List[PipGroup] = field(default_factory=list)
+    links: List[Link] = field(default_factory=list)
+    activate: List[EnvVar] = field(default_factory=list)
+    copies: List[Copy] = field(default_factory=list)
+    expect: Dict[str, Any] = field(default_factory=dict)
+    sources: List[str] = field(default_factory=list)
+
+    @property
+    def python_version(self) -> Optional[str]:
+        """The `major.minor` the conda part pins (`python=3.9` or `python=3.9.18`)."""
+        for dep in self.conda_dependencies:
+            m = re.match(r"^python\s*[=<>]*=?\s*(\d+\.\d+)", dep)
+            if m:
+                return m.group(1)
+        return None
+
+    @property
+    def gpu(self) -> str:
+        return str(self.expect.get("gpu", "required"))
+
+    def site_packages(self, prefix: str) -> str:
+        version = self.python_version or "3.9"
+        return f"{prefix}/lib/python{version}/site-packages"
+
+    def expand(self, template: str, prefix: str) -> str:
+        """Fill `{prefix}` and `{site_packages}` for a concrete env prefix."""
+        return template.replace("{site_packages}", self.site_packages(prefix)).replace("{prefix}", prefix)
+
+    def requirements(self) -> List[tuple]:
+        """Every pip requirement with the group it belongs to, in install order."""
+        return [(Requirement(r), g) for g in self.pip for r in g.requirements]
+
+
+# --- validation over YAML nodes, so every error can name its line -----------------
+
+Validator = Callable[[yaml.Node, str, str], None]
+
+
+def _fail(node: yaml.Node, file: str, key: str, message: str) -> None:
+    raise InputError(f"{key}: {message}" if key else message, file, node.start_mark.line + 1)
+
+
+def _scalar(kind: str, test: Callable[[Any], bool]) -> Validator:
+    def check(node: yaml.Node, file: str, key: str) -> None:
+        if not isinstance(node, yaml.ScalarNode) or not test(yaml.safe_load(yaml.serialize(node))):
+            _fail(node, file, key, f"expected {kind}")
+    return check
+
+
+_str = _scalar("a string", lambda v: isinstance(v, str) and v != "")
+_bool = _scalar("true or false", lambda v: isinstance(v, bool))
+_str_or_null = _scalar("a string or null", lambda v: v is None or isinstance(v, str))
+
+
+def _placeholder_str(node: yaml.Node, file: str, key: str) -> None:
+    _str(node, file, key)
+    for name in re.findall(r"\{(\w*)\}", node.value):
+        if name not in PLACEHOLDERS:
+            _fail(node, file, key, f"unknown placeholder {{{name}}} (known: " + ", ".join("{%s}" % p for p in PLACEHOLDERS) + ")")
+
+
+def _requirement(node: yaml.Node, file: str, key: str) -> None:
+    _str(node, file, key)
+    try:
+        Requirement(node.value)
+    except InvalidRequirement as exc:
+        _fail(node, file, key, f"not a valid pip requirement: {exc}")
+
+
+def _specifier(node: yaml.Node, file: str, key: str) -> None:
+    _str(node, file, key)
+    try:
+        SpecifierSet(node.value)
+    except InvalidSpecifier:
+        _fail(node, file, key, f"not a version specifier such as '==2.10.*' or '>=8.1,<9': {node.value!r}")
+
+
+def _one_of(*choices: str) -> Validator:
+    def check(node: yaml.Node, file: str, key: str) -> None:
+        _str(node, file, key)
+        if node.value not in choices:
+            _fail(node, file, key, f"expected one of {', '.join(choices)}, got {node.value!r}")
+    return check
+
+
+def _list_of(item: Validator) -> Validator:
+    def check(node: yaml.Node, file: str, key: str) -> None:
+        if not isinstance(node, yaml.SequenceNode):
+            _fail(node, file, key, "expected a list")
+        for i, child in enumerate(node.value):
+            item(child, file, f"{key}[{i}]")
+    return check
+
+
+def _mapping(fields: Dict[str, Validator], required: tuple = ()) -> Validator:
+    def check(node: yaml.Node, file: str, key: str) -> None:
+        if not isinstance(node, yaml.MappingNode):
+            _fail(node, file, key, "expected a mapping")
+        seen = set()
+        for k, v in node.value:
+            name = k.value
+            path = f"{key}.{name}" if key else name
+            if name not in fields:
+                _fail(k, file, path, "unknown key (known: " + ", ".join(fields) + ")")
+            seen.add(name)
+            fields[name](v, file, path)
+        for name in required:
+            if name not in seen:
+                _fail(node, file, f"{key}.{name}" if key else name, "required key is missing")
+    return check
+
+
+def _env_var(node: yaml.Node, file: str, key: str) -> None:
+    _mapping({"prepend": _list_of(_placeholder_str), "append": _list_of(_placeholder_str),
+              "set": _placeholder_str})(node, file, key)
+    if len(node.value) != 1:
+        _fail(node, file, key, "give exactly one of prepend, append or set")
+
+
+def _env_vars(node: yaml.Node, file: str, key: str) -> None:
+    if not isinstance(node, yaml.MappingNode):
+        _fail(node, file, key, "expected a mapping of variable names")
+    for k, v in node.value:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(k.value)):
+            _fail(k, file, f"{key}.{k.value}", "not a valid environment variable name")
+        _env_var(v, file, f"{key}.{k.value}")
+
+
+SCHEMA = _mapping(
+    {
+        "name": _str,
+        "description": _str,
+        "env_name": _str,
+        "sources": _list_of(_str),
+        "conda": _mapping({"channels": _list_of(_str), "dependencies": _list_of(_str)}, ("dependencies",)),
+        "pip": _list_of(_mapping(
+            {"name": _str, "requirements": _list_of(_requirement), "extra_index_urls": _list_of(_str),
+             "index_url": _str, "optional": _bool, "why": _str},
+            ("name", "requirements"))),
+        "links": _list_of(_mapping({"dir": _placeholder_str, "name": _str, "target": _str}, ("dir", "name", "target"))),
+        "activate": _env_vars,
+        "copies": _list_of(_mapping({"from": _placeholder_str, "to": _placeholder_str}, ("from", "to"))),
+        "expect": _mapping({
+            "python": _specifier, "tensorflow": _specifier, "cuda_runtime": _str_or_null,
+            "cudnn": _specifier, "tensorrt_soname": _str_or_null, "e2e": _str_or_null,
+            "gpu": _one_of(*GPU_MODES),
+        }),
+    },
+    ("name",),
+)
+
+
+def parse_recipe(text: str, file: str) -> Recipe:
+    """Validate and build a recipe from YAML text; any problem is an InputError with its line."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file, mark.line + 1 if mark else None) from None
+    if node is None:
+        raise InputError("the recipe is empty", file)
+    SCHEMA(node, file, "")
+    data = yaml.safe_load(text)
+    conda = data.get("conda") or {}
+    return Recipe(
+        name=data["name"],
+        path=file,
+        description=data.get("description", ""),
+        env_name=data.get("env_name"),
+        channels=list(conda.get("channels", [])),
+        conda_dependencies=list(conda.get("dependencies", [])),
+        pip=[PipGroup(name=g["name"], requirements=list(g["requirements"]),
+                      extra_index_urls=list(g.get("extra_index_urls", [])), index_url=g.get("index_url"),
+                      optional=bool(g.get("optional", False)), why=g.get("why", ""))
+             for g in data.get("pip") or []],
+        links=[Link(**x) for x in data.get("links") or []],
+        activate=[EnvVar(name=k, **v) for k, v in (data.get("activate") or {}).items()],
+        copies=[Copy(src=c["from"], dst=c["to"]) for c in data.get("copies") or []],
+        expect=dict(data.get("expect") or {}),
+        sources=list(data.get("sources") or []),
+    )
+
+
+def available_recipes() -> List[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yml"))
+
+
+def resolve_recipe_path(name_or_file: Optional[str]) -> Path:
+    """A recipe is named (`cpu`) or given as a path (`./my.yml`)."""
+    spec = name_or_file or DEFAULT_RECIPE
+    looks_like_path = "/" in spec or spec.endswith((".yml", ".yaml"))
+    path = Path(spec) if looks_like_path else RECIPES_DIR / f"{spec}.yml"
+    if not path.is_file():
+        known = ", ".join(available_recipes())
+        raise InputError(f"no recipe {spec!r} (a file path, or one of: {known})")
+    return path
+
+
+def load_recipe(name_or_file: Optional[str] = None) -> Recipe:
+    path = resolve_recipe_path(name_or_file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read recipe: {exc}", str(path)) from None
+    return parse_recipe(text, str(path))
+
+
+def conda_environment(recipe: Recipe, name: Optional[str] = None) -> Dict[str, Any]:
+    """The conda `environment.yml` equivalent of a recipe's conda and pip parts."""
+    pip: List[str] = []
+    for group in recipe.pip:
+        pip += [f"--extra-index-url {u}" for u in group.extra_index_urls]
+        pip += group.requirements
+    deps: List[Any] = list(recipe.conda_dependencies)
+    if pip:
+        deps.append({"pip": pip})
+    return {"name": name or recipe.env_name or recipe.name, "channels": list(recipe.channels), "dependencies": deps}

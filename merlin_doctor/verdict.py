@@ -1,0 +1,69 @@
+"""What a check concludes: a status, a one-line summary, the evidence and the fix."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+
+class Status(str, enum.Enum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+    ERROR = "error"
+
+    @property
+    def failed(self) -> bool:
+        """A failure or a check that could not judge: both make the run exit 1."""
+        return self in (Status.FAIL, Status.ERROR)
+
+
+@dataclass
+class Finding:
+    """What a check function returns; the runner adds the id and the timing."""
+
+    status: Status
+    summary: str
+    evidence: Dict[str, Any] = field(default_factory=dict)
+    fix: Optional[str] = None
+
+
+def passed(summary: str, **evidence: Any) -> Finding:
+    return Finding(Status.PASS, summary, evidence)
+
+
+def warned(summary: str, fix: Optional[str] = None, **evidence: Any) -> Finding:
+    return Finding(Status.WARN, summary, evidence, fix)
+
+
+def failed(summary: str, fix: Optional[str] = None, **evidence: Any) -> Finding:
+    return Finding(Status.FAIL, summary, evidence, fix)
+
+
+def skipped(reason: str, **evidence: Any) -> Finding:
+    return Finding(Status.SKIP, reason, evidence)
+
+
+@dataclass
+class Verdict:
+    """A finding attached to the check that made it, as reported and serialized."""
+
+    id: str
+    status: Status
+    summary: str
+    evidence: Dict[str, Any] = field(default_factory=dict)
+    fix: Optional[str] = None
+    step: Optional[str] = None
+    duration_s: float = 0.0
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "summary": self.summary,
+            "evidence": self.evidence,
+            "fix": self.fix,
+            "step": self.step,
+            "duration_s": round(self.duration_s, 4),
+        }
