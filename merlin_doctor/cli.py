@@ -84,7 +84,7 @@ def check(recipe: Optional[str], only: List[str], skip: List[str], fast: bool, c
     from merlin_doctor.probes import ProbeContext
     from merlin_doctor.recipe import load_recipe
     from merlin_doctor.render import HumanReport, json_report
-    from merlin_doctor.runner import RunOptions, exit_code, run_checks, select_checks
+    from merlin_doctor.runner import RunOptions, exit_code, probes_to_run, run_checks, select_checks
 
     loaded = load_recipe(recipe)
     checks = select_checks(all_checks(), only, skip)
@@ -95,6 +95,7 @@ def check(recipe: Optional[str], only: List[str], skip: List[str], fast: bool, c
         context = ProbeContext(recipe_path=loaded.path, timeout=timeout)
         facts = Facts.live(context, on_probe=report.probe_started)
     options = RunOptions(only=list(only), skip=list(skip), fast=fast, cpu_ok=cpu_ok, debug=debug)
+    facts.prefetch(probes_to_run(checks, loaded, options))
     verdicts = run_checks(checks, facts, loaded, options, on_verdict=None if as_json else report.verdict)
     code = exit_code(verdicts, strict)
     if as_json:

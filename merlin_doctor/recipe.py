@@ -218,15 +218,16 @@ SCHEMA = _mapping(
 
 def parse_recipe(text: str, file: str) -> Recipe:
     """Validate and build a recipe from YAML text; any problem is an InputError with its line."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        node = yaml.compose(text)
+        node = yaml.compose(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise InputError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file, mark.line + 1 if mark else None) from None
     if node is None:
         raise InputError("the recipe is empty", file)
     SCHEMA(node, file, "")
-    data = yaml.safe_load(text)
+    data = yaml.load(text, Loader=loader)
     conda = data.get("conda") or {}
     return Recipe(
         name=data["name"],

@@ -69,6 +69,15 @@ def _skip_reason(check: Check, recipe: Recipe, options: RunOptions, done: Dict[s
     return None
 
 
+def probes_to_run(checks: List[Check], recipe: Recipe, options: RunOptions) -> List[str]:
+    """The probes the checks will read, leaving out those of checks skipped by flags or recipe."""
+    names: List[str] = []
+    for check in checks:
+        if _skip_reason(check, recipe, options, {}) is None:
+            names += [p for p in check.probes if p not in names]
+    return names
+
+
 def run_check(check: Check, facts: Facts, recipe: Recipe, options: RunOptions,
               done: Dict[str, Verdict]) -> Verdict:
     started = time.perf_counter()

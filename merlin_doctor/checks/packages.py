@@ -1,6 +1,7 @@
 """Package checks from distribution metadata only: required versions, conflicts, duplicates."""
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List
 
 from packaging.markers import default_environment
@@ -53,17 +54,26 @@ def required_packages(facts, recipe) -> Finding:
                   fix=" && ".join(fixes), problems=problems)
 
 
+_EXTRA_ONLY = re.compile(r";(?!.*\bor\b).*\bextra\s*==")
+
+
 def _unmet(dists: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """What `pip check` reports: requirements of installed distributions that are not met."""
-    env = default_environment()
+    """What `pip check` reports: requirements of installed distributions that are not met.
+
+    Requirements that apply only with an extra (most of them in a TensorFlow env) are
+    dropped by a cheap text test before the (slow) full parse; pip check ignores them too.
+    """
+    env = dict(default_environment(), extra="")
     unmet = []
     for key, dist in dists.items():
         for text in dist.get("requires", []):
+            if _EXTRA_ONLY.search(text):
+                continue
             try:
                 req = Requirement(text)
             except InvalidRequirement:
                 continue
-            if req.marker and not req.marker.evaluate(dict(env, extra="")):
+            if req.marker and not req.marker.evaluate(env):
                 continue
             dep = dists.get(canonicalize_name(req.name))
             if dep is None:

@@ -67,9 +67,14 @@ def _disk(path: str) -> Dict[str, Any]:
     return {"path": str(target), "free_bytes": usage.free, "total_bytes": usage.total}
 
 
-def probe(ctx: ProbeContext) -> Dict[str, Any]:
-    import psutil
+def _memory_bytes() -> Optional[int]:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
+
+def probe(ctx: ProbeContext) -> Dict[str, Any]:
     env_dir = ctx.env.get("CONDA_PREFIX") or ctx.env.get("VIRTUAL_ENV") or os.path.expanduser("~")
     proc_version = _read("/proc/version") or ""
     return {
@@ -80,7 +85,7 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
         "glibc": _glibc(),
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
-        "memory_bytes": psutil.virtual_memory().total,
+        "memory_bytes": _memory_bytes(),
         "disk": _disk(env_dir),
         "container": _container(),
         "wsl": "microsoft" in proc_version.lower() or os.path.isdir("/usr/lib/wsl/lib"),

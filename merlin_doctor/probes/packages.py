@@ -11,19 +11,20 @@ from merlin_doctor.probes import ProbeContext
 
 
 def _top_level(dist: metadata.Distribution) -> List[str]:
-    """Top-level import names a distribution installs (top_level.txt, else RECORD)."""
+    """Top-level import names a distribution installs (top_level.txt, else its RECORD)."""
     text = dist.read_text("top_level.txt")
     if text is not None:
         return sorted({line.strip() for line in text.splitlines() if line.strip()})
     names = set()
-    for path in dist.files or []:
-        parts = path.parts
-        if not parts or parts[0].endswith((".dist-info", ".egg-info", ".data")) or parts[0] in ("..", "__pycache__"):
+    for line in (dist.read_text("RECORD") or "").splitlines():
+        path = line.split(",", 1)[0]
+        first, sep, _ = path.partition("/")
+        if not first or first.endswith((".dist-info", ".egg-info", ".data")) or first in ("..", "__pycache__"):
             continue
-        if len(parts) > 1:
-            names.add(parts[0])
-        elif parts[0].endswith((".py", ".so", ".pyd")):
-            names.add(parts[0].split(".")[0])
+        if sep:
+            names.add(first)
+        elif first.endswith((".py", ".so", ".pyd")):
+            names.add(first.split(".")[0])
     return sorted(names)
 
 
@@ -51,22 +52,40 @@ def _shared_modules(dists: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any
     return shared
 
 
+def _headers(dist: metadata.Distribution) -> Dict[str, List[str]]:
+    """Name, Version and Requires-Dist from the metadata's header block.
+
+    `Distribution.metadata` runs the e-mail parser over the whole file on every access,
+    which alone took most of `check --fast` in an env holding TensorFlow and Merlin.
+    """
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    fields: Dict[str, List[str]] = {}
+    for line in text.splitlines():
+        if not line:
+            break
+        key, sep, value = line.partition(":")
+        if sep and key in ("Name", "Version", "Requires-Dist"):
+            fields.setdefault(key, []).append(value.strip())
+    return fields
+
+
 def probe(ctx: ProbeContext) -> Dict[str, Any]:
     dists: Dict[str, Dict[str, Any]] = {}
     for dist in metadata.distributions():
-        name = dist.metadata["Name"]
-        if not name:
+        fields = _headers(dist)
+        if not fields.get("Name") or not fields.get("Version"):
             continue
+        name, version = fields["Name"][0], fields["Version"][0]
         key = canonicalize_name(name)
         location = str(dist.locate_file(""))
         if key in dists:
-            if dists[key]["location"] != location or dists[key]["version"] != dist.version:
-                dists[key].setdefault("shadowed", []).append({"version": dist.version, "location": location})
+            if dists[key]["location"] != location or dists[key]["version"] != version:
+                dists[key].setdefault("shadowed", []).append({"version": version, "location": location})
             continue
         dists[key] = {
             "name": name,
-            "version": dist.version,
-            "requires": list(dist.requires or []),
+            "version": version,
+            "requires": fields.get("Requires-Dist", []),
             "top_level": _top_level(dist),
             "location": location,
         }
