@@ -15,6 +15,7 @@ from typing import Dict, List
 from merlin_doctor.recipe import EnvVar, Recipe
 
 SCRIPT_NAME = "merlin-doctor.sh"
+HEADER = "# Written by merlin-doctor"  # first words of both scripts: the step rewrites only files that start so
 SAVED = "_MERLIN_DOCTOR_OLD_"
 WAS_UNSET = "_MERLIN_DOCTOR_UNSET_"
 
@@ -47,7 +48,7 @@ def _new_value(recipe: Recipe, var: EnvVar) -> str:
 
 def activate_script(recipe: Recipe) -> str:
     lines = [
-        f"# Written by merlin-doctor for recipe {recipe.name}; `merlin-doctor fix` rewrites it.",
+        f"{HEADER} for recipe {recipe.name}; `merlin-doctor fix` rewrites it.",
         "# Saves what it changes so deactivate.d/merlin-doctor.sh restores it exactly.",
     ]
     for var in recipe.activate:
@@ -61,7 +62,7 @@ def activate_script(recipe: Recipe) -> str:
 
 
 def deactivate_script(recipe: Recipe) -> str:
-    lines = [f"# Written by merlin-doctor for recipe {recipe.name}: undoes activate.d/merlin-doctor.sh."]
+    lines = [f"{HEADER} for recipe {recipe.name}: undoes activate.d/merlin-doctor.sh."]
     for var in recipe.activate:
         n = var.name
         lines += [

@@ -69,9 +69,12 @@ timeout_option = click.option("--timeout", type=click.FloatRange(min=1), default
 @click.option("-q", "--quiet", is_flag=True, help="Show only problems and the summary; no progress.")
 @timeout_option
 @click.option("--debug", is_flag=True, help="Keep tracebacks of failing checks in their evidence.")
+@click.option("--host", is_flag=True,
+              help="Judge this machine as the host of a container recipe (docker, NVIDIA runtime and toolkit, "
+                   "driver, disk) instead of an env; default recipe merlin-tensorflow-23.02.")
 def check(recipe: Optional[str], only: List[str], skip: List[str], fast: bool, cpu_ok: bool,
           from_file: Optional[str], as_json: bool, strict: bool, verbose: bool, quiet: bool,
-          timeout: float, debug: bool) -> None:
+          timeout: float, debug: bool, host: bool) -> None:
     """Judge this machine (or a saved snapshot) against a recipe.
 
     Prints one line per check as it completes ([✓] pass, [!] warning, [✗] failure,
@@ -79,30 +82,18 @@ def check(recipe: Optional[str], only: List[str], skip: List[str], fast: bool, c
     fixes each problem. Exit code: 0 nothing failed, 1 something failed (or warned,
     with --strict), 2 bad usage or input.
     """
-    from merlin_doctor.checks import all_checks
-    from merlin_doctor.facts import Facts
-    from merlin_doctor.probes import ProbeContext
-    from merlin_doctor.recipe import load_recipe
-    from merlin_doctor.render import HumanReport, json_report
-    from merlin_doctor.runner import RunOptions, exit_code, probes_to_run, run_checks, select_checks
+    from merlin_doctor.render import HumanReport
+    from merlin_doctor.session import run_check
 
-    loaded = load_recipe(recipe)
-    checks = select_checks(all_checks(), only, skip)
     report = HumanReport(verbose=verbose, quiet=quiet or as_json)
-    if from_file:
-        facts = Facts.load(from_file)
-    else:
-        context = ProbeContext(recipe_path=loaded.path, timeout=timeout)
-        facts = Facts.live(context, on_probe=report.probe_started)
-    options = RunOptions(only=list(only), skip=list(skip), fast=fast, cpu_ok=cpu_ok, debug=debug)
-    facts.prefetch(probes_to_run(checks, loaded, options))
-    verdicts = run_checks(checks, facts, loaded, options, on_verdict=None if as_json else report.verdict)
-    code = exit_code(verdicts, strict)
+    result = run_check(recipe, only, skip, fast=fast, cpu_ok=cpu_ok, from_file=from_file, host=host,
+                       strict=strict, timeout=timeout, debug=debug, on_probe=report.probe_started,
+                       on_verdict=None if as_json else report.verdict)
     if as_json:
-        _emit_json(json_report(verdicts, facts.to_dict(), loaded.name, code))
+        _emit_json(result.to_dict())
     else:
-        report.summary(verdicts, strict)
-    sys.exit(code)
+        report.summary(result.verdicts, strict)
+    sys.exit(result.exit_code)
 
 
 @cli.command("list")
@@ -179,6 +170,140 @@ def recipes(name: Optional[str], environment_yml: bool) -> None:
     else:
         with open(r.path, encoding="utf-8") as fh:
             click.echo(fh.read(), nl=False)
+
+
+@cli.command()
+@click.argument("log", default="-", metavar="[FILE|-]")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (matches, best first) on stdout.")
+@click.option("--all", "show_all", is_flag=True, help="Also show the harmless messages recognised.")
+def explain(log: str, as_json: bool, show_all: bool) -> None:
+    """Name the cause and the fix of the problems in a log (a file, or - for stdin).
+
+    Reads TensorFlow / CUDA / RAPIDS output, tracebacks, notebook output, pip or conda
+    output, and prints each recognised problem, root cause first, with its fix and the
+    lines that prove it. Exit code: 0 nothing but harmless messages, 1 a problem
+    recognised, 2 unreadable input.
+    """
+    from merlin_doctor.explain import explain_file, format_text
+    from merlin_doctor.render import HumanReport
+
+    if log == "-" and sys.stdin.isatty():
+        click.echo("reading the log from standard input (end with Ctrl-D)", err=True)
+    result = explain_file(log)
+    if as_json:
+        _emit_json(result.to_dict())
+    else:
+        for line in format_text(result, show_all, HumanReport().symbols):
+            click.echo(line)
+    sys.exit(result.exit_code)
+
+
+def _converge_options(function):
+    """The options `setup` and `fix` share (`./setup_env` takes the same as `setup`)."""
+    from merlin_doctor.engines import ENGINE_CHOICES
+    from merlin_doctor.steps import STEP_MODULES
+
+    options = [
+        recipe_option,
+        click.option("--prefix", metavar="DIR", help="The env's directory (instead of a named env)."),
+        click.option("--engine", type=click.Choice(ENGINE_CHOICES), default="auto", show_default=True,
+                     help="What creates the conda env: auto prefers micromamba, then mamba, then conda, "
+                          "then the embedded rattler engine (no conda needed)."),
+        click.option("--dry-run", is_flag=True, help="Print the exact plan (commands, files, links); change nothing."),
+        click.option("--yes", "-y", is_flag=True, help="Apply without asking (needed when not on a terminal)."),
+        click.option("--force", is_flag=True, help="Replace files in the way that merlin-doctor did not make."),
+        click.option("--only", multiple=True, metavar="STEP",
+                     help=f"Run only this step (repeatable): {', '.join(STEP_MODULES)}."),
+        click.option("--log", metavar="FILE", help="Append the log here (default: a new file under "
+                                                   "$XDG_STATE_HOME/merlin-doctor/logs/)."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress lines; only the plan and the outcomes."),
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON document (plan, outcomes, log) on stdout."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@cli.command()
+@click.option("--name", "-n", metavar="ENV", help="Named env (default: the recipe's env_name, e.g. merlin).")
+@_converge_options
+def setup(**options) -> None:
+    """Create or converge a conda env from a recipe: safe to re-run, resumable.
+
+    \b
+    Steps, in order (each skipped when already done):
+      env         create the env with the recipe's channels and conda packages
+      pip         the recipe's pip groups, in order, with the env's own pip
+      links       symlinks (TensorRT .so.7 -> .so.8), only where the target exists
+      activation  activate.d sets the variables, deactivate.d restores them
+      copies      libdevice into lib/nvvm/libdevice/, checked by sha256
+    Shows the plan and asks first (not on a terminal: pass --yes). Never touches
+    the base env, never edits shell rc files, never needs root. One run per env at a
+    time (PREFIX.merlin-doctor.lock); everything run and changed goes to a log whose
+    path is printed. Exit code: 0 done, 1 a step failed, 2 bad usage or input.
+    """
+    from merlin_doctor.repair import Options, setup as run_setup
+
+    sys.exit(run_setup(Options(**options)))
+
+
+@cli.command()
+@_converge_options
+def fix(**options) -> None:
+    """Repair the current env (CONDA_PREFIX, or --prefix): run the steps failing checks name.
+
+    Runs the checks that name a repair step (missing symlink, stale activation script,
+    missing libdevice, missing pip group, ...), shows the plan, runs those steps, checks
+    again and prints each verdict before -> after. Exit code: 0 repaired (or nothing to
+    repair), 1 a step failed or a repairable check still fails, 2 bad usage or input.
+    """
+    from merlin_doctor.repair import Options, fix as run_fix
+
+    sys.exit(run_fix(Options(**options)))
+
+
+@cli.command("container-cmd")
+@click.option("--recipe", "-r", metavar="NAME|FILE", default="merlin-tensorflow-23.02", show_default=True,
+              help="A container recipe (`merlin-doctor recipes` lists them).")
+@click.option("--jupyter-port", type=click.IntRange(1, 65535), default=8888, show_default=True,
+              help="Port Jupyter listens on, published on the same host port.")
+@click.option("--workdir", type=click.Path(exists=True, file_okay=False), default=".", show_default=True,
+              help="Host directory mounted at /workspace for your notebooks and data.")
+@click.option("--shell", is_flag=True, help="Open a bash shell after the check instead of starting Jupyter.")
+@click.option("--json", "as_json", is_flag=True, help="Print the argv, the command and the reasons as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the command, without the notes on stderr.")
+@timeout_option
+def container_cmd(recipe: str, jupyter_port: int, workdir: str, shell: bool, as_json: bool, quiet: bool,
+                  timeout: float) -> None:
+    """Print the `docker run` line that starts a container recipe's image with the GPUs.
+
+    It looks at this host's docker and NVIDIA Container Toolkit first (--gpus all, or
+    --runtime=nvidia where only that works), publishes Jupyter's port, mounts your work
+    directory, and runs `merlin-doctor check` inside the image before Jupyter starts.
+    Copy it, or run it: eval "$(merlin-doctor container-cmd -q)".
+    """
+    import os
+
+    import merlin_doctor
+    from merlin_doctor.container import docker_run
+    from merlin_doctor.facts import Facts
+    from merlin_doctor.probes import ProbeContext
+    from merlin_doctor.recipe import load_recipe
+
+    loaded = load_recipe(recipe)
+    if not loaded.is_container:
+        raise InputError(f"recipe {loaded.name!r} is a {loaded.kind} recipe; container-cmd needs a kind: container "
+                         "recipe such as merlin-tensorflow-23.02")
+    host = Facts.live(ProbeContext(recipe_path=loaded.path, timeout=timeout))["container_host"]
+    line = docker_run(loaded, host, os.path.abspath(workdir), os.path.dirname(os.path.abspath(merlin_doctor.__file__)),
+                      jupyter_port, shell)
+    if as_json:
+        _emit_json(dict(line.to_dict(), schema_version=1, recipe=loaded.name))
+        return
+    click.echo(line.command())
+    if not quiet:
+        for note in line.notes:
+            click.echo(f"# {note}", err=True)
 
 
 def main() -> None:

@@ -19,8 +19,13 @@ from merlin_doctor.errors import InputError
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 DEFAULT_RECIPE = "tf210-cuda112"
+DEFAULT_CONTAINER_RECIPE = "merlin-tensorflow-23.02"  # the article's first route
 PLACEHOLDERS = ("prefix", "site_packages")
 GPU_MODES = ("required", "optional", "none")
+#: conda: the doctor builds an env; container: the stack ships in an image, nothing is built.
+KINDS = ("conda", "container")
+CONDA_ONLY_KEYS = ("env_name", "conda", "links", "activate", "copies")
+CONTAINER_ONLY_KEYS = ("image", "image_compressed_bytes")
 
 
 @dataclass
@@ -29,8 +34,19 @@ class PipGroup:
     requirements: List[str]
     extra_index_urls: List[str] = field(default_factory=list)
     index_url: Optional[str] = None
+    find_links: List[str] = field(default_factory=list)
+    no_index: bool = False
     optional: bool = False
     why: str = ""
+
+    def pip_options(self) -> List[str]:
+        """This group's index options for `pip install`, in pip's own words."""
+        options = ["--index-url", self.index_url] if self.index_url else []
+        for url in self.extra_index_urls:
+            options += ["--extra-index-url", url]
+        for place in self.find_links:
+            options += ["--find-links", place]
+        return options + (["--no-index"] if self.no_index else [])
 
 
 @dataclass
@@ -57,10 +73,23 @@ class EnvVar:
 
 
 @dataclass
+class AcceptedConflict:
+    """A requirement conflict a prebuilt image ships knowingly: reported, not failed."""
+
+    package: str
+    requires: str
+    why: str
+
+
+@dataclass
 class Recipe:
     name: str
     path: str
     description: str = ""
+    kind: str = "conda"
+    image: Optional[str] = None
+    image_compressed_bytes: Optional[int] = None
+    accepted_conflicts: List[AcceptedConflict] = field(default_factory=list)
     env_name: Optional[str] = None
     channels: List[str] = field(default_factory=list)
     conda_dependencies: List[str] = field(default_factory=list)
@@ -83,6 +112,10 @@ class Recipe:
     @property
     def gpu(self) -> str:
         return str(self.expect.get("gpu", "required"))
+
+    @property
+    def is_container(self) -> bool:
+        return self.kind == "container"
 
     def site_packages(self, prefix: str) -> str:
         version = self.python_version or "3.9"
@@ -116,6 +149,7 @@ def _scalar(kind: str, test: Callable[[Any], bool]) -> Validator:
 _str = _scalar("a string", lambda v: isinstance(v, str) and v != "")
 _bool = _scalar("true or false", lambda v: isinstance(v, bool))
 _str_or_null = _scalar("a string or null", lambda v: v is None or isinstance(v, str))
+_positive_int = _scalar("a positive whole number", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0)
 
 
 def _placeholder_str(node: yaml.Node, file: str, key: str) -> None:
@@ -201,19 +235,37 @@ SCHEMA = _mapping(
         "conda": _mapping({"channels": _list_of(_str), "dependencies": _list_of(_str)}, ("dependencies",)),
         "pip": _list_of(_mapping(
             {"name": _str, "requirements": _list_of(_requirement), "extra_index_urls": _list_of(_str),
-             "index_url": _str, "optional": _bool, "why": _str},
+             "index_url": _str, "find_links": _list_of(_str), "no_index": _bool, "optional": _bool, "why": _str},
             ("name", "requirements"))),
         "links": _list_of(_mapping({"dir": _placeholder_str, "name": _str, "target": _str}, ("dir", "name", "target"))),
         "activate": _env_vars,
         "copies": _list_of(_mapping({"from": _placeholder_str, "to": _placeholder_str}, ("from", "to"))),
+        "kind": _one_of(*KINDS),
+        "image": _str,
+        "image_compressed_bytes": _positive_int,
+        "accepted_conflicts": _list_of(_mapping({"package": _str, "requires": _str, "why": _str},
+                                                ("package", "requires", "why"))),
         "expect": _mapping({
             "python": _specifier, "tensorflow": _specifier, "cuda_runtime": _str_or_null,
-            "cudnn": _specifier, "tensorrt_soname": _str_or_null, "e2e": _str_or_null,
+            "cudnn": _specifier, "tensorrt": _specifier, "tensorrt_soname": _str_or_null, "e2e": _str_or_null,
             "gpu": _one_of(*GPU_MODES),
         }),
     },
     ("name",),
 )
+
+
+def _check_kind(node: yaml.MappingNode, file: str) -> None:
+    """A container recipe names its image and builds nothing; a conda recipe has no image."""
+    keys = {k.value: k for k, _ in node.value}
+    kind_node = next((v for k, v in node.value if k.value == "kind"), None)
+    kind = kind_node.value if kind_node is not None else "conda"
+    wrong = CONDA_ONLY_KEYS if kind == "container" else CONTAINER_ONLY_KEYS
+    for name in wrong:
+        if name in keys:
+            _fail(keys[name], file, name, f"not allowed in a kind: {kind} recipe")
+    if kind == "container" and "image" not in keys:
+        _fail(node, file, "image", "a kind: container recipe names its image (e.g. nvcr.io/nvidia/merlin/merlin-tensorflow:23.02)")
 
 
 def parse_recipe(text: str, file: str) -> Recipe:
@@ -227,17 +279,23 @@ def parse_recipe(text: str, file: str) -> Recipe:
     if node is None:
         raise InputError("the recipe is empty", file)
     SCHEMA(node, file, "")
+    _check_kind(node, file)
     data = yaml.load(text, Loader=loader)
     conda = data.get("conda") or {}
     return Recipe(
         name=data["name"],
         path=file,
         description=data.get("description", ""),
+        kind=data.get("kind", "conda"),
+        image=data.get("image"),
+        image_compressed_bytes=data.get("image_compressed_bytes"),
+        accepted_conflicts=[AcceptedConflict(**c) for c in data.get("accepted_conflicts") or []],
         env_name=data.get("env_name"),
         channels=list(conda.get("channels", [])),
         conda_dependencies=list(conda.get("dependencies", [])),
         pip=[PipGroup(name=g["name"], requirements=list(g["requirements"]),
                       extra_index_urls=list(g.get("extra_index_urls", [])), index_url=g.get("index_url"),
+                      find_links=list(g.get("find_links", [])), no_index=bool(g.get("no_index", False)),
                       optional=bool(g.get("optional", False)), why=g.get("why", ""))
              for g in data.get("pip") or []],
         links=[Link(**x) for x in data.get("links") or []],

@@ -72,12 +72,16 @@ class HumanReport:
                                                       (Status.FAIL, "failed"), (Status.ERROR, "errors"),
                                                       (Status.SKIP, "skipped")) if counts[s]]
         self.out.write("\n" + ", ".join(parts) + "\n")
-        fixes = [v for v in verdicts if v.fix and (v.status.failed or v.status is Status.WARN)]
+        fixes: Dict[str, List[Verdict]] = {}
+        for v in verdicts:
+            if v.fix and (v.status.failed or v.status is Status.WARN):
+                fixes.setdefault(v.fix, []).append(v)
         if fixes:
             self.out.write("\nTo fix:\n")
-            for v in fixes:
-                mark = self._paint(v.status, f"[{self.symbols[v.status]}]")
-                self.out.write(f"  {mark} {v.id}: {safe_text(v.fix)}\n")
+            for fix, group in fixes.items():  # one line per distinct command, naming every check it fixes
+                worst = Status.FAIL if any(v.status.failed for v in group) else Status.WARN
+                mark = self._paint(worst, f"[{self.symbols[worst]}]")
+                self.out.write(f"  {mark} {', '.join(v.id for v in group)}: {safe_text(fix)}\n")
         self.out.flush()
 
 

@@ -92,7 +92,7 @@ def run_check(check: Check, facts: Facts, recipe: Recipe, options: RunOptions,
         except Exception as exc:  # a check that raises becomes an error verdict, never a dead run
             evidence = {"traceback": traceback.format_exc()} if options.debug else {}
             finding = Finding(Status.ERROR, f"the check itself failed: {type(exc).__name__}: {exc}", evidence)
-    step = check.step if finding.status in (Status.FAIL, Status.WARN) else None
+    step = (finding.step or check.step) if finding.status in (Status.FAIL, Status.WARN) else None
     fix = finding.fix or (f"merlin-doctor fix --only {step}" if step else None)
     return Verdict(check.id, finding.status, finding.summary, finding.evidence, fix, step,
                    time.perf_counter() - started)

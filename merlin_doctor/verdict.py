@@ -27,6 +27,7 @@ class Finding:
     summary: str
     evidence: Dict[str, Any] = field(default_factory=dict)
     fix: Optional[str] = None
+    step: Optional[str] = None  # overrides the check's step when this finding needs another repair
 
 
 def passed(summary: str, **evidence: Any) -> Finding:
@@ -37,8 +38,8 @@ def warned(summary: str, fix: Optional[str] = None, **evidence: Any) -> Finding:
     return Finding(Status.WARN, summary, evidence, fix)
 
 
-def failed(summary: str, fix: Optional[str] = None, **evidence: Any) -> Finding:
-    return Finding(Status.FAIL, summary, evidence, fix)
+def failed(summary: str, fix: Optional[str] = None, step: Optional[str] = None, **evidence: Any) -> Finding:
+    return Finding(Status.FAIL, summary, evidence, fix, step)
 
 
 def skipped(reason: str, **evidence: Any) -> Finding:

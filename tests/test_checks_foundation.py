@@ -139,7 +139,7 @@ def test_articles_leaky_env_vars_script_warns(healthy):
 def test_missing_libdevice_ptxas_and_stale_ld_entry(healthy):
     act = healthy["probes"]["activation"]
     act["libdevice"]["exists"] = False
-    act["ptxas"] = None
+    act["ptxas"] = {"path": None, "searched": ["/usr/local/cuda/bin/ptxas", "$PATH"]}
     act["ld_library_path"].append({"path": "/usr/local/cuda-10.2/lib64", "exists": False})
     verdicts = judge(healthy)
     assert verdicts["activation.libdevice"].status is Status.FAIL

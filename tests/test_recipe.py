@@ -15,8 +15,9 @@ from merlin_doctor.recipe import available_recipes, conda_environment, load_reci
 def test_builtin_recipes_are_valid(name):
     recipe = load_recipe(name)
     assert recipe.name == name
-    assert recipe.python_version == "3.9"
-    assert recipe.requirements(), "a recipe installs something"
+    if not recipe.is_container:
+        assert recipe.python_version == "3.9"
+        assert recipe.requirements(), "a conda recipe installs something"
 
 
 def test_default_recipe_pins_are_consistent():

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import re
 
+from packaging.version import Version
+
 from merlin_doctor.activation import SCRIPT_NAME, activate_script, deactivate_script, expected_values
 from merlin_doctor.checks import check
 from merlin_doctor.verdict import Finding, failed, passed, skipped, warned
@@ -38,7 +40,8 @@ def scripts_written(facts, recipe) -> Finding:
              "deactivate": f"{prefix}/etc/conda/deactivate.d/{SCRIPT_NAME}"}
     if on is None or off is None:
         missing = [k for k, v in (("activate", on), ("deactivate", off)) if v is None]
-        return failed(f"the {' and '.join(missing)} script is missing", **where)
+        what = "the activate.d and deactivate.d scripts are" if len(missing) == 2 else f"the {missing[0]}.d script is"
+        return failed(f"{what} missing, so the recipe's variables are never set", **where)
     if on != activate_script(recipe) or off != deactivate_script(recipe):
         return failed("the activation scripts differ from what the recipe implies (edited or stale)", **where)
     leaky = _leaky_scripts(scripts)
@@ -79,6 +82,9 @@ def ld_path_entries_exist(facts, recipe) -> Finding:
     """Every LD_LIBRARY_PATH entry exists (a stale entry hides what it was meant to provide)."""
     entries = facts["activation"].get("ld_library_path", [])
     missing = [e["path"] for e in entries if not e["exists"]]
+    if missing and recipe.is_container:  # images set some (/usr/local/nvidia/lib): the loader skips them
+        return passed(f"{len(entries)} LD_LIBRARY_PATH entries; {len(missing)} absent ones set by the image are "
+                      f"skipped by the loader: {', '.join(missing[:3])}", missing=missing)
     if missing:
         return warned(f"LD_LIBRARY_PATH names {len(missing)} directory(ies) that do not exist: {', '.join(missing[:3])}",
                       fix="Remove them from LD_LIBRARY_PATH (check ~/.bashrc and activate.d scripts)", missing=missing)
@@ -90,6 +96,10 @@ def libdevice_found(facts, recipe) -> Finding:
     """XLA's --xla_gpu_cuda_data_dir holds nvvm/libdevice/libdevice.10.bc."""
     act = facts["activation"]
     data_dir = act.get("xla_data_dir")
+    fallback = act.get("fallback_libdevice") or {}
+    if not data_dir and fallback.get("exists") and not any(v.name == "XLA_FLAGS" for v in recipe.activate):
+        return passed(f"XLA_FLAGS is unset and XLA finds libdevice where it looks last: {fallback['path']}",
+                      path=fallback["path"])
     if not data_dir:
         return failed("XLA_FLAGS sets no --xla_gpu_cuda_data_dir, so XLA looks for libdevice in /usr/local/cuda",
                       variables={"XLA_FLAGS": act.get("variables", {}).get("XLA_FLAGS")})
@@ -99,12 +109,24 @@ def libdevice_found(facts, recipe) -> Finding:
     return passed(f"libdevice at {lib['path']}", path=lib["path"])
 
 
+def _nvcc_install(recipe) -> str:
+    nvcc = next((d for d in recipe.conda_dependencies if "cuda-nvcc" in d), "nvidia::cuda-nvcc")
+    channel, _, spec = nvcc.rpartition("::")
+    return f"conda install -c {channel or 'nvidia'} {spec}"
+
+
 @check("activation.ptxas", probes=["activation"], gpu=True)
-def ptxas_on_path(facts, recipe) -> Finding:
-    """ptxas (from cuda-nvcc) is on PATH: XLA needs it to compile GPU kernels."""
-    found = facts["activation"].get("ptxas")
-    if not found:
-        nvcc = next((d for d in recipe.conda_dependencies if "cuda-nvcc" in d), "nvidia::cuda-nvcc")
-        channel, _, spec = nvcc.rpartition("::")
-        return failed("ptxas is not on PATH", fix=f"conda install -c {channel or 'nvidia'} {spec}")
-    return passed(f"ptxas at {found}", path=found)
+def ptxas_found(facts, recipe) -> Finding:
+    """ptxas (from cuda-nvcc) is where XLA looks for it, and not older than the CUDA runtime."""
+    ptxas = facts["activation"].get("ptxas") or {}
+    if not ptxas.get("path"):
+        return failed("ptxas is not where XLA looks (cuda data dir, /usr/local/cuda, PATH): XLA cannot compile GPU kernels",
+                      fix=_nvcc_install(recipe), searched=ptxas.get("searched"))
+    runtime = recipe.expect.get("cuda_runtime")
+    release = ptxas.get("release")
+    if not release:
+        return warned(f"ptxas at {ptxas['path']} did not report its version", fix=_nvcc_install(recipe), **ptxas)
+    if runtime and Version(release) < Version(runtime):
+        return failed(f"ptxas {ptxas.get('version')} at {ptxas['path']} is older than the CUDA {runtime} runtime",
+                      fix=_nvcc_install(recipe), **ptxas)
+    return passed(f"ptxas {ptxas.get('version')} at {ptxas['path']}", **ptxas)

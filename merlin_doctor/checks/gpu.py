@@ -1,9 +1,13 @@
-"""GPU checks. This module holds the basic one: the driver answers and sees a GPU."""
+"""GPU checks: the driver, the kernel module, visible devices, the CUDA driver API, architectures."""
 from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+from packaging.version import Version
 
 from merlin_doctor import knowledge
 from merlin_doctor.checks import check
-from merlin_doctor.verdict import Finding, failed, passed
+from merlin_doctor.verdict import Finding, failed, passed, warned
 
 
 def driver_requirement(recipe) -> str:
@@ -18,6 +22,13 @@ def nvml_sees_gpu(facts, recipe) -> Finding:
     """The NVIDIA driver's NVML library loads and sees at least one GPU."""
     nvml = facts["nvml"]
     need = driver_requirement(recipe)
+    error = nvml.get("error") or ""
+    if nvml.get("timed_out"):
+        return failed(f"NVML did not answer: {error} — the driver is wedged",
+                      fix="sudo nvidia-smi  # if it hangs too, reboot", error=error, timed_out=True)
+    known = next((row for row in knowledge.load("nvml_errors")["errors"] if row["match"] in error), None)
+    if known:
+        return failed(f"{known['summary']} ({error})", fix=known["fix"], error=error)
     if not nvml.get("loaded"):
         return failed(f"no NVIDIA driver: {nvml.get('error', 'NVML did not load')}",
                       fix=f"Install the NVIDIA driver ({need} for CUDA {recipe.expect.get('cuda_runtime')}), "
@@ -34,3 +45,214 @@ def nvml_sees_gpu(facts, recipe) -> Finding:
     names = ", ".join(f"{d['name']} (CC {d['compute_capability']})" for d in devices)
     return passed(f"driver {nvml.get('driver_version')} sees {len(devices)} GPU(s): {names}",
                   driver_version=nvml.get("driver_version"), devices=devices)
+
+
+def _ver(text: str) -> Version:
+    return Version(text)
+
+
+@check("gpu.driver", probes=["nvml"], needs=["gpu.nvml"], gpu=True)
+def driver_new_enough(facts, recipe) -> Finding:
+    """The driver supports the recipe's CUDA runtime (fully, or through minor-version compatibility)."""
+    found = facts["nvml"].get("driver_version")
+    cuda = recipe.expect.get("cuda_runtime")
+    row = knowledge.load("cuda_drivers")["cuda"].get(str(cuda)) if cuda else None
+    if not row:
+        return passed(f"driver {found} (the recipe names no CUDA runtime to judge it against)", driver_version=found)
+    evidence = {"driver_version": found, "cuda_runtime": cuda, "toolkit_driver": row["toolkit"],
+                "minor_compat_driver": row["minor_compat"]}
+    fix = f"Install NVIDIA driver >= {row['toolkit']} (e.g. `sudo ubuntu-drivers install`), then reboot"
+    if _ver(found) < _ver(row["minor_compat"]):
+        return failed(f"driver {found} is too old for CUDA {cuda}: it needs >= {row['toolkit']} "
+                      f"(>= {row['minor_compat']} with minor-version compatibility)", fix=fix, **evidence)
+    if _ver(found) < _ver(row["toolkit"]):
+        return warned(f"driver {found} runs CUDA {cuda} only through minor-version compatibility "
+                      f"(CUDA {cuda} wants >= {row['toolkit']}): PTX newer than the driver cannot be JIT-compiled",
+                      fix=fix, **evidence)
+    return passed(f"driver {found} supports CUDA {cuda} (needs >= {row['toolkit']}); it offers CUDA "
+                  f"{facts['nvml'].get('cuda_driver_version')}", **evidence)
+
+
+@check("gpu.kernel-module", probes=["kernel", "nvml"], gpu=True)
+def kernel_module(facts, recipe) -> Finding:
+    """The nvidia kernel module is loaded (not nouveau), matches the driver library, and /dev/nvidia* is usable."""
+    kernel, nvml = facts["kernel"], facts["nvml"]
+    evidence = {k: kernel.get(k) for k in ("module_version", "modules_loaded", "device_nodes", "wsl")}
+    if kernel.get("nouveau_loaded"):
+        return failed("the open-source nouveau driver is loaded; it blocks the NVIDIA driver",
+                      fix="echo 'blacklist nouveau' | sudo tee /etc/modprobe.d/blacklist-nouveau.conf && "
+                          "sudo update-initramfs -u && sudo reboot", **evidence)
+    if kernel.get("wsl"):
+        if not any(n["path"].endswith("/dxg") for n in kernel.get("device_nodes", [])):
+            return failed("WSL2 without /dev/dxg: GPU paravirtualization is off",
+                          fix="Update Windows' NVIDIA driver and run `wsl --update` in PowerShell", **evidence)
+        return passed("WSL2: the GPU is reached through /dev/dxg and /usr/lib/wsl/lib", **evidence)
+    module, library = kernel.get("module_version"), nvml.get("driver_version")
+    if not module:
+        return failed("the nvidia kernel module is not loaded (/proc/driver/nvidia/version is missing)",
+                      fix="sudo modprobe nvidia  # if that fails, reinstall the driver and reboot", **evidence)
+    if library and module != library:
+        return failed(f"driver/library version mismatch: kernel module {module}, user-space library {library} "
+                      "(the driver was upgraded without a reboot)", fix="sudo reboot", **evidence)
+    unusable = [n["path"] for n in kernel.get("device_nodes", []) if not (n["readable"] and n["writable"])]
+    if unusable:
+        return failed(f"no read/write access to {', '.join(unusable)}",
+                      fix="sudo usermod -aG video $USER  # then log out and in", **evidence)
+    if not kernel.get("device_nodes"):
+        return failed("no /dev/nvidia* device nodes", fix="sudo nvidia-modprobe -u -c=0  # or reboot", **evidence)
+    return passed(f"nvidia kernel module {module} loaded, {len(kernel['device_nodes'])} device nodes usable", **evidence)
+
+
+def _visible(value: str, count: int, uuids: List[str]) -> Tuple[List[int], List[str]]:
+    """Which GPUs CUDA_VISIBLE_DEVICES lets CUDA see; parsing stops at the first bad entry, as CUDA's does."""
+    seen: List[int] = []
+    bad: List[str] = []
+    for item in value.split(","):
+        item = item.strip()
+        index = next((i for i, u in enumerate(uuids) if u and item.startswith("GPU-") and u.startswith(item)), None)
+        if index is None and item.lstrip("-").isdigit() and 0 <= int(item) < count:
+            index = int(item)
+        if index is None or index in seen:
+            bad.append(item)
+            break
+        seen.append(index)
+    return seen, bad
+
+
+@check("gpu.visible-devices", probes=["kernel", "nvml"], needs=["gpu.nvml"], gpu=True)
+def visible_devices(facts, recipe) -> Finding:
+    """CUDA_VISIBLE_DEVICES does not hide every GPU or name one that does not exist."""
+    value = facts["kernel"].get("cuda_visible_devices")
+    devices = facts["nvml"].get("devices", [])
+    if value is None:
+        return passed(f"CUDA_VISIBLE_DEVICES is unset: CUDA sees all {len(devices)} GPU(s)")
+    seen, bad = _visible(value, len(devices), [d.get("uuid") or "" for d in devices])
+    evidence = {"CUDA_VISIBLE_DEVICES": value, "visible": seen, "gpus": len(devices)}
+    if not seen:
+        why = f"names {bad[0]!r}, which is not a GPU here, so it " if bad and bad[0] not in ("", "-1") else ""
+        return failed(f"CUDA_VISIBLE_DEVICES={value!r} {why}hides every GPU from CUDA and TensorFlow",
+                      fix="unset CUDA_VISIBLE_DEVICES  # or list the GPUs to use, e.g. export CUDA_VISIBLE_DEVICES=0",
+                      **evidence)
+    if bad:
+        return warned(f"CUDA_VISIBLE_DEVICES={value!r} names {bad[0]!r}, which is not a GPU here; CUDA stops there "
+                      f"and sees only {seen}", fix=f"export CUDA_VISIBLE_DEVICES={','.join(map(str, range(len(devices))))}",
+                      **evidence)
+    return passed(f"CUDA_VISIBLE_DEVICES={value} shows GPU(s) {seen}", **evidence)
+
+
+@check("gpu.cuda-driver", probes=["libcuda", "kernel"], needs=["gpu.nvml", "gpu.visible-devices"], gpu=True)
+def cuda_driver_api(facts, recipe) -> Finding:
+    """libcuda.so.1 loads and cuInit succeeds (what TensorFlow's own cuInit will get)."""
+    lib, kernel = facts["libcuda"], facts["kernel"]
+    if not lib.get("loaded"):
+        fix = ("export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH" if kernel.get("wsl") else
+               "Install the NVIDIA driver (it provides libcuda.so.1), then run `sudo ldconfig`")
+        return failed(f"libcuda.so.1 cannot be loaded: {lib.get('error')}", fix=fix,
+                      error=lib.get("error"), timed_out=lib.get("timed_out", False), crashed=lib.get("crashed", False))
+    result = lib.get("cu_init")
+    evidence = {"path": lib.get("path"), "cu_init": result, "driver_cuda_version": lib.get("driver_cuda_version"),
+                "devices": lib.get("devices")}
+    if result != "CUDA_SUCCESS":
+        hint = {"CUDA_ERROR_NO_DEVICE": "check CUDA_VISIBLE_DEVICES and `nvidia-smi`",
+                "CUDA_ERROR_UNKNOWN": "often a suspended/resumed machine or a missing nvidia-uvm module: "
+                                      "sudo rmmod nvidia_uvm && sudo modprobe nvidia_uvm",
+                "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH": "reboot after the driver upgrade",
+                "CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE": "remove the cuda-compat package from LD_LIBRARY_PATH"}
+        return failed(f"cuInit failed with {result}", fix=hint.get(result, "Run `nvidia-smi`; reinstall the driver"),
+                      **evidence)
+    return passed(f"cuInit OK: {len(lib.get('devices', []))} CUDA device(s), driver API CUDA "
+                  f"{lib.get('driver_cuda_version')}", **evidence)
+
+
+def _arch_support(cc: str, caps: List[str]) -> str:
+    """`sass` (a binary-compatible cubin exists), `ptx` (JIT from PTX), or `none`.
+
+    TensorFlow's `compute_XY` target builds both sm_XY SASS and compute_XY PTX
+    (cuda_configure.bzl), and SASS runs on any GPU of the same major with a minor >= XY.
+    """
+    major, minor = (int(x) for x in cc.split("."))
+    targets = [(kind, int(arch)) for kind, _, arch in (c.partition("_") for c in caps) if arch.isdigit()]
+    if any(a // 10 == major and a % 10 <= minor for _, a in targets):
+        return "sass"
+    return "ptx" if any(kind == "compute" and a <= major * 10 + minor for kind, a in targets) else "none"
+
+
+@check("gpu.compute-capability", probes=["nvml", "tf_build", "activation"], needs=["gpu.nvml"], gpu=True)
+def compute_capability(facts, recipe) -> Finding:
+    """Each GPU's architecture has kernels in the TensorFlow build (SASS), or at least PTX to JIT, and ptxas knows it."""
+    build = facts["tf_build"].get("build_info") or {}
+    table = knowledge.load("tf_builds")
+    series = ".".join((facts["tf_build"].get("version") or "2.10").split(".")[:2])
+    known = table["tensorflow"].get(series) or table["tensorflow"]["2.10"]
+    caps = build.get("cuda_compute_capabilities") or known["compute_capabilities"]
+    ptxas = facts["activation"].get("ptxas") or {}
+    need_ptxas = knowledge.load("gpu")["ptxas_min_release"]
+    verdicts: Dict[str, List[str]] = {"fail": [], "warn": [], "note": []}
+    for dev in facts["nvml"].get("devices", []):
+        cc, label = dev["compute_capability"], f"GPU {dev['index']} {dev['name']} (CC {dev['compute_capability']})"
+        support = _arch_support(cc, caps)
+        if _ver(cc) < _ver(known["min_compute_capability"]) or support == "none":
+            verdicts["fail"].append(f"{label} is older than TensorFlow's oldest target {known['min_compute_capability']}")
+        elif support == "ptx":
+            verdicts["warn"].append(f"{label}: no kernels built for it, {table['ptx_jit_note']}")
+        release = ptxas.get("release")
+        if cc in need_ptxas and release and _ver(release) < _ver(need_ptxas[cc]):
+            verdicts["warn"].append(f"{label}: ptxas {release} cannot compile for sm_{cc.replace('.', '')}, so XLA "
+                                    f"(jit_compile) fails; it needs ptxas >= {need_ptxas[cc]}")
+    evidence = {"tensorflow_targets": caps, "devices": [d["compute_capability"] for d in facts["nvml"].get("devices", [])],
+                "ptxas_release": ptxas.get("release")}
+    if verdicts["fail"]:
+        return failed("; ".join(verdicts["fail"]), fix="Use a GPU with compute capability >= "
+                      f"{known['min_compute_capability']}", **evidence)
+    if verdicts["warn"]:
+        return warned("; ".join(verdicts["warn"]),
+                      fix="conda install -c nvidia cuda-nvcc=11.8  # a ptxas that knows the GPU; "
+                          "or export CUDA_CACHE_MAXSIZE=4294967296 to keep JIT results", **evidence)
+    return passed(f"TensorFlow has kernels for every GPU here ({', '.join(evidence['devices'])}; built for "
+                  f"{', '.join(caps)})", **evidence)
+
+
+@check("gpu.mig", probes=["nvml", "libcuda"], needs=["gpu.nvml"], gpu=True)
+def mig_usable(facts, recipe) -> Finding:
+    """A GPU in MIG mode is usable only through a MIG instance that CUDA can see."""
+    on = [d for d in facts["nvml"].get("devices", []) if d.get("mig_mode") == 1]
+    if not on:
+        return passed("no GPU is in MIG mode")
+    cuda_devices = facts["libcuda"].get("devices", [])
+    names = ", ".join(f"GPU {d['index']} {d['name']}" for d in on)
+    if len(cuda_devices) < len(facts["nvml"].get("devices", [])):
+        return warned(f"MIG is enabled on {names} but CUDA sees no MIG instance there",
+                      fix="sudo nvidia-smi mig -cgi 9,9 -C  # create instances, or: sudo nvidia-smi -i 0 -mig 0",
+                      mig_devices=[d["index"] for d in on], cuda_devices=cuda_devices)
+    return passed(f"MIG is enabled on {names} and CUDA sees its instances", cuda_devices=cuda_devices)
+
+
+@check("gpu.memory", probes=["nvml"], needs=["gpu.nvml"], gpu=True)
+def memory_free(facts, recipe) -> Finding:
+    """No GPU has most of its memory taken by other processes (TensorFlow would start out of memory)."""
+    limit = knowledge.load("gpu")["memory_used_warn_fraction"]
+    busy = [d for d in facts["nvml"].get("devices", [])
+            if d["memory_total_bytes"] and d["memory_used_bytes"] / d["memory_total_bytes"] > limit]
+    if busy:
+        d = busy[0]
+        pids = ", ".join(str(p["pid"]) for p in d.get("processes", [])) or "unknown processes"
+        return warned(f"GPU {d['index']} {d['name']} has {d['memory_used_bytes'] / 2 ** 30:.1f} of "
+                      f"{d['memory_total_bytes'] / 2 ** 30:.1f} GiB in use (by {pids})",
+                      fix="nvidia-smi  # see who holds it; or train on another GPU with CUDA_VISIBLE_DEVICES",
+                      busy=[{k: x.get(k) for k in ("index", "memory_used_bytes", "memory_total_bytes", "processes")}
+                            for x in busy])
+    return passed("GPU memory is free for training")
+
+
+@check("gpu.health", probes=["nvml"], needs=["gpu.nvml"], gpu=True)
+def gpu_health(facts, recipe) -> Finding:
+    """No GPU reports uncorrected ECC errors or retired memory pages."""
+    sick = [d for d in facts["nvml"].get("devices", [])
+            if (d.get("ecc_uncorrected_total") or 0) > 0 or (d.get("retired_pages_double_bit") or 0) > 0]
+    if sick:
+        d = sick[0]
+        return warned(f"GPU {d['index']} {d['name']} reports {d.get('ecc_uncorrected_total') or 0} uncorrected ECC "
+                      f"errors and {d.get('retired_pages_double_bit') or 0} retired pages",
+                      fix="nvidia-smi -q -d ECC,PAGE_RETIREMENT  # reset with a reboot; replace the GPU if it grows",
+                      devices=[d["index"] for d in sick])
+    return passed("no ECC errors or retired pages reported")

@@ -10,6 +10,8 @@ from merlin_doctor.verdict import Finding, failed, passed, warned
 
 
 def _setup_command(recipe) -> str:
+    if recipe.is_container:
+        return f"merlin-doctor container-cmd --recipe {recipe.name}  # the doctor inside the image; the host: check --host"
     name = recipe.env_name or recipe.name
     return f"./setup_env --recipe {recipe.name} && conda activate {name}"
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List
+import shlex
+from typing import Any, Dict, List, Tuple
 
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
@@ -18,9 +19,7 @@ def _dists(facts) -> Dict[str, Dict[str, Any]]:
 
 
 def _pip_command(requirements: List[str], group) -> str:
-    options = "".join(f" --extra-index-url {u}" for u in group.extra_index_urls)
-    if group.index_url:
-        options += f" --index-url {group.index_url}"
+    options = "".join(f" {shlex.quote(o)}" for o in group.pip_options())
     quoted = " ".join(f"'{r}'" if any(c in r for c in "<>*! ") else r for r in requirements)
     return f"python -m pip install{options} {quoted}"
 
@@ -84,12 +83,27 @@ def _unmet(dists: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
     return unmet
 
 
+def _accepted(unmet: List[Dict[str, Any]], recipe) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    """Split off the conflicts the recipe's image ships knowingly (`accepted_conflicts`)."""
+    rules = {(canonicalize_name(a.package), canonicalize_name(a.requires)): a.why for a in recipe.accepted_conflicts}
+    kept, accepted = [], []
+    for u in unmet:
+        key = (canonicalize_name(u["package"].split()[0]), canonicalize_name(Requirement(u["requires"]).name))
+        if u["found"] and key in rules:
+            accepted.append(dict(u, why=rules[key]))
+        else:
+            kept.append(u)
+    return kept, accepted
+
+
 @check("packages.conflicts", probes=["packages"])
 def no_conflicts(facts, recipe) -> Finding:
     """Installed packages' own requirements are met (what `pip check` reports)."""
-    unmet = _unmet(_dists(facts))
+    unmet, accepted = _accepted(_unmet(_dists(facts)), recipe)
+    note = (f" ({len(accepted)} the recipe accepts, see evidence: "
+            + ", ".join(f"{a['package']} requires {a['requires']}" for a in accepted) + ")") if accepted else ""
     if not unmet:
-        return passed("no broken requirements among installed packages")
+        return passed("no broken requirements among installed packages" + note, accepted=accepted)
     conflicts = [u for u in unmet if u["found"]]
     first = (conflicts or unmet)[0]
     text = f"{first['package']} requires {first['requires']}, found {first['found'] or 'nothing'}"

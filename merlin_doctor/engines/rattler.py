@@ -66,6 +66,9 @@ class RattlerEngine:
     ) -> None:
         """Solve ``specs`` against ``channels`` (names or URLs) and link the result into ``prefix``."""
         refuse_foreign(prefix)
+        # conda-meta/ first: a run killed before rattler writes anything leaves an env the
+        # next run resumes, not a "foreign" directory it must refuse.
+        Path(prefix, "conda-meta").mkdir(parents=True, exist_ok=True)
         asyncio.run(self._create(Path(prefix), list(channels), list(specs), progress or _ignore))
 
     async def _create(self, prefix: Path, channels: list[str], specs: list[str], progress: Progress) -> None:

@@ -23,6 +23,13 @@ class ProbeContext:
     timeout: float = 30.0
     env: Dict[str, str] = field(default_factory=lambda: dict(os.environ))
     options: Dict[str, Any] = field(default_factory=dict)
+    #: Where /proc, /dev, /usr/local/cuda* and /usr/lib/wsl are read from. "/" on a real
+    #: machine; the tests' simulated GPU trees set MERLIN_DOCTOR_SYSROOT to their own root.
+    root: str = field(default_factory=lambda: os.environ.get("MERLIN_DOCTOR_SYSROOT", "/"))
+
+    def host_path(self, path: str) -> str:
+        """`/proc/modules` under the context's root."""
+        return os.path.join(self.root, path.lstrip("/"))
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -55,7 +62,14 @@ PROBES: List[Probe] = [
     Probe("interpreter", "merlin_doctor.probes.interpreter:probe", "the running Python and which env it belongs to"),
     Probe("packages", "merlin_doctor.probes.packages:probe", "installed Python distributions (no imports)"),
     Probe("activation", "merlin_doctor.probes.activation:probe", "conda activate.d/deactivate.d scripts and the live variables"),
+    Probe("recipe_files", "merlin_doctor.probes.recipe_files:probe", "the recipe's links and copies inside the env"),
     Probe("nvml", "merlin_doctor.probes.nvml:probe", "NVIDIA driver and GPUs through NVML", isolated=True),
+    Probe("kernel", "merlin_doctor.probes.kernel:probe", "the NVIDIA kernel module, /dev/nvidia*, nouveau, WSL2, CUDA_VISIBLE_DEVICES"),
+    Probe("libcuda", "merlin_doctor.probes.libcuda:probe", "the CUDA driver API (libcuda.so.1): cuInit and the devices it sees", isolated=True),
+    Probe("cuda_libs", "merlin_doctor.probes.cuda_libs:probe", "every CUDA library TensorFlow loads: path, real file, version, owner, other copies", isolated=True),
+    Probe("tf_build", "merlin_doctor.probes.tf_build:probe", "what the installed TensorFlow was built against (read, not imported)"),
+    Probe("container_host", "merlin_doctor.probes.container_host:probe",
+          "docker, its NVIDIA runtime, the NVIDIA Container Toolkit and the disk for the image (host side)"),
 ]
 
 
@@ -72,11 +86,23 @@ def run_probe(probe: Probe, ctx: ProbeContext) -> Dict[str, Any]:
     if probe.isolated:
         from merlin_doctor.probes.isolate import run_in_child
 
-        result = run_in_child(probe.name, ctx)
+        result = run_in_child(probe.name, ctx, env=child_env(probe, ctx))
     else:
         result = call_probe(probe, ctx)
     result.setdefault("duration_s", round(time.perf_counter() - started, 4))
     return result
+
+
+def child_env(probe: Probe, ctx: ProbeContext) -> Dict[str, str]:
+    """The environment an isolated probe's child starts with.
+
+    A probe module may define `child_env(ctx)`: the loader reads LD_LIBRARY_PATH only when
+    a process starts, so a probe that must load libraries with the search path the
+    activated env will have says so here.
+    """
+    module = importlib.import_module(probe.target.partition(":")[0])
+    hook = getattr(module, "child_env", None)
+    return hook(ctx) if hook else ctx.env
 
 
 def call_probe(probe: Probe, ctx: ProbeContext) -> Dict[str, Any]:

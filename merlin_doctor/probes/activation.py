@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -34,8 +35,31 @@ def _scripts(prefix: str) -> Dict[str, Dict[str, str]]:
 
 
 def xla_data_dir(xla_flags: str) -> Optional[str]:
-    m = re.search(r"--xla_gpu_cuda_data_dir=(\S+)", xla_flags or "")
-    return m.group(1) if m else None
+    """The value as XLA reads it (parse_flags_from_env.cc): unquoted up to whitespace, or
+    in '...' (literal) or "..." (backslash escapes), the only way to give a path with spaces."""
+    m = re.search(r"""--xla_gpu_cuda_data_dir=(?:"((?:[^"\\]|\\.)*)"?|'([^']*)'?|(\S+))""", xla_flags or "")
+    if not m:
+        return None
+    if m.group(1) is not None:
+        return re.sub(r"\\(.)", r"\1", m.group(1))
+    return m.group(2) if m.group(2) is not None else m.group(3)
+
+
+def _ptxas(ctx: ProbeContext, data_dir: Optional[str]) -> Dict[str, Any]:
+    """ptxas where XLA looks: <cuda_data_dir>/bin, TF's build-time CUDA root, /usr/local/cuda, then PATH."""
+    roots = [data_dir] if data_dir else []
+    roots += [ctx.host_path(r) for r in ("/usr/local/cuda-11.2", "/usr/local/cuda")]
+    candidates = [os.path.join(r, "bin", "ptxas") for r in roots]
+    path = next((c for c in candidates if os.access(c, os.X_OK)), None) or \
+        shutil.which("ptxas", path=ctx.env.get("PATH", ""))
+    if not path:
+        return {"path": None, "searched": candidates + ["$PATH"]}
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {"path": path, "error": f"`ptxas --version` failed: {exc}"}
+    m = re.search(r"release (\d+\.\d+), V(\d+\.\d+\.\d+)", out)
+    return {"path": path, "version": m.group(2) if m else None, "release": m.group(1) if m else None}
 
 
 def probe(ctx: ProbeContext) -> Dict[str, Any]:
@@ -46,6 +70,7 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
     ]
     data_dir = xla_data_dir(env.get("XLA_FLAGS", ""))
     libdevice = os.path.join(data_dir, "nvvm", "libdevice", "libdevice.10.bc") if data_dir else None
+    fallback = ctx.host_path("/usr/local/cuda/nvvm/libdevice/libdevice.10.bc")  # XLA's own last resort
     return {
         "prefix": prefix,
         "variables": {k: env[k] for k in WATCHED if k in env},
@@ -53,5 +78,6 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
         "ld_library_path": ld_entries,
         "xla_data_dir": data_dir,
         "libdevice": {"path": libdevice, "exists": bool(libdevice and os.path.isfile(libdevice))},
-        "ptxas": shutil.which("ptxas", path=env.get("PATH", "")),
+        "fallback_libdevice": {"path": fallback, "exists": os.path.isfile(fallback)},
+        "ptxas": _ptxas(ctx, data_dir),
     }

@@ -15,10 +15,11 @@ from merlin_doctor.probes import ProbeContext
 PROGRESS_PREFIX = "PROGRESS "
 
 
-def run_in_child(name: str, ctx: ProbeContext, python: Optional[str] = None) -> Dict[str, Any]:
+def run_in_child(name: str, ctx: ProbeContext, env: Optional[Dict[str, str]] = None,
+                 python: Optional[str] = None) -> Dict[str, Any]:
     """`python -m merlin_doctor.probes.child NAME` with the context on stdin, JSON on stdout."""
     cmd = [python or sys.executable, "-m", "merlin_doctor.probes.child", name]
-    return run_json_command(cmd, ctx.timeout, stdin=json.dumps(ctx.to_dict()), env=ctx.env)
+    return run_json_command(cmd, ctx.timeout, stdin=json.dumps(ctx.to_dict()), env=env or ctx.env)
 
 
 def run_json_command(cmd: List[str], timeout: float, stdin: str = "", env: Optional[Dict[str, str]] = None,

@@ -1,7 +1,7 @@
 """The NVIDIA driver and its GPUs, through NVML (pynvml). Runs isolated: NVML can hang."""
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from merlin_doctor.probes import ProbeContext
 
@@ -10,18 +10,52 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _optional(call, *args: Any) -> Any:
+    """A per-device query that some GPUs or drivers do not support: None instead of an error."""
+    import pynvml
+
+    try:
+        return call(*args)
+    except pynvml.NVMLError:
+        return None
+
+
+def _processes(pynvml, handle) -> List[Dict[str, Any]]:
+    procs = _optional(pynvml.nvmlDeviceGetComputeRunningProcesses, handle) or []
+    return [{"pid": int(p.pid), "used_memory_bytes": int(p.usedGpuMemory or 0)} for p in procs]
+
+
+def _throttle(pynvml, handle) -> Optional[int]:
+    call = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
+        pynvml.nvmlDeviceGetCurrentClocksThrottleReasons
+    value = _optional(call, handle)
+    return int(value) if value is not None else None
+
+
 def _devices(pynvml) -> List[Dict[str, Any]]:
     devices = []
     for index in range(pynvml.nvmlDeviceGetCount()):
         handle = pynvml.nvmlDeviceGetHandleByIndex(index)
         major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
         memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+        mig = _optional(pynvml.nvmlDeviceGetMigMode, handle)
+        retired = _optional(pynvml.nvmlDeviceGetRetiredPages, handle,
+                            getattr(pynvml, "NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR", 1))
+        ecc = _optional(pynvml.nvmlDeviceGetTotalEccErrors, handle, 1, 1)  # uncorrected, aggregate
         devices.append({
             "index": index,
             "name": _text(pynvml.nvmlDeviceGetName(handle)),
+            "uuid": _optional(lambda h: _text(pynvml.nvmlDeviceGetUUID(h)), handle),
+            "serial": _optional(lambda h: _text(pynvml.nvmlDeviceGetSerial(h)), handle),
             "compute_capability": f"{major}.{minor}",
             "memory_total_bytes": int(memory.total),
             "memory_used_bytes": int(memory.used),
+            "persistence_mode": _optional(pynvml.nvmlDeviceGetPersistenceMode, handle),
+            "mig_mode": int(mig[0]) if mig else None,
+            "processes": _processes(pynvml, handle),
+            "throttle_reasons": _throttle(pynvml, handle),
+            "retired_pages_double_bit": len(retired) if retired is not None else None,
+            "ecc_uncorrected_total": int(ecc) if ecc is not None else None,
         })
     return devices
 

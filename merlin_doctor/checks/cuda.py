@@ -1,0 +1,153 @@
+"""CUDA library checks: what TensorFlow will load, from where, at which version.
+
+One check per library in knowledge/cuda_libraries.yml (`cuda.libcudart`, `cuda.libcudnn`,
+...), registered from the table, plus `cuda.tensorrt` for the TensorRT pair.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from merlin_doctor import knowledge
+from merlin_doctor.checks import check
+from merlin_doctor.verdict import Finding, failed, passed, skipped, warned
+
+TENSORRT = ("libnvinfer.so.7", "libnvinfer_plugin.so.7")
+
+
+def check_id(soname: str) -> str:
+    return "cuda." + soname.split(".so", 1)[0]
+
+
+def _entry(facts, soname: str) -> Optional[Dict[str, Any]]:
+    return next((e for e in facts["cuda_libs"].get("libraries", []) if e["soname"] == soname), None)
+
+
+def _install_command(spec: Dict[str, Any], recipe) -> str:
+    """The recipe's own conda dependency that provides the library, else its pip wheel."""
+    dep = next((d for d in recipe.conda_dependencies if spec.get("conda") and
+                d.rpartition("::")[2].startswith(spec["conda"] + "=")), None)
+    if dep:
+        channel, _, pkg = dep.rpartition("::")
+        return f"conda install -c {channel or (recipe.channels or ['conda-forge'])[0]} {pkg}"
+    return f"python -m pip install {spec['pip']}"
+
+
+def _owner(entry: Dict[str, Any]) -> str:
+    owner = entry.get("owner")
+    return f"{owner['kind']}:{owner['name']} {owner['version']}" if owner else "no package"
+
+
+def _version_problem(spec: Dict[str, Any], version: Optional[str], recipe) -> Optional[str]:
+    """Why the reported version is not what TensorFlow accepts, or None."""
+    key = spec.get("expect")
+    wanted = recipe.expect.get(key) if key else None
+    if not wanted or not version or key == "tensorrt_soname":
+        return None
+    try:
+        found = Version(version)
+    except InvalidVersion:
+        return f"reports an unreadable version {version!r}"
+    if key == "cuda_runtime":
+        need = Version(wanted)
+        if found.major != need.major or found.minor < need.minor:
+            return f"is CUDA {version}, but TensorFlow needs CUDA {need.major}.x with x >= {need.minor}"
+        return None
+    if not SpecifierSet(wanted).contains(found):
+        return f"is {version}, outside the recipe's {wanted} (TensorFlow needs the same major and a minor >= its build's)"
+    return None
+
+
+def _shadowing(entry: Dict[str, Any], prefix: Optional[str]) -> Optional[str]:
+    """The loaded copy comes from outside the env although the env has its own, or copies disagree."""
+    path = entry.get("path") or ""
+    on_path = [c for c in entry.get("copies", []) if c.get("on_search_path")]
+    if prefix and not path.startswith(prefix.rstrip("/") + "/"):
+        own = [c for c in entry.get("copies", []) if c["path"].startswith(prefix.rstrip("/") + "/")]
+        if own:
+            return f"is loaded from {path} although the env has its own at {own[0]['path']}"
+    versions = {c["version"] for c in on_path if c.get("version")}
+    if len(versions) > 1:
+        listing = "; ".join(f"{c['path']} ({c['version']}, {_owner(c)})" for c in on_path)
+        return f"has {len(on_path)} copies on the loader path with different versions: {listing}"
+    return None
+
+
+def _judge_library(spec: Dict[str, Any], facts, recipe) -> Finding:
+    entry = _entry(facts, spec["soname"])
+    if entry is None:
+        return skipped(f"the snapshot has no facts about {spec['soname']}")
+    soname = spec["soname"]
+    evidence = {k: entry.get(k) for k in ("path", "realpath", "version", "owner", "error")}
+    evidence["copies"] = [c["path"] for c in entry.get("copies", [])]
+    if entry.get("crashed") or entry.get("timed_out"):
+        return failed(f"{soname} ({spec['what']}) is broken: {entry.get('error')}; TensorFlow would die or hang "
+                      "the same way when it loads it",
+                      fix=f"{_install_command(spec, recipe)}  # reinstall it: the file is corrupt or built for another system",
+                      step="env", **evidence)
+    if not entry.get("loaded"):
+        others = entry.get("other_sonames", [])
+        extra = f"; found only {', '.join(o['path'] for o in others[:3])}, another major TensorFlow 2.10 does not load" \
+            if others else ""
+        if entry.get("copies"):
+            dirs = sorted({os.path.dirname(c["path"]) for c in entry["copies"]})
+            return failed(f"{soname} ({spec['what']}) exists in {', '.join(dirs)} but is not on the loader path",
+                          fix=f"export LD_LIBRARY_PATH={dirs[0]}:$LD_LIBRARY_PATH  # or: merlin-doctor fix --only activation",
+                          **evidence)
+        if not spec["required"]:
+            return passed(f"{soname} ({spec['what']}) is not installed; only profiling needs it", **evidence)
+        return failed(f"{soname} ({spec['what']}) cannot be loaded: {entry.get('error')}{extra}",
+                      fix=_install_command(spec, recipe), step="env", **evidence)
+    problem = _version_problem(spec, entry.get("version"), recipe)
+    where = f"{soname} {entry.get('version') or '(version unknown)'} from {entry.get('path')} ({_owner(entry)})"
+    if problem:
+        return failed(f"{soname} {problem} (loaded from {entry.get('path')})", fix=_install_command(spec, recipe),
+                      step="env", **evidence)
+    shadow = _shadowing(entry, facts["cuda_libs"].get("prefix"))
+    if shadow:
+        return warned(f"{soname} {shadow}", fix="Remove the stray directory from LD_LIBRARY_PATH so the env's copy "
+                      "wins (check ~/.bashrc and activate.d scripts)", **evidence)
+    return passed(where, **evidence)
+
+
+def _register(spec: Dict[str, Any]) -> None:
+    def judge(facts, recipe) -> Finding:
+        return _judge_library(spec, facts, recipe)
+
+    judge.__doc__ = f"{spec['soname']} ({spec['what']}) loads from the env at a version TensorFlow accepts."
+    check(check_id(spec["soname"]), probes=["cuda_libs"], gpu=True,
+          step="activation" if spec["required"] else None)(judge)
+
+
+for _spec in knowledge.load("cuda_libraries")["libraries"]:
+    if _spec["soname"] not in TENSORRT:
+        _register(_spec)
+
+
+@check("cuda.tensorrt", probes=["cuda_libs"], step="links", gpu=True)
+def tensorrt(facts, recipe) -> Finding:
+    """libnvinfer.so.7 / libnvinfer_plugin.so.7 (TF-TRT) load; TensorRT 8 linked as .so.7 is flagged."""
+    if not recipe.expect.get("tensorrt_soname"):
+        return skipped(f"recipe {recipe.name} does not use TensorRT")
+    entries = [e for e in (_entry(facts, s) for s in TENSORRT) if e]
+    if not entries:
+        return skipped("the snapshot has no TensorRT facts")
+    missing = [e for e in entries if not e.get("loaded")]
+    evidence = {e["soname"]: {k: e.get(k) for k in ("path", "realpath", "version", "error")} for e in entries}
+    if missing:
+        trt8 = [o for e in missing for o in e.get("other_sonames", []) if o["soname"].endswith(".so.8")]
+        if trt8:
+            return failed(f"{missing[0]['soname']} is missing while TensorRT 8 ({trt8[0]['path']}) is installed: "
+                          "TensorFlow 2.10 only looks for .so.7, so TF-TRT is unavailable",
+                          **evidence, tensorrt8=[o["path"] for o in trt8])
+        return skipped(f"TensorRT is not installed ({missing[0]['soname']} not found): TF-TRT inference conversion is "
+                       "unavailable; GPU training is unaffected", **evidence)
+    major = [e for e in entries if (e.get("version") or "").split(".")[0] not in ("", "7")]
+    if major:
+        return warned(f"{major[0]['soname']} is TensorRT {major[0]['version']} ({major[0].get('realpath')}) behind a "
+                      ".so.7 name: the load warning is silenced, but TensorFlow 2.10 was built against TensorRT 7.2.2, "
+                      "so TF-TRT conversion is not supported with it (GPU training is unaffected)", **evidence)
+    return passed(f"TensorRT {entries[0].get('version')} loads as TensorFlow 2.10 expects", **evidence)

@@ -1,0 +1,56 @@
+"""Env checks: the recipe's links and copies are in place in the env (CONDA_PREFIX).
+
+These judge recipe conformance, with or without a GPU: `cuda.*` judges what the loader
+finds, these judge what `merlin-doctor setup` should have made (and `fix` remakes).
+"""
+from __future__ import annotations
+
+import shlex
+
+from merlin_doctor.checks import check
+from merlin_doctor.steps.links import SETTLED
+from merlin_doctor.verdict import Finding, failed, passed, skipped
+
+NOT_IN_ENV = "not inside a conda env (CONDA_PREFIX is unset): no env to judge"
+IN_THE_WAY = ("file", "elsewhere", "differs")
+
+
+def _fix(step: str, entries: list) -> str:
+    """`--force` only when something not made by the doctor is in the way."""
+    return f"merlin-doctor fix --only {step}" + (" --force" if any(e["state"] in IN_THE_WAY for e in entries) else "")
+
+
+@check("env.links", probes=["recipe_files"], step="links")
+def links_in_place(facts, recipe) -> Finding:
+    """The recipe's symlinks are in the env (TensorRT's .so.7 names for its .so.8 libraries)."""
+    data = facts["recipe_files"]
+    if not data.get("prefix"):
+        return skipped(NOT_IN_ENV)
+    entries = data.get("links", [])
+    if not entries:
+        return passed(f"recipe {recipe.name} makes no links")
+    bad = [e for e in entries if e["state"] not in SETTLED]
+    if bad:
+        listed = ", ".join(f"{e['path']} ({e['state']})" for e in bad[:3])
+        return failed(f"{len(bad)} of the recipe's links missing or wrong: {listed}", fix=_fix("links", bad), links=bad)
+    absent = [e["path"] for e in entries if e["state"] == "no-target"]
+    note = f"; {len(absent)} not made because their target is not installed" if absent else ""
+    return passed(f"{len(entries) - len(absent)} link(s) in place{note}", links=entries)
+
+
+@check("env.copies", probes=["recipe_files"], step="copies")
+def copies_in_place(facts, recipe) -> Finding:
+    """The recipe's copies in the env match their sources by sha256 (libdevice where XLA looks)."""
+    data = facts["recipe_files"]
+    if not data.get("prefix"):
+        return skipped(NOT_IN_ENV)
+    entries = data.get("copies", [])
+    if not entries:
+        return passed(f"recipe {recipe.name} makes no copies")
+    bad = [e for e in entries if e["state"] != "ok"]
+    if bad:
+        first = bad[0]
+        fix = (f"merlin-doctor setup --prefix {shlex.quote(data['prefix'])} --only env" if first["state"] == "no-source"
+               else _fix("copies", bad))
+        return failed(f"{len(bad)} copy(ies) missing or stale: {first['to']} ({first['state']})", fix=fix, copies=bad)
+    return passed(f"{len(entries)} copy(ies) match their sources", copies=[e["to"] for e in entries])

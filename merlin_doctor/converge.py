@@ -1,0 +1,309 @@
+"""Run steps against one env: plan, confirm, apply under a lock, log everything.
+
+`merlin-doctor setup` runs every step; `merlin-doctor fix` runs the ones failing verdicts
+name. Both come here. Nothing in this module prints: it reports through a `Reporter`
+(`setup_report.py` is the human one), so the same run can be shown as text or JSON.
+
+Safety: the base env is never touched; a directory that is not a conda env is refused
+before anything runs; one run at a time per env (`PREFIX.merlin-doctor.lock`, with the
+holder's PID beside it in `PREFIX.merlin-doctor.pid`); everything run and changed goes to
+a log file (`--log FILE`, else under `$XDG_STATE_HOME/merlin-doctor/logs/`).
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional, Sequence, TextIO, Tuple
+
+from merlin_doctor.engines import (
+    Engine,
+    EngineError,
+    EngineUnavailable,
+    make_engine,
+    prefix_for_name,
+    prefix_state,
+    select_engine,
+)
+from merlin_doctor.errors import InputError
+from merlin_doctor.recipe import Recipe
+from merlin_doctor.steps import Step, StepContext, StepError, all_steps, pause_point
+from merlin_doctor.verdict import Status
+
+#: How long a second run waits for the lock before it gives up and says who holds it.
+LOCK_WAIT_S = 3.0
+BASE_MARKERS = ("condabin", "envs")  # what only a conda installation's root prefix holds
+
+
+class Busy(Exception):
+    """Another run holds the env's lock; the message names the lock and its holder."""
+
+
+# --- where: the engine and the prefix ---------------------------------------------------
+
+def resolve_engine(name: str, usable: bool) -> Tuple[Engine, Optional[str]]:
+    """The engine `name` picks, and a note when it only serves to show a plan.
+
+    With `usable` false (a dry run, or a fix that needs no engine) an engine that cannot
+    run here still shows its commands: the user sees what would run once it is installed.
+    """
+    try:
+        return select_engine(name), None
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    except EngineUnavailable as exc:
+        if usable:
+            raise
+        shown = make_engine("rattler" if name == "auto" else name)
+        return shown, f"{exc}\nthe plan shows what the {shown.name} engine would run"
+
+
+def resolve_prefix(recipe: Recipe, engine: Engine, name: Optional[str], prefix: Optional[str]) -> Path:
+    """`--prefix DIR`, else the named env (`--name`, else the recipe's env_name) in the engine's envs dir."""
+    if name and prefix:
+        raise InputError("give --name or --prefix, not both")
+    if prefix:
+        return Path(os.path.abspath(os.path.expanduser(prefix)))
+    env_name = name or recipe.env_name or recipe.name
+    try:
+        return prefix_for_name(engine, env_name)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    except EngineError as exc:
+        raise InputError(f"cannot tell where {engine.name} keeps named envs ({exc}); give --prefix DIR") from None
+
+
+def check_prefix(prefix: Path, creates: bool) -> None:
+    """Refuse a base env always, and a directory that is not a conda env unless the run creates one."""
+    base = [m for m in BASE_MARKERS if (prefix / m).is_dir()]
+    if base:
+        raise InputError(f"{prefix} is a conda installation's base env (it holds {base[0]}/); merlin-doctor "
+                         "never changes base: give --name NAME or --prefix DIR for an env of its own")
+    state = prefix_state(prefix)
+    if state == "foreign":
+        raise InputError(f"{prefix} exists and is not a conda env (no conda-meta/); refusing to change it: "
+                         "choose another --prefix, or move it away yourself")
+    if not creates and state != "env":
+        raise InputError(f"{prefix} is not a conda env ({state}); create it with `merlin-doctor setup --prefix {prefix}`")
+
+
+# --- one run at a time, and a log of everything ----------------------------------------
+
+def _holder_path(prefix: Path) -> Path:
+    return Path(f"{prefix}.merlin-doctor.pid")
+
+
+def lock_path(prefix: Path) -> Path:
+    return Path(f"{prefix}.merlin-doctor.lock")
+
+
+def _describe_holder(prefix: Path) -> str:
+    try:
+        info = json.loads(_holder_path(prefix).read_text(encoding="utf-8"))
+        return f"PID {info['pid']} (`{info['command']}`, since {info['since']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a process that recorded no PID"
+
+
+@contextlib.contextmanager
+def hold_lock(prefix: Path, command: str, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+    """Hold the env's lock (an OS lock: a killed holder releases it with its process)."""
+    import filelock
+
+    from merlin_doctor.facts import write_json_atomic
+
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(lock_path(prefix)), timeout=wait_s)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise Busy(f"another merlin-doctor run is changing {prefix}: {_describe_holder(prefix)} holds the lock "
+                   f"{lock_path(prefix)} (waited {wait_s:g} s). Run again when it has finished; if that "
+                   "process is gone, just run again (its lock went with it).") from None
+    holder = _holder_path(prefix)
+    try:
+        write_json_atomic(str(holder), {"pid": os.getpid(), "command": command, "since": _now()})
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            holder.unlink()
+        lock.release()
+
+
+def _now() -> str:
+    return datetime.datetime.now().isoformat(timespec="seconds")
+
+
+def default_log_path(command: str) -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(state, "merlin-doctor", "logs", f"{command.split()[-1]}-{stamp}-{os.getpid()}.log")
+
+
+class Log:
+    """Appends timestamped lines (never truncates: `--log` may name an existing file)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh: TextIO = open(path, "a", encoding="utf-8", buffering=1)
+
+    def write(self, line: str) -> None:
+        self._fh.write(f"{_now()} {line}\n")
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+# --- plan and apply ----------------------------------------------------------------------
+
+@dataclass
+class PlannedStep:
+    step: Step
+    done: bool
+    actions: List[str] = field(default_factory=list)
+
+
+@dataclass
+class StepOutcome:
+    id: str
+    status: Status
+    summary: str
+    applied: bool = False
+    changes: List[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "status": self.status.value, "summary": self.summary, "applied": self.applied,
+                "changes": self.changes, "duration_s": round(self.duration_s, 3)}
+
+
+class Reporter:
+    """What a run tells its user; the default says nothing (library use, tests)."""
+
+    def plan(self, ctx: StepContext, planned: List[PlannedStep]) -> None: ...
+    def step_started(self, step: Step, index: int, total: int) -> None: ...
+    def progress(self, line: str) -> None: ...
+    def change(self, line: str) -> None: ...
+    def outcome(self, outcome: StepOutcome) -> None: ...
+    def confirm(self) -> bool:
+        return False
+
+
+def select_steps(only: Sequence[str], allowed: Optional[Sequence[str]] = None) -> List[Step]:
+    """The steps to run, in their fixed order: `allowed` (default all) narrowed by --only."""
+    steps = all_steps()
+    known = [s.id for s in steps]
+    for name in only:
+        if name not in known:
+            raise InputError(f"unknown step {name!r}; the steps are: {', '.join(known)}")
+    return [s for s in steps if (allowed is None or s.id in allowed) and (not only or s.id in only)]
+
+
+def make_plan(ctx: StepContext, steps: Sequence[Step]) -> List[PlannedStep]:
+    """Each step, done or with its actions. A step after one that will run is planned too
+    when that one can change its state (`after`): links wait for the pip groups' files."""
+    planned, pending = [], set()
+    for step in steps:
+        todo = any(dep in pending for dep in step.after) or not step.is_done(ctx)
+        if todo:
+            pending.add(step.id)
+        planned.append(PlannedStep(step, not todo, step.plan(ctx) if todo else []))
+    return planned
+
+
+def apply_plan(ctx: StepContext, planned: List[PlannedStep], reporter: Reporter,
+               log: Callable[[str], None]) -> List[StepOutcome]:
+    """Apply the steps not done, in order, re-checking each first; stop at the first failure."""
+    outcomes: List[StepOutcome] = []
+    todo = [p for p in planned if not p.done]
+    failed = False
+    for p in planned:
+        step = p.step
+        if failed:
+            outcomes.append(StepOutcome(step.id, Status.SKIP, "not run: an earlier step failed"))
+            continue
+        if p.done or step.is_done(ctx):
+            outcomes.append(StepOutcome(step.id, Status.PASS, "already done"))
+            continue
+        reporter.step_started(step, todo.index(p) + 1, len(todo))
+        log(f"== {step.id}: {step.title}")
+        changes: List[str] = []
+
+        def record(line: str) -> None:
+            changes.append(line)
+            log(line)
+            reporter.change(line)
+
+        def progress(line: str) -> None:
+            log(f"   {line}")
+            reporter.progress(line)
+
+        ctx.log = record
+        started = time.perf_counter()
+        try:
+            warnings = step.apply(ctx, progress)
+        except (StepError, EngineError) as exc:
+            outcome = StepOutcome(step.id, Status.FAIL, str(exc), True, changes)
+            failed = True
+        else:
+            if warnings:
+                outcome = StepOutcome(step.id, Status.WARN, "; ".join(warnings), True, changes)
+            elif step.is_done(ctx):
+                outcome = StepOutcome(step.id, Status.PASS, f"done ({len(changes)} change(s))", True, changes)
+            else:
+                outcome = StepOutcome(step.id, Status.FAIL, "applied, but the env still does not match the recipe",
+                                      True, changes)
+                failed = True
+        outcome.duration_s = time.perf_counter() - started
+        log(f"== {step.id}: {outcome.status.value}: {outcome.summary}")
+        reporter.outcome(outcome)
+        outcomes.append(outcome)
+        pause_point(step.id)
+    return outcomes
+
+
+@dataclass
+class RunResult:
+    planned: List[PlannedStep]
+    outcomes: List[StepOutcome] = field(default_factory=list)
+    log_path: Optional[Path] = None
+    declined: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.declined or any(o.status is Status.FAIL for o in self.outcomes) else 0
+
+
+def run(ctx: StepContext, steps: Sequence[Step], reporter: Reporter, command: str, assume_yes: bool,
+        interactive: bool, log_path: Optional[Path] = None) -> RunResult:
+    """Plan; unless dry-run, take the lock, re-plan, confirm, apply and log."""
+    if ctx.dry_run:
+        planned = make_plan(ctx, steps)
+        reporter.plan(ctx, planned)
+        return RunResult(planned)
+    with hold_lock(ctx.prefix, command):
+        planned = make_plan(ctx, steps)
+        reporter.plan(ctx, planned)
+        if all(p.done for p in planned) and log_path is None:
+            return RunResult(planned)
+        if not all(p.done for p in planned) and not assume_yes:
+            if not interactive:
+                raise InputError("not a terminal and no --yes, so nothing was changed: rerun with --yes to apply "
+                                 "this plan (or --dry-run to only see it)")
+            if not reporter.confirm():
+                return RunResult(planned, declined=True)
+        log = Log(log_path or default_log_path(command))
+        try:
+            log.write(f"{command}: recipe {ctx.recipe.name} ({ctx.recipe.path}), prefix {ctx.prefix}, "
+                      f"engine {ctx.engine.name}, force={ctx.force}")
+            for p in planned:
+                log.write(f"plan {p.step.id}: " + ("done" if p.done else " | ".join(p.actions) or "check again"))
+            outcomes = apply_plan(ctx, planned, reporter, log.write)
+        finally:
+            log.close()
+        return RunResult(planned, outcomes, log.path)

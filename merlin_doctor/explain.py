@@ -1,0 +1,509 @@
+"""Explain a log: name the known problems in it, root cause first, with the lines that prove them.
+
+What each message means lives in `knowledge/signatures.yml`; this module only matches and
+ranks. A log is read once, as bytes, in blocks: one combined keyword regex finds the few
+lines worth a look (a log is mostly progress bars and info lines), and only those are
+decoded, cleaned and tried against the full patterns. Memory stays flat whatever the size:
+per signature it keeps hit counts and the first few evidence lines, nothing else.
+"""
+from __future__ import annotations
+
+import codecs
+import io
+import itertools
+import re
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, BinaryIO, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, \
+    Tuple
+
+from merlin_doctor import knowledge
+from merlin_doctor.errors import InputError
+from merlin_doctor.render import SYMBOLS, safe_text
+from merlin_doctor.verdict import Status
+
+SCHEMA_VERSION = 1
+SEVERITIES = ("fatal", "error", "warning", "benign")
+DEFAULT_PRIORITY = 50
+BLOCK_SIZE = 1 << 20
+MAX_LINE = 1 << 16        # a longer run without a newline is cut: memory stays flat on any input
+EVIDENCE_LIMIT = 5        # evidence lines kept per pattern and shown per match
+EXCERPT_LIMIT = 300       # characters of an evidence line shown
+
+_REQUIRED = {"id": str, "title": str, "severity": str, "keywords": list, "patterns": list,
+             "cause": str, "fix": str, "source": str}
+_OPTIONAL = {"priority": int, "none": list, "explains": list, "check": str, "step": str, "examples": list}
+_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+_QUOTE = re.compile(r"^(?:[ \t]*>)+[ \t]?")   # markdown quoting (and `>>> ` prompts)
+_LOG_PREFIX = re.compile(
+    r"^(?:\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?:?\s+"  # TF / docker timestamp
+    r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+\s+"                                    # absl / glog header
+    r"|[IWEF]\s+(?=\S+:\d+\])"                                                     # TF level letter
+    r"|\S+\.(?:cc|h|cpp|py):\d+\]\s*"                                             # source location
+    r"|(?:DEBUG|INFO|WARNING|ERROR|CRITICAL):[\w.]+:\s*"                          # Python logging
+    r"|Out\[\d+\]:\s*"                                                             # Jupyter output prompt
+    r")+")
+_SEVERITY_STATUS = {"fatal": Status.FAIL, "error": Status.FAIL, "warning": Status.WARN, "benign": Status.SKIP}
+
+
+class SignatureError(ValueError):
+    """The signatures file is malformed; the message names the file and the entry."""
+
+
+# --------------------------------------------------------------------------- results
+
+@dataclass(frozen=True)
+class Evidence:
+    line: int   # 1-based
+    text: str   # cleaned: no escape sequences or control characters
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"line": self.line, "text": self.text}
+
+
+@dataclass(frozen=True)
+class Match:
+    id: str
+    title: str
+    severity: str
+    cause: str
+    fix: str
+    check: Optional[str]
+    step: Optional[str]
+    source: str
+    evidence: List[Evidence]
+    evidence_count: int   # lines that matched, of which `evidence` shows the first few
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"id": self.id, "title": self.title, "severity": self.severity, "cause": self.cause,
+                "fix": self.fix, "check": self.check, "step": self.step, "source": self.source,
+                "evidence": [e.to_dict() for e in self.evidence], "evidence_count": self.evidence_count}
+
+
+@dataclass(frozen=True)
+class ExplainResult:
+    matches: List[Match]   # best first: root causes, then what they explain, benign last
+    lines: int             # lines read
+
+    @property
+    def failures(self) -> List[Match]:
+        return [m for m in self.matches if m.severity != "benign"]
+
+    @property
+    def benign(self) -> List[Match]:
+        return [m for m in self.matches if m.severity == "benign"]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures else 0
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, "matches": [m.to_dict() for m in self.matches]}
+
+
+# --------------------------------------------------------------------------- knowledge
+
+@dataclass(frozen=True)
+class Signature:
+    id: str
+    title: str
+    severity: str
+    priority: int
+    cause: str
+    fix: str
+    check: Optional[str]
+    step: Optional[str]
+    source: str
+    keywords: Tuple[bytes, ...]
+    regexes: Tuple[re.Pattern[str], ...]                       # every distinct regex the entry uses
+    groups: Tuple[Tuple[Tuple[int, ...], Tuple[int, ...]], ...]   # per alternative: (all, none) indexes
+    vetoes: Tuple[int, ...]
+    explains: Tuple[str, ...]
+    examples: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    signatures: Tuple[Signature, ...]
+    prefilter: re.Pattern[bytes]
+    keyword_owners: Tuple[Tuple[bytes, Tuple[int, ...]], ...]   # keyword -> indexes of signatures
+    explained_by: Mapping[str, FrozenSet[str]]                 # id -> ids that explain it, transitively
+
+
+@lru_cache(maxsize=None)
+def load_knowledge() -> Knowledge:
+    """The packaged signatures, compiled once per process."""
+    return compile_knowledge(knowledge.load("signatures"), str(knowledge.KNOWLEDGE_DIR / "signatures.yml"))
+
+
+def compile_knowledge(data: Any, origin: str) -> Knowledge:
+    """Validate and compile a parsed signatures document; SignatureError names `origin` and the entry."""
+    entries = data.get("signatures") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise SignatureError(f"{origin}: expected a non-empty 'signatures' list")
+    signatures = tuple(_signature(entry, f"{origin}: signature #{n}", origin)
+                       for n, entry in enumerate(entries, 1))
+    ids = [s.id for s in signatures]
+    duplicate = next((i for i in ids if ids.count(i) > 1), None)
+    if duplicate:
+        raise SignatureError(f"{origin}: signature {duplicate!r} is defined twice")
+    return Knowledge(signatures, _prefilter(signatures), _keyword_owners(signatures),
+                     _explained_by(signatures, origin))
+
+
+def _signature(entry: Any, where: str, origin: str) -> Signature:
+    if not isinstance(entry, dict):
+        raise SignatureError(f"{where}: expected a mapping")
+    if isinstance(entry.get("id"), str):
+        where = f"{origin}: signature {entry['id']!r}"
+    _check_fields(entry, where)
+    if not _ID.match(entry["id"]):
+        raise SignatureError(f"{where}: id must be lowercase words joined by '-'")
+    if entry["severity"] not in SEVERITIES:
+        raise SignatureError(f"{where}: severity must be one of {', '.join(SEVERITIES)}")
+    if entry["severity"] == "benign" and entry.get("explains"):
+        raise SignatureError(f"{where}: a benign signature cannot explain others")
+    keywords = _strings(entry, "keywords", where)
+    table = _RegexTable(where)
+    groups = tuple(table.group(p) for p in entry["patterns"])
+    return Signature(
+        id=entry["id"], title=entry["title"], severity=entry["severity"],
+        priority=entry.get("priority", DEFAULT_PRIORITY), cause=entry["cause"].strip(), fix=entry["fix"].strip(),
+        check=entry.get("check"), step=entry.get("step"), source=entry["source"],
+        keywords=tuple(k.encode("utf-8") for k in keywords), regexes=tuple(table.regexes), groups=groups,
+        vetoes=table.indexes(_strings(entry, "none", where)), explains=tuple(_strings(entry, "explains", where)),
+        examples=tuple(_strings(entry, "examples", where)))
+
+
+def _check_fields(entry: Dict[str, Any], where: str) -> None:
+    for key, kind in {**_REQUIRED, **_OPTIONAL}.items():
+        if key in _REQUIRED and key not in entry:
+            raise SignatureError(f"{where}: missing '{key}'")
+        if key in entry and (not isinstance(entry[key], kind) or isinstance(entry[key], bool)):
+            raise SignatureError(f"{where}: '{key}' must be a {kind.__name__}")
+        if key in entry and kind in (str, list) and not entry[key]:
+            raise SignatureError(f"{where}: '{key}' is empty")
+    unknown = sorted(set(entry) - set(_REQUIRED) - set(_OPTIONAL))
+    if unknown:
+        raise SignatureError(f"{where}: unknown key(s) {', '.join(unknown)}")
+
+
+def _strings(entry: Dict[str, Any], key: str, where: str) -> List[str]:
+    values = entry.get(key, [])
+    if not all(isinstance(v, str) and v for v in values):
+        raise SignatureError(f"{where}: '{key}' must hold non-empty strings")
+    return values
+
+
+class _RegexTable:
+    """Compiles an entry's regexes once each and hands out their indexes."""
+
+    def __init__(self, where: str):
+        self.where = where
+        self.regexes: List[re.Pattern[str]] = []
+        self._index: Dict[str, int] = {}
+
+    def indexes(self, sources: Iterable[str]) -> Tuple[int, ...]:
+        return tuple(self._add(s) for s in sources)
+
+    def group(self, pattern: Any) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+        if isinstance(pattern, str):
+            return self.indexes([pattern]), ()
+        if not isinstance(pattern, dict) or set(pattern) - {"all", "none"} or not pattern.get("all"):
+            raise SignatureError(f"{self.where}: a pattern is a regex or a mapping with 'all' (and 'none') lists")
+        return (self.indexes(_strings(pattern, "all", self.where)),
+                self.indexes(_strings(pattern, "none", self.where)))
+
+    def _add(self, source: str) -> int:
+        if source not in self._index:
+            try:
+                compiled = re.compile(source)
+            except re.error as exc:
+                raise SignatureError(f"{self.where}: bad regex {source!r}: {exc}") from None
+            self._index[source] = len(self.regexes)
+            self.regexes.append(compiled)
+        return self._index[source]
+
+
+def _prefilter(signatures: Sequence[Signature]) -> re.Pattern[bytes]:
+    """One regex for every keyword, factored as a trie: the scan's only per-byte cost."""
+    trie: Dict[int, Any] = {}
+    for keyword in {k for s in signatures for k in s.keywords}:
+        node = trie
+        for byte in keyword:
+            node = node.setdefault(byte, {})
+        node[-1] = {}
+    return re.compile(_trie_regex(trie))
+
+
+def _trie_regex(node: Dict[int, Any]) -> bytes:
+    if -1 in node:    # a keyword ends here: longer ones sharing this prefix add nothing to a prefilter
+        return b""
+    branches = [re.escape(bytes([b])) + _trie_regex(child) for b, child in sorted(node.items())]
+    return branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
+
+
+def _keyword_owners(signatures: Sequence[Signature]) -> Tuple[Tuple[bytes, Tuple[int, ...]], ...]:
+    owners: Dict[bytes, List[int]] = {}
+    for i, sig in enumerate(signatures):
+        for keyword in sig.keywords:
+            owners.setdefault(keyword, []).append(i)
+    return tuple((k, tuple(v)) for k, v in sorted(owners.items()))
+
+
+def _explained_by(signatures: Sequence[Signature], origin: str) -> Dict[str, FrozenSet[str]]:
+    """Invert `explains` and close it transitively; a cycle would make ranking meaningless."""
+    explains = {s.id: set(s.explains) for s in signatures}
+    for sig in signatures:
+        unknown = set(sig.explains) - set(explains)
+        if unknown:
+            raise SignatureError(f"{origin}: signature {sig.id!r} explains unknown id(s) {', '.join(sorted(unknown))}")
+    reach: Dict[str, Set[str]] = {}
+
+    def descendants(sid: str, path: Tuple[str, ...]) -> Set[str]:
+        if sid in path:
+            raise SignatureError(f"{origin}: 'explains' forms a cycle: {' -> '.join(path + (sid,))}")
+        if sid not in reach:
+            reach[sid] = set(explains[sid]).union(*(descendants(c, path + (sid,)) for c in explains[sid]))
+        return reach[sid]
+
+    inverse: Dict[str, Set[str]] = {}
+    for sid in explains:
+        for child in descendants(sid, ()):
+            inverse.setdefault(child, set()).add(sid)
+    return {k: frozenset(v) for k, v in inverse.items()}
+
+
+# --------------------------------------------------------------------------- scanning
+
+class _State:
+    """What one signature saw: per regex the lines it matched (count, first few), and which regexes co-matched."""
+
+    __slots__ = ("hits", "evidence", "combos")
+
+    def __init__(self, regex_count: int):
+        self.hits = [0] * regex_count
+        self.evidence: List[List[Evidence]] = [[] for _ in range(regex_count)]
+        self.combos: Dict[FrozenSet[int], int] = {}   # set of regexes one line matched -> lines
+
+    def feed(self, sig: Signature, views: Sequence[Tuple[str, str, int]], line: int) -> None:
+        matched: Set[int] = set()
+        for shown, body, offset in views:
+            for j, regex in enumerate(sig.regexes):
+                found = regex.search(body) if j not in matched else None
+                if found:
+                    matched.add(j)
+                    self.hits[j] += 1
+                    if len(self.evidence[j]) < EVIDENCE_LIMIT:
+                        self.evidence[j].append(Evidence(line, _excerpt(shown, offset + found.start())))
+        if matched:
+            key = frozenset(matched)
+            self.combos[key] = self.combos.get(key, 0) + 1
+
+    def match(self, sig: Signature) -> Optional[Match]:
+        if any(self.hits[j] for j in sig.vetoes):
+            return None
+        held = [all_ for all_, none in sig.groups
+                if all(self.hits[j] for j in all_) and not any(self.hits[j] for j in none)]
+        if not held:
+            return None
+        used = {j for all_ in held for j in all_}
+        by_line = {ev.line: ev for j in sorted(used, reverse=True) for ev in self.evidence[j]}
+        evidence = [by_line[n] for n in sorted(by_line)][:EVIDENCE_LIMIT]
+        count = sum(n for combo, n in self.combos.items() if combo & used)
+        return Match(sig.id, sig.title, sig.severity, sig.cause, sig.fix, sig.check, sig.step, sig.source,
+                     evidence, count)
+
+
+class _Scanner:
+    def __init__(self, kb: Knowledge):
+        self.kb = kb
+        self.states = [_State(len(s.regexes)) for s in kb.signatures]
+        self.newlines = 0
+        self.open_line = False   # the last block ended inside a line
+
+    def scan(self, buf: bytes, end: int) -> None:
+        """Scan buf[:end]; it starts at a line start and ends at a newline or at a forced cut."""
+        search, pos, counted = self.kb.prefilter.search, 0, 0
+        while True:
+            found = search(buf, pos, end)
+            if found is None:
+                break
+            start = buf.rfind(b"\n", pos, found.start()) + 1 or pos
+            stop = buf.find(b"\n", found.end(), end)
+            stop = end if stop < 0 else stop
+            self.newlines += buf.count(b"\n", counted, start)
+            counted = start
+            self._line(buf[start:stop], self.newlines + 1)
+            pos = stop + 1
+        self.newlines += buf.count(b"\n", counted, end)
+        self.open_line = end > 0 and buf[end - 1:end] != b"\n"
+
+    def _line(self, raw: bytes, line: int) -> None:
+        owners = {i for keyword, sigs in self.kb.keyword_owners if keyword in raw for i in sigs}
+        views = list(_views(raw))
+        for i in owners:
+            self.states[i].feed(self.kb.signatures[i], views, line)
+
+    def result(self) -> ExplainResult:
+        sigs = self.kb.signatures
+        found = [m for m in (state.match(sig) for sig, state in zip(sigs, self.states)) if m]
+        return ExplainResult(_rank(found, self.kb), self.newlines + int(self.open_line))
+
+
+def _views(raw: bytes) -> Iterator[Tuple[str, str, int]]:
+    """Each carriage-return-separated piece of a line: (shown text, text to match, offset of one in the other).
+
+    Shown text has escape sequences, control characters and markdown quoting removed; the
+    matched text also loses TensorFlow/absl/logging prefixes, so anchored patterns work.
+    """
+    for piece in raw.decode("utf-8", "replace").split("\r"):
+        shown = _QUOTE.sub("", safe_text(piece), count=1).strip()
+        if shown:
+            body = _LOG_PREFIX.sub("", shown, count=1)
+            yield shown, body, len(shown) - len(body)
+
+
+def _excerpt(text: str, at: int) -> str:
+    if len(text) <= EXCERPT_LIMIT:
+        return text
+    start = max(0, min(at - 60, len(text) - EXCERPT_LIMIT))
+    cut = text[start:start + EXCERPT_LIMIT]
+    return ("…" if start else "") + cut + ("…" if start + EXCERPT_LIMIT < len(text) else "")
+
+
+def _rank(matches: List[Match], kb: Knowledge) -> List[Match]:
+    """Benign last; a match another match explains after it; then severity, priority, first line."""
+    failing = {m.id for m in matches if m.severity != "benign"}
+    priority = {s.id: s.priority for s in kb.signatures}
+    depth: Dict[str, int] = {}
+
+    def depth_of(mid: str) -> int:
+        if mid not in depth:
+            parents = kb.explained_by.get(mid, frozenset()) & failing
+            depth[mid] = 1 + max(map(depth_of, parents)) if parents else 0
+        return depth[mid]
+
+    return sorted(matches, key=lambda m: (m.severity == "benign", depth_of(m.id), SEVERITIES.index(m.severity),
+                                          -priority[m.id], m.evidence[0].line, m.id))
+
+
+# --------------------------------------------------------------------------- reading
+
+def _blocks(stream: BinaryIO) -> Iterator[bytes]:
+    """The stream's bytes in blocks, transcoded to UTF-8 when it is UTF-16 (PowerShell's `>`)."""
+    first = stream.read(BLOCK_SIZE)
+    if isinstance(first, str):   # a text stream passed by mistake
+        first = first.encode("utf-8", "replace")
+        rest: Iterator[bytes] = (b.encode("utf-8", "replace") for b in iter(lambda: stream.read(BLOCK_SIZE), ""))
+    else:
+        rest = iter(lambda: stream.read(BLOCK_SIZE) or b"", b"")
+    if not first:
+        return
+    decoder = _utf16_decoder(first)
+    if decoder is None:
+        yield first
+        yield from rest
+        return
+    for block in itertools.chain([first], rest):
+        yield decoder.decode(block).encode("utf-8", "replace")
+    yield decoder.decode(b"", final=True).encode("utf-8", "replace")
+
+
+def _utf16_decoder(head: bytes) -> Optional[codecs.IncrementalDecoder]:
+    if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return codecs.getincrementaldecoder("utf-16")("replace")
+    sample = head[:4096]
+    if len(sample) >= 64 and sample[1::2].count(0) > 0.4 * len(sample) / 2 and not sample[0::2].count(0):
+        return codecs.getincrementaldecoder("utf-16-le")("replace")
+    return None
+
+
+def _scan_blocks(blocks: Iterable[bytes], kb: Knowledge) -> ExplainResult:
+    scanner = _Scanner(kb)
+    carry = b""
+    for block in blocks:
+        buf = carry + block if carry else block
+        cut = buf.rfind(b"\n") + 1
+        if not cut and len(buf) < MAX_LINE:
+            carry = buf
+            continue
+        cut = cut or len(buf)
+        scanner.scan(buf, cut)
+        carry = buf[cut:]
+    if carry:
+        scanner.scan(carry, len(carry))
+    return scanner.result()
+
+
+def explain_stream(stream: BinaryIO) -> ExplainResult:
+    """Explain a log read from a binary stream, block by block (any size, any bytes)."""
+    return _scan_blocks(_blocks(stream), load_knowledge())
+
+
+def explain_text(text: str) -> ExplainResult:
+    return explain_stream(io.BytesIO(text.encode("utf-8", "replace")))
+
+
+def explain_lines(lines: Iterable[str]) -> ExplainResult:
+    """Explain log lines already in memory (e.g. TensorFlow's output captured by a probe)."""
+    def blocks() -> Iterator[bytes]:
+        pending: List[str] = []
+        size = 0
+        for line in lines:
+            pending.append(line[:-1] if line.endswith("\n") else line)
+            size += len(line)
+            if size >= BLOCK_SIZE:
+                yield ("\n".join(pending) + "\n").encode("utf-8", "replace")
+                pending, size = [], 0
+        if pending:
+            yield ("\n".join(pending) + "\n").encode("utf-8", "replace")
+    return _scan_blocks(blocks(), load_knowledge())
+
+
+def explain_file(path: str) -> ExplainResult:
+    """Explain a file, or standard input for "-"; an unreadable input is an InputError (exit 2)."""
+    try:
+        if path == "-":
+            return explain_stream(sys.stdin.buffer)
+        with open(path, "rb") as handle:
+            return explain_stream(handle)
+    except OSError as exc:
+        raise InputError(f"cannot read the log: {exc.strerror or exc}", "<stdin>" if path == "-" else path) from None
+
+
+# --------------------------------------------------------------------------- human text
+
+def format_text(result: ExplainResult, show_all: bool = False,
+                symbols: Mapping[Status, str] = SYMBOLS) -> List[str]:
+    """The human report: each problem with cause, fix and evidence; benign ones counted, listed with show_all."""
+    failures, benign = result.failures, result.benign
+    if not result.matches:
+        return [f"No known problem recognised in {result.lines} lines."]
+    out: List[str] = []
+    for match in failures + (benign if show_all else []):
+        out += _format_match(match, symbols)
+    if benign and not show_all:
+        ids = ", ".join(m.id for m in benign)
+        out.append(f"{len(benign)} harmless message kind(s) recognised and hidden ({ids}); --all shows them.")
+    if not failures:
+        out.append(f"Nothing but harmless messages in {result.lines} lines.")
+    return out
+
+
+def _format_match(match: Match, symbols: Mapping[Status, str]) -> List[str]:
+    mark = symbols[_SEVERITY_STATUS[match.severity]]
+    lines = [f"[{mark}] {match.title}  ({match.id}, {match.severity})",
+             f"    cause: {match.cause}",
+             f"    fix:   {match.fix}"]
+    links = [f"doctor {kind}: {value}" for kind, value in (("check", match.check), ("step", match.step)) if value]
+    if links:
+        lines.append(f"           ({'; '.join(links)})")
+    lines.append("    evidence:")
+    lines += [f"      {e.line:>6}: {e.text}" for e in match.evidence]
+    more = match.evidence_count - len(match.evidence)
+    if more > 0:
+        lines.append(f"              … and {more} more line(s)")
+    lines += [f"    source: {match.source}", ""]
+    return lines

@@ -1,0 +1,271 @@
+"""Every CUDA library TensorFlow will dlopen, loaded the way TensorFlow loads it.
+
+Runs isolated, in a child started with the LD_LIBRARY_PATH the activated env will have
+(`child_env`), so the answer is what TensorFlow will get after `conda activate`, not what
+this shell happens to have. For each library: loaded or the loader's own error, the path
+the loader chose and the real file behind it, the version the library itself reports,
+the conda package or pip distribution that owns it, and every other copy around.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import time
+from typing import Any, Dict, List, Optional
+
+from merlin_doctor import knowledge
+from merlin_doctor.probes import ProbeContext
+
+RTLD_DI_LINKMAP = 2
+
+
+class _LinkMap(ctypes.Structure):
+    _fields_ = [("l_addr", ctypes.c_void_p), ("l_name", ctypes.c_char_p)]
+
+
+def loaded_path(lib: ctypes.CDLL) -> Optional[str]:
+    """The path the dynamic loader opened for a handle (dlinfo RTLD_DI_LINKMAP)."""
+    try:
+        libdl = ctypes.CDLL("libdl.so.2")
+        lmap = ctypes.POINTER(_LinkMap)()
+        if libdl.dlinfo(ctypes.c_void_p(lib._handle), RTLD_DI_LINKMAP, ctypes.byref(lmap)) == 0 and lmap:
+            name = lmap.contents.l_name
+            return os.path.abspath(name.decode()) if name else None
+    except (OSError, AttributeError, ValueError):
+        pass
+    return None
+
+
+def _prefix(ctx: ProbeContext) -> Optional[str]:
+    return ctx.options.get("prefix") or ctx.env.get("CONDA_PREFIX")
+
+
+def search_path(ctx: ProbeContext) -> List[str]:
+    """LD_LIBRARY_PATH as the recipe's activate.d script leaves it: its entries first, then the current ones."""
+    current = [p for p in ctx.env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
+    prefix = _prefix(ctx)
+    if not prefix or not ctx.recipe_path:
+        return current
+    recipe = ctx.recipe()
+    wanted: List[str] = []
+    for var in recipe.activate:
+        if var.name == "LD_LIBRARY_PATH":
+            wanted += [recipe.expand(p, prefix) for p in var.prepend]
+            current += [recipe.expand(p, prefix) for p in var.append if recipe.expand(p, prefix) not in current]
+    return [p for p in wanted if p not in current] + current
+
+
+def child_env(ctx: ProbeContext) -> Dict[str, str]:
+    env = dict(ctx.env)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(search_path(ctx))
+    return env
+
+
+# --- version calls, as the table in knowledge/cuda_libraries.yml describes them -----------
+
+def _version(lib: ctypes.CDLL, call: str, style: str) -> Optional[str]:
+    try:
+        fn = getattr(lib, call)
+    except AttributeError:
+        return None
+    value = ctypes.c_int()
+    if style == "runtime":
+        if fn(ctypes.byref(value)) != 0:
+            return None
+        return f"{value.value // 1000}.{value.value % 1000 // 10}"
+    if style == "property":
+        parts = []
+        for kind in (0, 1, 2):  # MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL
+            if fn(kind, ctypes.byref(value)) != 0:
+                return None
+            parts.append(str(value.value))
+        return ".".join(parts)
+    if style == "return_m1000":
+        fn.restype = ctypes.c_int
+        v = fn()
+        return f"{v // 1000}.{v % 1000 // 100}.{v % 100}"
+    if style == "out_int":
+        if fn(ctypes.byref(value)) != 0:
+            return None
+        return str(value.value)
+    raise ValueError(f"unknown version style {style!r}")
+
+
+# --- who owns a file -----------------------------------------------------------------------
+
+class _Owners:
+    """Maps files to the conda package or pip distribution that installed them (lazily)."""
+
+    def __init__(self, prefix: Optional[str]):
+        self.prefix = prefix
+        self._conda: Optional[Dict[str, Dict[str, str]]] = None
+
+    def _conda_map(self) -> Dict[str, Dict[str, str]]:
+        if self._conda is None:
+            self._conda = {}
+            for meta in glob.glob(os.path.join(self.prefix or "/nonexistent", "conda-meta", "*.json")):
+                try:
+                    with open(meta, encoding="utf-8") as fh:
+                        record = json.load(fh)
+                except (OSError, ValueError):
+                    continue
+                owner = {"kind": "conda", "name": record.get("name", "?"), "version": record.get("version", "?"),
+                         "channel": str(record.get("channel", ""))}
+                for rel in record.get("files", []):
+                    if ".so" in rel:
+                        self._conda[os.path.join(self.prefix, rel)] = owner
+        return self._conda
+
+    def _pip(self, path: str) -> Optional[Dict[str, str]]:
+        site = path.split("/site-packages/", 1)
+        if len(site) != 2:
+            return None
+        root, rel = site[0] + "/site-packages", site[1]
+        for record in glob.glob(os.path.join(root, "*.dist-info", "RECORD")):
+            dist = os.path.basename(os.path.dirname(record))[: -len(".dist-info")]
+            if dist.startswith("tensorflow"):
+                continue  # the largest RECORD there is, and it ships no CUDA library
+            try:
+                with open(record, encoding="utf-8") as fh:
+                    if any(line.startswith(rel + ",") for line in fh):
+                        name, _, version = dist.partition("-")
+                        return {"kind": "pip", "name": name, "version": version}
+            except OSError:
+                continue
+        return None
+
+    def owner(self, path: str) -> Optional[Dict[str, str]]:
+        return self._conda_map().get(path) or self._pip(path)
+
+
+def _filename_version(real: str, soname: str) -> Optional[str]:
+    """`libcublas.so.11.4.1.1043` → `11.4.1.1043`; nothing when the file is the soname itself."""
+    base = os.path.basename(real)
+    stem = soname.split(".so", 1)[0] + ".so."
+    return base[len(stem):] if base.startswith(stem) and base != soname else None
+
+
+def _scan_dirs(ctx: ProbeContext, path: List[str]) -> List[str]:
+    """Directories where copies of the libraries could live: the search path, the env, the system."""
+    table = knowledge.load("cuda_libraries")["search"]
+    prefix = _prefix(ctx)
+    dirs = list(path)
+    if prefix:
+        site = glob.glob(os.path.join(prefix, "lib", "python3*", "site-packages"))
+        for pattern in table["env"]:
+            for s in site or [os.path.join(prefix, "lib", "python3", "site-packages")]:
+                dirs += glob.glob(os.path.join(prefix, pattern.replace("{site_packages}", s)))
+    for pattern in table["system"]:
+        dirs += sorted(glob.glob(ctx.host_path(pattern)))
+    seen: List[str] = []
+    for d in dirs:
+        d = os.path.abspath(d)
+        if d not in seen and os.path.isdir(d):
+            seen.append(d)
+    return seen
+
+
+def _ld_cache(ctx: ProbeContext) -> Dict[str, List[str]]:
+    """soname → paths from /etc/ld.so.cache (`ldconfig -p`); only on the real root."""
+    if ctx.root != "/":
+        return {}
+    try:
+        out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    cache: Dict[str, List[str]] = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*(\S+) \(.*\) => (\S+)", line)
+        if m:
+            cache.setdefault(m.group(1), []).append(m.group(2))
+    return cache
+
+
+def _copies(soname: str, dirs: List[str], ld_cache: Dict[str, List[str]], path: List[str],
+            owners: _Owners) -> Dict[str, List[Dict[str, Any]]]:
+    """Files named like this soname (copies) and like its other majors (e.g. libcublas.so.12)."""
+    stem = soname.split(".so", 1)[0] + ".so."
+    copies, others = [], []
+    candidates = [os.path.join(d, n) for d in dirs for n in sorted(os.listdir(d)) if n.startswith(stem)]
+    candidates += [p for name, paths in ld_cache.items() if name.startswith(stem) for p in paths]
+    seen = set()
+    for file in candidates:
+        if file in seen or not os.path.exists(file):
+            continue
+        seen.add(file)
+        name = os.path.basename(file)
+        real = os.path.realpath(file)
+        owner = owners.owner(real) or owners.owner(file)
+        entry = {"path": file, "realpath": real, "on_search_path": os.path.dirname(file) in path,
+                 "version": _filename_version(real, soname) or (owner or {}).get("version"), "owner": owner}
+        if name == soname:
+            copies.append(entry)
+        elif re.fullmatch(re.escape(stem) + r"\d+(\.\d+)?", name) and not name.startswith(soname + "."):
+            others.append(dict(entry, soname=name))
+    return {"copies": copies, "other_sonames": others}
+
+
+def _load(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """dlopen one library as TensorFlow does and ask it its version."""
+    try:
+        lib = ctypes.CDLL(spec["soname"])
+    except OSError as exc:
+        return {"loaded": False, "error": str(exc)}
+    opened = loaded_path(lib)
+    return {"loaded": True, "path": opened, "realpath": os.path.realpath(opened) if opened else None,
+            "version": _version(lib, spec["version"]["call"], spec["version"]["style"])}
+
+
+def _load_in_fork(spec: Dict[str, Any], timeout: float) -> Dict[str, Any]:
+    """`_load` in a forked process, so a library that crashes or hangs in its constructor
+    is blamed by name instead of taking every other library's facts down with it."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the fork: load, report, leave without running any Python clean-up
+        os.close(read_end)
+        try:
+            os.write(write_end, json.dumps(_load(spec)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    chunks, deadline = [], time.monotonic() + timeout
+    while True:
+        ready, _, _ = select.select([read_end], [], [], max(0.0, deadline - time.monotonic()))
+        data = os.read(read_end, 65536) if ready else b""
+        if not data:
+            break
+        chunks.append(data)
+    os.close(read_end)
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status) and ready:
+        sig = signal.Signals(os.WTERMSIG(status)).name
+        return {"loaded": False, "crashed": True, "error": f"loading it killed the process with {sig}"}
+    if not ready:
+        return {"loaded": False, "timed_out": True, "error": f"loading it did not finish within {timeout:g} s"}
+    return json.loads(b"".join(chunks).decode())
+
+
+def probe(ctx: ProbeContext) -> Dict[str, Any]:
+    path = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
+    owners = _Owners(_prefix(ctx))
+    dirs = _scan_dirs(ctx, path)
+    ld_cache = _ld_cache(ctx)
+    specs = knowledge.load("cuda_libraries")["libraries"]
+    per_library = max(1.0, ctx.timeout / (len(specs) + 1))
+    libraries = []
+    for spec in specs:
+        entry: Dict[str, Any] = {"soname": spec["soname"], "required": spec["required"]}
+        entry.update(_load_in_fork(spec, per_library))
+        if entry.get("loaded"):
+            entry["owner"] = owners.owner(entry["realpath"]) or owners.owner(entry["path"])
+        entry.update(_copies(spec["soname"], dirs, ld_cache, path, owners))
+        libraries.append(entry)
+    return {"search_path": path, "prefix": _prefix(ctx), "scanned_dirs": dirs, "libraries": libraries}

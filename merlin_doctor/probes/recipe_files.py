@@ -1,0 +1,19 @@
+"""The recipe's links and copies inside the env named by CONDA_PREFIX, as the steps see them.
+
+The `links` and `copies` steps judge the same state with the same functions, so a check
+built on these facts and the step that repairs it can never disagree.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from merlin_doctor.probes import ProbeContext
+from merlin_doctor.steps import copies, links
+
+
+def probe(ctx: ProbeContext) -> Dict[str, Any]:
+    prefix = ctx.env.get("CONDA_PREFIX")
+    if not prefix:
+        return {"prefix": None, "links": [], "copies": []}
+    recipe = ctx.recipe()
+    return {"prefix": prefix, "links": links.inspect(recipe, prefix), "copies": copies.inspect(recipe, prefix)}

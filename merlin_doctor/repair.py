@@ -1,0 +1,159 @@
+"""`merlin-doctor setup` and `merlin-doctor fix`: from parsed options to a converged env.
+
+setup runs every step (or --only ones) against the env the options name. fix judges
+the current env (CONDA_PREFIX, or --prefix) with the checks that name a repair step,
+runs the steps named by the failing or warning verdicts, then judges again and shows
+each verdict before and after. `./setup_env` is `merlin-doctor setup`.
+
+fix judges the env, not the shell it runs in: the probes see the variables the recipe's
+activation scripts set (as after `conda activate`), so a fix is not undone by a stale
+shell. Checks of installed packages read the interpreter running the doctor, so they
+are left out (and said so) when that interpreter is not the env's own.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from merlin_doctor.converge import Busy, check_prefix, resolve_engine, resolve_prefix, run, select_steps
+from merlin_doctor.engines import EngineError
+from merlin_doctor.errors import InputError
+from merlin_doctor.recipe import DEFAULT_RECIPE, Recipe, load_recipe
+from merlin_doctor.setup_report import HumanSetupReport, json_result
+from merlin_doctor.steps import StepContext
+from merlin_doctor.verdict import Status, Verdict
+
+#: Probes that describe the interpreter running the doctor rather than the env judged.
+INTERPRETER_PROBES = {"packages", "interpreter"}
+
+
+@dataclass
+class Options:
+    recipe: Optional[str] = None
+    name: Optional[str] = None
+    prefix: Optional[str] = None
+    engine: str = "auto"
+    dry_run: bool = False
+    yes: bool = False
+    force: bool = False
+    only: List[str] = field(default_factory=list)
+    log: Optional[str] = None
+    quiet: bool = False
+    as_json: bool = False
+
+
+def _failure(message: str) -> int:
+    sys.stderr.write(f"merlin-doctor: error: {message}\n")
+    return 1
+
+
+def _next_hint(recipe: Recipe, opts: Options, prefix: Path) -> str:
+    env = shlex.quote(str(prefix) if opts.prefix else prefix.name)
+    check = "merlin-doctor check" + ("" if recipe.name == DEFAULT_RECIPE else f" --recipe {shlex.quote(opts.recipe or recipe.path)}")
+    return f"conda activate {env} && {check}"
+
+
+def setup(opts: Options) -> int:
+    """Converge the env named by the options to the recipe; the exit code of the run."""
+    command = "merlin-doctor setup"
+    recipe = load_recipe(opts.recipe)
+    steps = select_steps(opts.only)
+    creates = any(s.id == "env" for s in steps)
+    try:
+        engine, note = resolve_engine(opts.engine, usable=creates and not opts.dry_run)
+    except EngineError as exc:
+        return _failure(str(exc))
+    prefix = resolve_prefix(recipe, engine, opts.name, opts.prefix)
+    check_prefix(prefix, creates=creates)
+    ctx = StepContext(recipe, prefix, engine, force=opts.force, dry_run=opts.dry_run)
+    report = HumanSetupReport(command, quiet=opts.quiet, silent=opts.as_json)
+    report.target(ctx, note)
+    try:
+        result = run(ctx, steps, report, command, opts.yes, _interactive(opts), _log_path(opts))
+    except Busy as exc:
+        return _failure(str(exc))
+    report.finish(ctx, result, _next_hint(recipe, opts, prefix))
+    if opts.as_json:
+        print(json.dumps(json_result(command, ctx, result, note), indent=2))
+    return result.exit_code
+
+
+def fix(opts: Options) -> int:
+    """Repair what the checks find wrong in the current env; the exit code of the run."""
+    command = "merlin-doctor fix"
+    recipe = load_recipe(opts.recipe)
+    target = opts.prefix or os.environ.get("CONDA_PREFIX")
+    if not target:
+        raise InputError("not inside a conda env: activate it first (conda activate NAME) or give --prefix DIR")
+    prefix = Path(os.path.abspath(os.path.expanduser(target)))
+    check_prefix(prefix, creates=False)
+    select_steps(opts.only)  # an unknown --only is a usage error even when nothing is wrong
+    before, note_left_out = judge(recipe, prefix)
+    named = [v.step for v in before if v.step]
+    steps = select_steps(opts.only, allowed=named)
+    try:
+        engine, note = resolve_engine(opts.engine, usable=any(s.id == "env" for s in steps) and not opts.dry_run)
+    except EngineError as exc:
+        return _failure(str(exc))
+    ctx = StepContext(recipe, prefix, engine, force=opts.force, dry_run=opts.dry_run)
+    report = HumanSetupReport(command, quiet=opts.quiet, silent=opts.as_json)
+    report.target(ctx, "\n".join(n for n in (note, note_left_out) if n) or None)
+    report.found(before)
+    try:
+        result = run(ctx, steps, report, command, opts.yes, _interactive(opts), _log_path(opts))
+    except Busy as exc:
+        return _failure(str(exc))
+    after = before if opts.dry_run or not result.outcomes else judge(recipe, prefix)[0]
+    report.finish(ctx, result, None)
+    report.changes(before, after)
+    if opts.as_json:
+        print(json.dumps(json_result(command, ctx, result, note, before, after), indent=2, default=str))
+    still = {v.id for v in after if v.step and v.status is Status.FAIL}
+    return result.exit_code or (1 if still and not opts.dry_run else 0)
+
+
+def judge(recipe: Recipe, prefix: Path) -> Tuple[List[Verdict], Optional[str]]:
+    """The verdicts of every check that names a repair step, for the env at `prefix` as activated,
+    and a note naming the checks left out because the doctor runs in another interpreter."""
+    from merlin_doctor.checks import all_checks
+    from merlin_doctor.facts import Facts
+    from merlin_doctor.probes import ProbeContext
+    from merlin_doctor.runner import RunOptions, run_checks
+
+    facts = Facts.live(ProbeContext(recipe_path=recipe.path, env=as_activated(recipe, prefix, dict(os.environ))))
+    checks = [c for c in all_checks() if c.step]
+    note = None
+    if Path(sys.prefix).resolve() != prefix.resolve():
+        left_out = [c.id for c in checks if set(c.probes) & INTERPRETER_PROBES]
+        checks = [c for c in checks if c.id not in left_out]
+        if left_out:
+            note = (f"left out {', '.join(left_out)}: they read the Python running the doctor ({sys.prefix}), "
+                    f"not the env's; to judge its packages run `{shlex.quote(str(prefix / 'bin' / 'python'))} "
+                    "-m merlin_doctor fix` with merlin-doctor installed there")
+    return run_checks(checks, facts, recipe, RunOptions(fast=True)), note
+
+
+def as_activated(recipe: Recipe, prefix: Path, env: Dict[str, str]) -> Dict[str, str]:
+    """`env` as `conda activate` of `prefix` leaves it, with the recipe's variables set."""
+    out = dict(env, CONDA_PREFIX=str(prefix), PATH=os.pathsep.join(p for p in (str(prefix / "bin"), env.get("PATH")) if p))
+    for var in recipe.activate:
+        if var.set is not None:
+            out[var.name] = recipe.expand(var.set, str(prefix))
+            continue
+        parts = [recipe.expand(p, str(prefix)) for p in var.prepend]
+        parts += [env[var.name]] if env.get(var.name) else []
+        out[var.name] = os.pathsep.join(parts + [recipe.expand(p, str(prefix)) for p in var.append])
+    return out
+
+
+def _interactive(opts: Options) -> bool:
+    return sys.stdin.isatty() and not opts.as_json
+
+
+def _log_path(opts: Options) -> Optional[Path]:
+    return Path(os.path.abspath(os.path.expanduser(opts.log))) if opts.log else None

@@ -1,0 +1,89 @@
+"""Step `copies`: the recipe's file copies inside the env (libdevice into lib/nvvm/libdevice/).
+
+A copy is done when the destination's sha256 equals the source's, so a truncated copy
+from a killed run is never mistaken for a finished one (and copies are written to a
+temp file and renamed anyway). A different file already at the destination was not
+made from this source: it is replaced only with --force.
+"""
+from __future__ import annotations
+
+import hashlib
+import shlex
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from merlin_doctor.recipe import Recipe
+from merlin_doctor.steps import Progress, Step, StepContext, StepError, write_atomic
+
+CHUNK = 1 << 20
+
+
+def sha256(path: Path) -> Optional[str]:
+    """The file's sha256, or None when it is not a readable file."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(CHUNK), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def inspect(recipe: Recipe, prefix: str) -> List[Dict[str, Any]]:
+    """Each copy: source, destination, both hashes and a state (`ok`, `missing`, `differs`, `no-source`)."""
+    out = []
+    for copy in recipe.copies:
+        src, dst = Path(recipe.expand(copy.src, prefix)), Path(recipe.expand(copy.dst, prefix))
+        src_hash, dst_hash = sha256(src), sha256(dst)
+        if src_hash is None:
+            state = "no-source"
+        elif dst_hash is None:
+            state = "missing"
+        else:
+            state = "ok" if dst_hash == src_hash else "differs"
+        out.append({"from": str(src), "to": str(dst), "from_sha256": src_hash, "to_sha256": dst_hash, "state": state})
+    return out
+
+
+def _action(entry: Dict[str, Any], force: bool) -> str:
+    cp = (f"mkdir -p {shlex.quote(str(Path(entry['to']).parent))} && "
+          f"cp {shlex.quote(entry['from'])} {shlex.quote(entry['to'])}   # checked by sha256")
+    if entry["state"] == "differs":
+        return cp + ", replaces a different file (--force)" if force else (
+            f"leave {entry['to']} alone: it differs from {entry['from']} (--force replaces it)")
+    if entry["state"] == "no-source":
+        return cp + f"; {entry['from']} must be there by then (the env step installs it)"
+    return cp
+
+
+class Copies(Step):
+    id = "copies"
+    title = "Copy files inside the env (libdevice where XLA looks for it)"
+    after = ("env",)
+
+    def is_done(self, ctx: StepContext) -> bool:
+        return all(e["state"] == "ok" for e in inspect(ctx.recipe, str(ctx.prefix)))
+
+    def plan(self, ctx: StepContext) -> List[str]:
+        return [_action(e, ctx.force) for e in inspect(ctx.recipe, str(ctx.prefix)) if e["state"] != "ok"]
+
+    def apply(self, ctx: StepContext, progress: Progress) -> List[str]:
+        problems = []
+        for entry in inspect(ctx.recipe, str(ctx.prefix)):
+            state = entry["state"]
+            if state == "no-source":
+                problems.append(f"{entry['from']} is missing, so it cannot be copied: the env step should have "
+                                "installed it; rerun `merlin-doctor setup --only env`")
+            elif state == "differs" and not ctx.force:
+                problems.append(_action(entry, False))
+            elif state != "ok":
+                src = Path(entry["from"])
+                write_atomic(Path(entry["to"]), src.read_bytes(), src.stat().st_mode & 0o777)
+                ctx.log(f"copied {entry['from']} -> {entry['to']} (sha256 {entry['from_sha256'][:12]})")
+        if problems:
+            raise StepError("; ".join(problems))
+        return []
+
+
+STEP = Copies()

@@ -1,0 +1,101 @@
+"""Step `links`: the recipe's symlinks inside the env (TensorRT's `.so.7` names → `.so.8`).
+
+A link is made only when its target exists (the optional TensorRT group may be absent);
+an existing correct link is left alone; a real file, or a link pointing elsewhere, is
+never replaced without --force. A link is swapped in with a rename, so it is either the
+old entry or the new link, never missing halfway.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+from typing import Any, Dict, List
+
+from merlin_doctor.recipe import Recipe
+from merlin_doctor.steps import Progress, Step, StepContext, StepError
+
+#: States that need no work: the link is right, or its target is absent so none can be made.
+SETTLED = ("ok", "no-target")
+
+
+def inspect(recipe: Recipe, prefix: str) -> List[Dict[str, Any]]:
+    """Each recipe link in the env at `prefix`: its path, target and state.
+
+    States: `ok`, `no-target` (nothing to link to), `missing`, `elsewhere` (a symlink to
+    something else), `file` (a real file or directory in the way).
+    """
+    out = []
+    for link in recipe.links:
+        directory = recipe.expand(link.dir, prefix)
+        path = os.path.join(directory, link.name)
+        target = os.path.join(directory, link.target)
+        target_exists = os.path.exists(target)
+        if os.path.islink(path):
+            right = os.readlink(path) == link.target or (
+                target_exists and os.path.realpath(path) == os.path.realpath(target))
+            state = "ok" if right else "elsewhere"
+        elif os.path.lexists(path):
+            state = "file"
+        else:
+            state = "missing" if target_exists else "no-target"
+        out.append({"path": path, "target": link.target, "state": state,
+                    "points_to": os.readlink(path) if state == "elsewhere" else None})
+    return out
+
+
+def _action(entry: Dict[str, Any], force: bool) -> str:
+    ln = f"ln -s {shlex.quote(entry['target'])} {shlex.quote(entry['path'])}"
+    state = entry["state"]
+    if state == "missing":
+        return ln
+    if state == "no-target":
+        return f"{ln}   # only if {entry['target']} is there by then"
+    what = "a real file" if state == "file" else f"a link to {entry['points_to']}"
+    if force:
+        return f"{ln}   # replaces {what} (--force)"
+    return f"leave {entry['path']} alone: it is {what}, not made by merlin-doctor (--force replaces it)"
+
+
+class Links(Step):
+    id = "links"
+    title = "Make the recipe's symlinks (TensorRT .so.7 names for the .so.8 libraries)"
+    after = ("pip",)
+
+    def is_done(self, ctx: StepContext) -> bool:
+        return all(e["state"] in SETTLED for e in inspect(ctx.recipe, str(ctx.prefix)))
+
+    def plan(self, ctx: StepContext) -> List[str]:
+        return [_action(e, ctx.force) for e in inspect(ctx.recipe, str(ctx.prefix)) if e["state"] != "ok"]
+
+    def apply(self, ctx: StepContext, progress: Progress) -> List[str]:
+        warnings, refused = [], []
+        for entry in inspect(ctx.recipe, str(ctx.prefix)):
+            state, path = entry["state"], entry["path"]
+            if state == "ok":
+                continue
+            if state == "no-target":
+                warnings.append(f"no link {path}: its target {entry['target']} is not there")
+                continue
+            if state in ("file", "elsewhere") and not ctx.force:
+                refused.append(_action(entry, False))
+                continue
+            _swap_in_link(entry["target"], path)
+            ctx.log(f"linked {path} -> {entry['target']}" + (f" (replaced {state})" if state != "missing" else ""))
+        if refused:
+            raise StepError("; ".join(refused))
+        return warnings
+
+
+def _swap_in_link(target: str, path: str) -> None:
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.merlin-doctor.tmp")
+    if os.path.lexists(tmp):
+        os.unlink(tmp)  # left by a run killed between symlink and rename
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        os.unlink(tmp)
+        raise StepError(f"cannot replace {path} with a link: {exc.strerror}") from None
+
+
+STEP = Links()

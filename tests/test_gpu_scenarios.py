@@ -1,0 +1,125 @@
+"""GPU, driver and CUDA library checks against simulated machines (tests/gpu_sim).
+
+Each scenario is a directory tree with gcc-built stand-ins for the NVIDIA libraries; the
+real doctor runs unmodified in a child process with the scenario's LD_LIBRARY_PATH, so
+NVML, libcuda and every CUDA library are loaded by the same code as on a workstation.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from gpu_sim.build import SCENARIOS_FILE, Compiler, build_scenario, default_cache_dir, load_scenarios
+
+AREAS = ("--only", "gpu", "--only", "cuda", "--only", "activation.ptxas")
+
+#: Every gpu.* / cuda.* / activation.ptxas verdict that is not a pass or a skip, per scenario.
+EXPECTED = {
+    "healthy-t4": {},
+    "a100": {},
+    "h100": {"gpu.compute-capability": "warn"},
+    "rtx4090": {"gpu.compute-capability": "warn"},
+    "driver-418": {"gpu.driver": "fail"},
+    "driver-455": {"gpu.driver": "warn"},
+    "no-driver": {"gpu.nvml": "fail", "gpu.kernel-module": "fail"},
+    "driver-not-loaded": {"gpu.nvml": "fail", "gpu.kernel-module": "fail"},
+    "driver-library-mismatch": {"gpu.nvml": "fail"},
+    "nouveau": {"gpu.nvml": "fail", "gpu.kernel-module": "fail"},
+    "nvml-no-device": {"gpu.nvml": "fail"},
+    "cuda-visible-devices-empty": {"gpu.visible-devices": "fail"},
+    "cuda-visible-devices-minus-one": {"gpu.visible-devices": "fail"},
+    "cuda-visible-devices-missing": {"gpu.visible-devices": "fail"},
+    "cudnn-8.0.5": {"cuda.libcudnn": "fail"},
+    "cudnn-8.9": {},
+    "tensorrt8-without-so7": {"cuda.tensorrt": "fail"},
+    "tensorrt-symlinked": {"cuda.tensorrt": "warn"},
+    "cublas-twice": {"cuda.libcublas": "warn", "cuda.libcublasLt": "warn"},
+    "shadow-cuda-10.2": {"cuda.libcufft": "warn", "cuda.libcurand": "warn", "cuda.libcudnn": "fail"},
+    "cuda12-libs-only": {"cuda.libcudart": "fail", "cuda.libcublas": "fail", "cuda.libcublasLt": "fail",
+                         "cuda.libcufft": "fail", "cuda.libcusparse": "fail"},
+    "wsl2": {},
+    "mig-on": {"gpu.cuda-driver": "fail", "gpu.mig": "warn"},
+    "busy-gpu": {"gpu.memory": "warn"},
+    "init-hangs": {"gpu.nvml": "fail"},
+    "segv-on-load": {"cuda.libcudnn": "fail"},
+}
+
+#: (check id, words its summary must hold, words its fix must hold) per scenario.
+DETAILS = {
+    "h100": [("gpu.compute-capability", "JIT-compiled from compute_80 PTX", "CUDA_CACHE_MAXSIZE")],
+    "rtx4090": [("gpu.compute-capability", "ptxas 11.2 cannot compile for sm_89", "cuda-nvcc")],
+    "driver-418": [("gpu.driver", "418.87.01 is too old for CUDA 11.2", ">= 460.27.03")],
+    "driver-455": [("gpu.driver", "minor-version compatibility", ">= 460.27.03")],
+    "no-driver": [("gpu.nvml", "no NVIDIA driver", "Install the NVIDIA driver (>= 460.27.03")],
+    "driver-not-loaded": [("gpu.nvml", "kernel module is not loaded", "sudo modprobe nvidia")],
+    "driver-library-mismatch": [("gpu.nvml", "version mismatch", "sudo reboot")],
+    "nouveau": [("gpu.kernel-module", "nouveau", "blacklist nouveau")],
+    "nvml-no-device": [("gpu.nvml", "sees no GPU", "nvidia-smi")],
+    "cuda-visible-devices-empty": [("gpu.visible-devices", "hides every GPU", "unset CUDA_VISIBLE_DEVICES")],
+    "cuda-visible-devices-missing": [("gpu.visible-devices", "names '1', which is not a GPU here", "CUDA_VISIBLE_DEVICES")],
+    "cudnn-8.0.5": [("cuda.libcudnn", "is 8.0.5, outside the recipe's >=8.1,<9", "conda install -c conda-forge cudnn=8.1.0")],
+    "tensorrt8-without-so7": [("cuda.tensorrt", "libnvinfer.so.7 is missing while TensorRT 8", "merlin-doctor fix --only links")],
+    "tensorrt-symlinked": [("cuda.tensorrt", "TensorRT 8.5.3", None)],
+    "cublas-twice": [("cuda.libcublas", "nvidia/cublas/lib/libcublas.so.11 (11.10.3", None)],
+    "shadow-cuda-10.2": [("cuda.libcufft", "usr/local/cuda-10.2/lib64/libcufft.so.10 although the env has its own", None),
+                         ("cuda.libcudnn", "is 8.0.5", None)],
+    "cuda12-libs-only": [("cuda.libcudart", "libcudart.so.12", "cudatoolkit=11.2.2")],
+    "mig-on": [("gpu.mig", "MIG is enabled", "nvidia-smi mig")],
+    "busy-gpu": [("gpu.memory", "by 4242", "nvidia-smi")],
+    "init-hangs": [("gpu.nvml", "timed out after 5 s", "reboot")],
+    "segv-on-load": [("cuda.libcudnn", "killed the process with SIGSEGV", "cudnn=8.1.0")],
+}
+
+
+def test_every_scenario_has_expectations():
+    assert set(EXPECTED) == {n for n in load_scenarios(SCENARIOS_FILE) if not n.startswith("_")}
+
+
+@pytest.fixture(scope="session")
+def compiler():
+    return Compiler(default_cache_dir())
+
+
+def judge(name: str, tmp_path, compiler, *extra: str) -> dict:
+    scenario = build_scenario(name, tmp_path / "machine root", compiler=compiler)
+    result = scenario.run([sys.executable, "-m", "merlin_doctor", "check", "--fast", "--json", "--timeout", "5",
+                           *AREAS, *extra], timeout=120)
+    assert result.returncode in (0, 1), result.stderr
+    return {v["id"]: v for v in json.loads(result.stdout)["verdicts"]}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_scenario_verdicts(name, tmp_path, compiler):
+    verdicts = judge(name, tmp_path, compiler)
+    problems = {i: v["status"] for i, v in verdicts.items() if v["status"] not in ("pass", "skip")}
+    assert problems == EXPECTED[name], {i: verdicts[i]["summary"] for i in problems}
+    for check_id, words, fix in DETAILS.get(name, []):
+        assert words in verdicts[check_id]["summary"], verdicts[check_id]["summary"]
+        if fix:
+            assert fix in (verdicts[check_id]["fix"] or ""), verdicts[check_id]["fix"]
+
+
+def test_healthy_t4_reports_where_each_library_comes_from(tmp_path, compiler):
+    verdicts = judge("healthy-t4", tmp_path, compiler)
+    cudnn = verdicts["cuda.libcudnn"]
+    assert cudnn["evidence"]["version"] == "8.1.0"
+    assert cudnn["evidence"]["owner"]["kind"] == "conda" and cudnn["evidence"]["owner"]["name"] == "cudnn"
+    assert cudnn["evidence"]["path"].endswith("env/lib/libcudnn.so.8")
+    assert cudnn["evidence"]["realpath"] != cudnn["evidence"]["path"], "the soname is a symlink to the real file"
+    assert verdicts["cuda.libcudart"]["evidence"]["version"] == "11.2"
+    assert verdicts["gpu.driver"]["evidence"]["driver_version"] == "525.85.12"
+
+
+def test_no_driver_with_cpu_ok_skips_every_gpu_check(tmp_path, compiler):
+    verdicts = judge("no-driver", tmp_path, compiler, "--cpu-ok")
+    assert {v["status"] for v in verdicts.values()} == {"skip"}
+
+
+def test_the_tensorrt_dir_is_searched_as_the_activated_env_will(tmp_path, compiler):
+    """The env is not activated (its scripts were never sourced), yet the .so.7 links in
+    site-packages/tensorrt are found: the probe uses the recipe's LD_LIBRARY_PATH."""
+    verdicts = judge("tensorrt-symlinked", tmp_path, compiler)
+    trt = verdicts["cuda.tensorrt"]["evidence"]["libnvinfer.so.7"]
+    assert "site-packages/tensorrt/libnvinfer.so.7" in trt["path"] and trt["realpath"].endswith("libnvinfer.so.8")
