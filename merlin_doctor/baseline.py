@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from merlin_doctor.factpaths import join, keyed, matches, pruned, rules
+from merlin_doctor.redact import Identity, redact
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,21 @@ def diff(before: Dict[str, Any], after: Dict[str, Any], ignore: Optional[Sequenc
         if name in old and not matches(name, ignore):
             _walk(keyed(old[name]), keyed(new[name]), name, ignore, changes)
     return changes
+
+
+def probes_to_compare(baseline_probes: Iterable[str], fast: bool = False) -> List[str]:
+    """The baseline's probes this doctor knows, the slow ones left out with --fast."""
+    from merlin_doctor.probes import PROBES
+
+    known = {p.name: p for p in PROBES}
+    return [n for n in baseline_probes if n in known and not (fast and known[n].slow)]
+
+
+def compare(good: Dict[str, Any], current: Dict[str, Any], identity: Identity = Identity()) -> List[Change]:
+    """`diff`, after redacting the current facts like the baseline when it is a shared report."""
+    if (good.get("meta") or {}).get("redacted"):
+        current = redact(current, identity).data
+    return diff(good, current)
 
 
 def _walk(old: Any, new: Any, path: str, ignore: Sequence[str], out: List[Change]) -> None:

@@ -43,6 +43,8 @@ def cli() -> None:
     Start with:
       merlin-doctor check              judge this machine against the default recipe
       merlin-doctor check --cpu-ok     ... on a machine meant to run on the CPU
+      merlin-doctor check --host       judge this machine as the host of the merlin-tensorflow image
+      merlin-doctor container-cmd      the docker run line for that image, with the GPUs and Jupyter
       merlin-doctor explain build.log  name the cause and fix in a pasted log
       merlin-doctor list               every check, what it needs, what fixes it
     """
@@ -63,6 +65,9 @@ timeout_option = click.option("--timeout", type=click.FloatRange(min=1), default
 @click.option("--cpu-ok", is_flag=True, help="This machine is meant to run on the CPU: skip the GPU checks.")
 @click.option("--from", "from_file", metavar="FILE", type=click.Path(dir_okay=False),
               help="Judge a saved snapshot (`merlin-doctor facts -o FILE`) instead of this machine.")
+@click.option("--baseline", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Also show what changed since this known-good snapshot or report (driver, libraries, "
+                   "packages, activation variables).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema in the README) on stdout.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @click.option("-v", "--verbose", is_flag=True, help="Show each verdict's evidence.")
@@ -73,8 +78,8 @@ timeout_option = click.option("--timeout", type=click.FloatRange(min=1), default
               help="Judge this machine as the host of a container recipe (docker, NVIDIA runtime and toolkit, "
                    "driver, disk) instead of an env; default recipe merlin-tensorflow-23.02.")
 def check(recipe: Optional[str], only: List[str], skip: List[str], fast: bool, cpu_ok: bool,
-          from_file: Optional[str], as_json: bool, strict: bool, verbose: bool, quiet: bool,
-          timeout: float, debug: bool, host: bool) -> None:
+          from_file: Optional[str], baseline: Optional[str], as_json: bool, strict: bool, verbose: bool,
+          quiet: bool, timeout: float, debug: bool, host: bool) -> None:
     """Judge this machine (or a saved snapshot) against a recipe.
 
     Prints one line per check as it completes ([✓] pass, [!] warning, [✗] failure,
@@ -89,11 +94,18 @@ def check(recipe: Optional[str], only: List[str], skip: List[str], fast: bool, c
     result = run_check(recipe, only, skip, fast=fast, cpu_ok=cpu_ok, from_file=from_file, host=host,
                        strict=strict, timeout=timeout, debug=debug, on_probe=report.probe_started,
                        on_verdict=None if as_json else report.verdict)
+    changes = _changes_since(baseline, result.snapshot, fast) if baseline else None
     if as_json:
-        _emit_json(result.to_dict())
+        data = result.to_dict()
+        if changes is not None:
+            data.update(baseline=baseline, changes=[c.to_dict() for c in changes])
+        _emit_json(data)
     else:
+        if changes is not None:
+            _print_changes(baseline, changes)
         report.summary(result.verdicts, strict)
     sys.exit(result.exit_code)
+
 
 
 @cli.command("list")
@@ -156,15 +168,16 @@ def recipes(name: Optional[str], environment_yml: bool) -> None:
     """List the built-in recipes, or show one (NAME or a YAML file)."""
     import yaml
 
-    from merlin_doctor.recipe import DEFAULT_RECIPE, available_recipes, conda_environment, load_recipe
+    from merlin_doctor.recipe import (DEFAULT_RECIPE, available_recipes, conda_environment, load_buildable_recipe,
+                                      load_recipe)
 
     if not name:
         for recipe_name in available_recipes():
             r = load_recipe(recipe_name)
             mark = " (default)" if recipe_name == DEFAULT_RECIPE else ""
-            click.echo(f"{recipe_name:<20} {r.description.split('. ')[0]}{mark}")
+            click.echo(f"{recipe_name:<24} {r.description.split('. ')[0]}{mark}")
         return
-    r = load_recipe(name)
+    r = load_buildable_recipe(name) if environment_yml else load_recipe(name)
     if environment_yml:
         click.echo(yaml.safe_dump(conda_environment(r), sort_keys=False), nl=False)
     else:
@@ -304,6 +317,142 @@ def container_cmd(recipe: str, jupyter_port: int, workdir: str, shell: bool, as_
     if not quiet:
         for note in line.notes:
             click.echo(f"# {note}", err=True)
+
+
+def _changes_since(path: str, snapshot, fast: bool) -> list:
+    """What changed between the baseline and this run's facts (probing what the baseline has)."""
+    from merlin_doctor.baseline import compare, probes_to_compare
+    from merlin_doctor.facts import Facts
+    from merlin_doctor.probes.identity import local_identity
+
+    good = Facts.load(path)
+    snapshot.collect(probes_to_compare(good.probes, fast))
+    return compare(good.to_dict(), snapshot.to_dict(), local_identity())
+
+
+def _print_changes(path: str, changes: list) -> None:
+    from merlin_doctor.baseline import change_lines
+    from merlin_doctor.render import safe_text
+
+    if not changes:
+        click.echo(f"\nNothing changed since the baseline {path}.")
+        return
+    click.echo(f"\nChanged since the baseline {path}:")
+    for line in change_lines(changes):
+        click.echo(f"  {safe_text(line)}")
+
+
+@cli.command()
+@recipe_option
+@click.option("-o", "--output", metavar="FILE", type=click.Path(dir_okay=False), default="merlin-doctor-report.json",
+              show_default=True, help="Where to write the report (JSON, written atomically).")
+@click.option("--from", "from_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Report on a saved snapshot (`merlin-doctor facts -o FILE`) instead of this machine.")
+@click.option("--fast", is_flag=True, help="Leave out the slow probes and checks (TensorFlow import, training).")
+@click.option("--cpu-ok", is_flag=True, help="This machine is meant to run on the CPU: skip the GPU checks.")
+@click.option("--markdown", is_flag=True, help="Also print the Markdown summary on stdout, to paste into an issue.")
+@click.option("--force", is_flag=True, help="Replace FILE even if it is not an earlier merlin-doctor report.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@timeout_option
+def report(recipe: Optional[str], output: str, from_file: Optional[str], fast: bool, cpu_ok: bool, markdown: bool,
+           force: bool, quiet: bool, timeout: float) -> None:
+    """Write one redacted file to share: facts, verdicts, packages and a Markdown summary.
+
+    \b
+    User and host names, home directories, IP and MAC addresses, GPU UUIDs and serials
+    become placeholders (<user>, <host>, <home>, <ip-1>, <gpu-uuid-1>, ...); environment
+    variables are kept only from an allowlist (CUDA_*, TF_*, CONDA_*, PATH, ...) and
+    anything that looks like a secret (tokens, keys, passwords, URL credentials) is dropped.
+    The file is a snapshot too: `merlin-doctor check --from FILE` judges it, and
+    `check --baseline FILE` shows what changed since. Read it before you post it.
+    """
+    import datetime
+
+    from merlin_doctor.probes.identity import local_identity
+    from merlin_doctor.recipe import load_recipe
+    from merlin_doctor.render import HumanReport
+    from merlin_doctor.report import build_report, write_report
+    from merlin_doctor.session import run_check
+
+    progress = HumanReport(quiet=quiet)
+    result = run_check(recipe, fast=fast, cpu_ok=cpu_ok, from_file=from_file, timeout=timeout,
+                       on_probe=progress.probe_started)
+    if not from_file:
+        result.snapshot.collect_all(fast=fast)  # the whole snapshot, not only what the checks read
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    doc, redaction = build_report(result.snapshot.to_dict(), result.verdicts, result.recipe, result.exit_code,
+                                  local_identity(), now, keep_words=(load_recipe(recipe).env_name or "",))
+    write_report(output, doc, force)
+    counts = ", ".join(f"{n} {status}" for status, n in doc["summary"].items() if n)
+    click.echo(f"report written to {output} ({counts})", err=markdown)
+    click.echo(f"{redaction.reminder()}. Read it before you share it.", err=markdown)
+    if markdown:
+        click.echo(doc["markdown"])
+
+
+@cli.command()
+@click.option("--scheduler", metavar="ADDRESS", help="A running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
+@click.option("--local", type=click.IntRange(min=1), metavar="N",
+              help="Start N local worker processes (a LocalCluster; a LocalCUDACluster, one worker per GPU, "
+                   "when dask-cuda and GPUs are here) and probe them.")
+@recipe_option
+@click.option("--fast", is_flag=True, help="Leave out the slow probes and checks (TensorFlow import, training).")
+@click.option("--cpu-ok", is_flag=True, help="The workers are meant to run on the CPU: skip the GPU checks.")
+@click.option("--every-worker", is_flag=True,
+              help="Probe each worker, even those sharing a host, interpreter and environment with another.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
+              help="Seconds the workers get to return their facts; one that dies or takes longer is reported "
+                   "as such. Probes that can hang (NVML, CUDA libraries) get half of it.")
+def fleet(scheduler: Optional[str], local: Optional[int], recipe: Optional[str], fast: bool, cpu_ok: bool,
+          every_worker: bool, as_json: bool, quiet: bool, timeout: float) -> None:
+    """Run the doctor on every worker of a Dask cluster and compare them.
+
+    Collects the facts on each worker, judges them here, and prints one table: the
+    configurations (workers grouped by driver, GPUs, CUDA library versions, Python and key
+    packages) with the outliers that differ from the majority, then each worker's verdicts.
+    A worker that dies, hangs or cannot import merlin-doctor is reported, never waited on
+    past --timeout. Workers sharing a host, interpreter and environment are probed once.
+
+    \b
+    Exit code: 0 every worker answered, they agree and nothing failed; 1 otherwise;
+    2 bad usage or an unreachable scheduler.
+    """
+    import time
+
+    from merlin_doctor import fleet as fleet_mod
+    from merlin_doctor.checks import all_checks
+    from merlin_doctor.fleet_table import document, table_lines
+    from merlin_doctor.recipe import load_recipe
+    from merlin_doctor.render import HumanReport
+    from merlin_doctor.runner import RunOptions, select_checks
+
+    if bool(scheduler) == bool(local):
+        raise click.UsageError("give one of --scheduler ADDRESS or --local N")
+    loaded = load_recipe(recipe)
+    checks = select_checks(all_checks(), skip=["container"])  # container checks judge a host, not a worker
+    human = HumanReport(quiet=quiet or as_json)
+    started = time.perf_counter()
+    human.progress(f"starting {local} local Dask worker(s) ..." if local else f"connecting to {scheduler} ...")
+    with fleet_mod.connect(scheduler, local, timeout) as (client, where):
+        connected = time.perf_counter()
+        human.progress(f"probing the workers ({where}) ...")
+        nodes = fleet_mod.probe_workers(client, fleet_mod.recipe_reference(loaded.path, loaded.name), timeout,
+                                        fast=fast, every_worker=every_worker)
+        probed = time.perf_counter()
+    fleet_mod.judge(nodes, checks, loaded, RunOptions(fast=fast, cpu_ok=cpu_ok))
+    groups = fleet_mod.group(nodes)
+    judged = time.perf_counter()
+    timings = {"cluster_start_s": connected - started, "probe_s": probed - connected,
+               "judge_s": judged - probed, "total_s": time.perf_counter() - started}
+    doc = document(nodes, groups, loaded.name, where, timings)
+    if as_json:
+        _emit_json(doc)
+    else:
+        for line in table_lines(doc, human.symbols):
+            click.echo(line)
+    sys.exit(doc["exit_code"])
 
 
 def main() -> None:

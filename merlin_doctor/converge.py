@@ -45,21 +45,18 @@ class Busy(Exception):
 
 # --- where: the engine and the prefix ---------------------------------------------------
 
-def resolve_engine(name: str, usable: bool) -> Tuple[Engine, Optional[str]]:
-    """The engine `name` picks, and a note when it only serves to show a plan.
+def resolve_engine(name: str) -> Tuple[Engine, Optional[str]]:
+    """The engine `name` picks, and why it cannot run here (None when it can).
 
-    With `usable` false (a dry run, or a fix that needs no engine) an engine that cannot
-    run here still shows its commands: the user sees what would run once it is installed.
+    An engine that cannot run still names envs and shows its commands, so a dry run (or
+    a run that creates nothing) works on a machine without it.
     """
     try:
         return select_engine(name), None
     except ValueError as exc:
         raise InputError(str(exc)) from None
     except EngineUnavailable as exc:
-        if usable:
-            raise
-        shown = make_engine("rattler" if name == "auto" else name)
-        return shown, f"{exc}\nthe plan shows what the {shown.name} engine would run"
+        return make_engine("rattler" if name == "auto" else name), str(exc)
 
 
 def resolve_prefix(recipe: Recipe, engine: Engine, name: Optional[str], prefix: Optional[str]) -> Path:
@@ -116,14 +113,17 @@ def hold_lock(prefix: Path, command: str, wait_s: float = LOCK_WAIT_S) -> Iterat
 
     from merlin_doctor.facts import write_json_atomic
 
-    prefix.parent.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(str(lock_path(prefix)), timeout=wait_s)
     try:
+        prefix.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire()
-    except filelock.Timeout:
+    except filelock.Timeout:  # before OSError: Timeout is a TimeoutError
         raise Busy(f"another merlin-doctor run is changing {prefix}: {_describe_holder(prefix)} holds the lock "
                    f"{lock_path(prefix)} (waited {wait_s:g} s). Run again when it has finished; if that "
                    "process is gone, just run again (its lock went with it).") from None
+    except OSError as exc:
+        raise InputError(f"cannot write beside the env ({exc.strerror}: {exc.filename}); merlin-doctor never "
+                         "needs root: choose a --prefix or --name you can write") from None
     holder = _holder_path(prefix)
     try:
         write_json_atomic(str(holder), {"pid": os.getpid(), "command": command, "since": _now()})
@@ -149,8 +149,11 @@ class Log:
 
     def __init__(self, path: Path):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: TextIO = open(path, "a", encoding="utf-8", buffering=1)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh: TextIO = open(path, "a", encoding="utf-8", buffering=1)
+        except OSError as exc:
+            raise InputError(f"cannot write the log: {exc.strerror}", str(path)) from None
 
     def write(self, line: str) -> None:
         self._fh.write(f"{_now()} {line}\n")
@@ -226,6 +229,7 @@ def apply_plan(ctx: StepContext, planned: List[PlannedStep], reporter: Reporter,
         step = p.step
         if failed:
             outcomes.append(StepOutcome(step.id, Status.SKIP, "not run: an earlier step failed"))
+            reporter.outcome(outcomes[-1])
             continue
         if p.done or step.is_done(ctx):
             outcomes.append(StepOutcome(step.id, Status.PASS, "already done"))
@@ -281,7 +285,7 @@ class RunResult:
 
 def run(ctx: StepContext, steps: Sequence[Step], reporter: Reporter, command: str, assume_yes: bool,
         interactive: bool, log_path: Optional[Path] = None) -> RunResult:
-    """Plan; unless dry-run, take the lock, re-plan, confirm, apply and log."""
+    """Plan (holding the env's lock, unless a dry run), confirm, apply and log."""
     if ctx.dry_run:
         planned = make_plan(ctx, steps)
         reporter.plan(ctx, planned)

@@ -35,7 +35,8 @@ _REQUIRED = {"id": str, "title": str, "severity": str, "keywords": list, "patter
              "cause": str, "fix": str, "source": str}
 _OPTIONAL = {"priority": int, "none": list, "explains": list, "check": str, "step": str, "examples": list}
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-_QUOTE = re.compile(r"^(?:[ \t]*>)+[ \t]?")   # markdown quoting (and `>>> ` prompts)
+_QUOTE = re.compile(r"^(?:>[ \t]*)+")           # markdown quoting (and `>>> ` prompts)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # escape sequences start with one (ESC)
 _LOG_PREFIX = re.compile(
     r"^(?:\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?:?\s+"  # TF / docker timestamp
     r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+\s+"                                    # absl / glog header
@@ -126,8 +127,8 @@ class Signature:
 @dataclass(frozen=True)
 class Knowledge:
     signatures: Tuple[Signature, ...]
-    prefilter: re.Pattern[bytes]
-    keyword_owners: Tuple[Tuple[bytes, Tuple[int, ...]], ...]   # keyword -> indexes of signatures
+    prefilter: re.Pattern[bytes]                             # finds keywords: the lines worth a look
+    owners: Mapping[bytes, Tuple[int, ...]]                  # keyword found -> signatures to try
     explained_by: Mapping[str, FrozenSet[str]]                 # id -> ids that explain it, transitively
 
 
@@ -148,7 +149,7 @@ def compile_knowledge(data: Any, origin: str) -> Knowledge:
     duplicate = next((i for i in ids if ids.count(i) > 1), None)
     if duplicate:
         raise SignatureError(f"{origin}: signature {duplicate!r} is defined twice")
-    return Knowledge(signatures, _prefilter(signatures), _keyword_owners(signatures),
+    return Knowledge(signatures, re.compile(_trie_regex(_trie(signatures))), _owners(signatures),
                      _explained_by(signatures, origin))
 
 
@@ -166,13 +167,17 @@ def _signature(entry: Any, where: str, origin: str) -> Signature:
         raise SignatureError(f"{where}: a benign signature cannot explain others")
     keywords = _strings(entry, "keywords", where)
     table = _RegexTable(where)
-    groups = tuple(table.group(p) for p in entry["patterns"])
+    plain = [p for p in entry["patterns"] if isinstance(p, str)]
+    groups = tuple(table.group(p) for p in entry["patterns"] if not isinstance(p, str))
+    if plain:   # one search per line for all the plain regexes
+        groups = (((table.alternation(plain),), ()),) + groups
+    vetoes = table.indexes(_strings(entry, "none", where))
     return Signature(
         id=entry["id"], title=entry["title"], severity=entry["severity"],
         priority=entry.get("priority", DEFAULT_PRIORITY), cause=entry["cause"].strip(), fix=entry["fix"].strip(),
         check=entry.get("check"), step=entry.get("step"), source=entry["source"],
         keywords=tuple(k.encode("utf-8") for k in keywords), regexes=tuple(table.regexes), groups=groups,
-        vetoes=table.indexes(_strings(entry, "none", where)), explains=tuple(_strings(entry, "explains", where)),
+        vetoes=vetoes, explains=tuple(_strings(entry, "explains", where)),
         examples=tuple(_strings(entry, "examples", where)))
 
 
@@ -207,9 +212,12 @@ class _RegexTable:
     def indexes(self, sources: Iterable[str]) -> Tuple[int, ...]:
         return tuple(self._add(s) for s in sources)
 
+    def alternation(self, sources: Sequence[str]) -> int:
+        for source in sources:   # each on its own first, so an error names the regex at fault
+            self._compile(source)
+        return self._add("|".join(f"(?:{s})" for s in sources))
+
     def group(self, pattern: Any) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
-        if isinstance(pattern, str):
-            return self.indexes([pattern]), ()
         if not isinstance(pattern, dict) or set(pattern) - {"all", "none"} or not pattern.get("all"):
             raise SignatureError(f"{self.where}: a pattern is a regex or a mapping with 'all' (and 'none') lists")
         return (self.indexes(_strings(pattern, "all", self.where)),
@@ -217,39 +225,45 @@ class _RegexTable:
 
     def _add(self, source: str) -> int:
         if source not in self._index:
-            try:
-                compiled = re.compile(source)
-            except re.error as exc:
-                raise SignatureError(f"{self.where}: bad regex {source!r}: {exc}") from None
             self._index[source] = len(self.regexes)
-            self.regexes.append(compiled)
+            self.regexes.append(self._compile(source))
         return self._index[source]
 
+    def _compile(self, source: str) -> re.Pattern[str]:
+        try:
+            return re.compile(source)
+        except re.error as exc:
+            raise SignatureError(f"{self.where}: bad regex {source!r}: {exc}") from None
 
-def _prefilter(signatures: Sequence[Signature]) -> re.Pattern[bytes]:
-    """One regex for every keyword, factored as a trie: the scan's only per-byte cost."""
+
+def _trie(signatures: Sequence[Signature]) -> Dict[int, Any]:
+    """Every keyword as a byte trie; -1 marks where one ends."""
     trie: Dict[int, Any] = {}
     for keyword in {k for s in signatures for k in s.keywords}:
         node = trie
         for byte in keyword:
             node = node.setdefault(byte, {})
         node[-1] = {}
-    return re.compile(_trie_regex(trie))
+    return trie
 
 
 def _trie_regex(node: Dict[int, Any]) -> bytes:
-    if -1 in node:    # a keyword ends here: longer ones sharing this prefix add nothing to a prefilter
+    """The trie as one regex: the scan's only per-byte cost, so it must stay factored."""
+    if -1 in node:    # a keyword ends here: one that merely extends it is found through it
         return b""
     branches = [re.escape(bytes([b])) + _trie_regex(child) for b, child in sorted(node.items())]
     return branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
 
 
-def _keyword_owners(signatures: Sequence[Signature]) -> Tuple[Tuple[bytes, Tuple[int, ...]], ...]:
-    owners: Dict[bytes, List[int]] = {}
+def _owners(signatures: Sequence[Signature]) -> Dict[bytes, Tuple[int, ...]]:
+    """For each keyword the trie regex can report (the shortest of those sharing a prefix), who to try."""
+    keywords = {k for s in signatures for k in s.keywords}
+    owners: Dict[bytes, Set[int]] = {}
     for i, sig in enumerate(signatures):
         for keyword in sig.keywords:
-            owners.setdefault(keyword, []).append(i)
-    return tuple((k, tuple(v)) for k, v in sorted(owners.items()))
+            reported = min((k for k in keywords if keyword.startswith(k)), key=len)
+            owners.setdefault(reported, set()).add(i)
+    return {k: tuple(sorted(v)) for k, v in owners.items()}
 
 
 def _explained_by(signatures: Sequence[Signature], origin: str) -> Dict[str, FrozenSet[str]]:
@@ -341,7 +355,7 @@ class _Scanner:
         self.open_line = end > 0 and buf[end - 1:end] != b"\n"
 
     def _line(self, raw: bytes, line: int) -> None:
-        owners = {i for keyword, sigs in self.kb.keyword_owners if keyword in raw for i in sigs}
+        owners = {i for keyword in _keywords_in(raw, self.kb.prefilter) for i in self.kb.owners[keyword]}
         views = list(_views(raw))
         for i in owners:
             self.states[i].feed(self.kb.signatures[i], views, line)
@@ -352,6 +366,16 @@ class _Scanner:
         return ExplainResult(_rank(found, self.kb), self.newlines + int(self.open_line))
 
 
+def _keywords_in(raw: bytes, prefilter: re.Pattern[bytes]) -> Set[bytes]:
+    """Every keyword in a line, overlapping ones included (each start position is tried)."""
+    found: Set[bytes] = set()
+    hit = prefilter.search(raw)
+    while hit:
+        found.add(hit.group())
+        hit = prefilter.search(raw, hit.start() + 1)
+    return found
+
+
 def _views(raw: bytes) -> Iterator[Tuple[str, str, int]]:
     """Each carriage-return-separated piece of a line: (shown text, text to match, offset of one in the other).
 
@@ -359,10 +383,13 @@ def _views(raw: bytes) -> Iterator[Tuple[str, str, int]]:
     matched text also loses TensorFlow/absl/logging prefixes, so anchored patterns work.
     """
     for piece in raw.decode("utf-8", "replace").split("\r"):
-        shown = _QUOTE.sub("", safe_text(piece), count=1).strip()
+        shown = (safe_text(piece) if _CONTROL.search(piece) else piece).strip()
+        if shown.startswith(">"):
+            shown = _QUOTE.sub("", shown, count=1)
         if shown:
-            body = _LOG_PREFIX.sub("", shown, count=1)
-            yield shown, body, len(shown) - len(body)
+            prefix = _LOG_PREFIX.match(shown)
+            offset = prefix.end() if prefix else 0
+            yield shown, shown[offset:], offset
 
 
 def _excerpt(text: str, at: int) -> str:
@@ -374,19 +401,38 @@ def _excerpt(text: str, at: int) -> str:
 
 
 def _rank(matches: List[Match], kb: Knowledge) -> List[Match]:
-    """Benign last; a match another match explains after it; then severity, priority, first line."""
-    failing = {m.id for m in matches if m.severity != "benign"}
+    """Root causes first, each followed by what it explains; benign last.
+
+    Roots are ordered by severity, priority, then first evidence line; a match explained by
+    several others sits under the deepest chain (longest path through the `explains` graph).
+    """
+    failing = [m for m in matches if m.severity != "benign"]
+    ids = {m.id for m in failing}
     priority = {s.id: s.priority for s in kb.signatures}
     depth: Dict[str, int] = {}
 
     def depth_of(mid: str) -> int:
         if mid not in depth:
-            parents = kb.explained_by.get(mid, frozenset()) & failing
+            parents = kb.explained_by.get(mid, frozenset()) & ids
             depth[mid] = 1 + max(map(depth_of, parents)) if parents else 0
         return depth[mid]
 
-    return sorted(matches, key=lambda m: (m.severity == "benign", depth_of(m.id), SEVERITIES.index(m.severity),
-                                          -priority[m.id], m.evidence[0].line, m.id))
+    def key(m: Match) -> Tuple[int, int, int, str]:
+        return SEVERITIES.index(m.severity), -priority[m.id], m.evidence[0].line, m.id
+
+    ranked: List[Match] = []
+
+    def place(parent: Match) -> None:
+        ranked.append(parent)
+        children = [m for m in failing if depth_of(m.id) == depth_of(parent.id) + 1
+                    and parent.id in kb.explained_by.get(m.id, frozenset()) and m not in ranked]
+        for child in sorted(children, key=key):
+            if child not in ranked:
+                place(child)
+
+    for root in sorted((m for m in failing if depth_of(m.id) == 0), key=key):
+        place(root)
+    return ranked + sorted((m for m in matches if m.severity == "benign"), key=key)
 
 
 # --------------------------------------------------------------------------- reading
@@ -412,10 +458,14 @@ def _blocks(stream: BinaryIO) -> Iterator[bytes]:
 
 
 def _utf16_decoder(head: bytes) -> Optional[codecs.IncrementalDecoder]:
-    if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+    """A decoder when the log is UTF-16 (mostly ASCII, so every other byte is NUL), else None."""
+    bom = head[:2] if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else b""
+    sample = head[len(bom):len(bom) + 4096]
+    half = len(sample) // 2
+    zeros_odd, zeros_even = sample[1::2].count(0), sample[0::2].count(0)
+    if bom == codecs.BOM_UTF16_LE and zeros_odd > 0.3 * half or bom == codecs.BOM_UTF16_BE and zeros_even > 0.3 * half:
         return codecs.getincrementaldecoder("utf-16")("replace")
-    sample = head[:4096]
-    if len(sample) >= 64 and sample[1::2].count(0) > 0.4 * len(sample) / 2 and not sample[0::2].count(0):
+    if not bom and half >= 32 and zeros_odd > 0.4 * half and not zeros_even:
         return codecs.getincrementaldecoder("utf-16-le")("replace")
     return None
 
@@ -437,9 +487,12 @@ def _scan_blocks(blocks: Iterable[bytes], kb: Knowledge) -> ExplainResult:
     return scanner.result()
 
 
-def explain_stream(stream: BinaryIO) -> ExplainResult:
-    """Explain a log read from a binary stream, block by block (any size, any bytes)."""
-    return _scan_blocks(_blocks(stream), load_knowledge())
+def explain_stream(stream: BinaryIO, kb: Optional[Knowledge] = None) -> ExplainResult:
+    """Explain a log read from a binary stream, block by block (any size, any bytes).
+
+    `kb` replaces the packaged signatures (see compile_knowledge), e.g. to try a new entry.
+    """
+    return _scan_blocks(_blocks(stream), kb or load_knowledge())
 
 
 def explain_text(text: str) -> ExplainResult:
@@ -479,17 +532,23 @@ def format_text(result: ExplainResult, show_all: bool = False,
                 symbols: Mapping[Status, str] = SYMBOLS) -> List[str]:
     """The human report: each problem with cause, fix and evidence; benign ones counted, listed with show_all."""
     failures, benign = result.failures, result.benign
-    if not result.matches:
-        return [f"No known problem recognised in {result.lines} lines."]
-    out: List[str] = []
+    read = _plural(result.lines, "line")
+    if failures:
+        out = [f"{_plural(len(failures), 'problem')} recognised in {read}, the likely root cause first:", ""]
+    elif benign:
+        out = [f"Nothing but harmless messages in {read}.", ""]
+    else:
+        return [f"No known problem recognised in {read}."]
     for match in failures + (benign if show_all else []):
         out += _format_match(match, symbols)
     if benign and not show_all:
         ids = ", ".join(m.id for m in benign)
-        out.append(f"{len(benign)} harmless message kind(s) recognised and hidden ({ids}); --all shows them.")
-    if not failures:
-        out.append(f"Nothing but harmless messages in {result.lines} lines.")
+        out.append(f"{_plural(len(benign), 'kind')} of harmless message hidden ({ids}); --all shows them.")
     return out
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def _format_match(match: Match, symbols: Mapping[Status, str]) -> List[str]:
@@ -504,6 +563,6 @@ def _format_match(match: Match, symbols: Mapping[Status, str]) -> List[str]:
     lines += [f"      {e.line:>6}: {e.text}" for e in match.evidence]
     more = match.evidence_count - len(match.evidence)
     if more > 0:
-        lines.append(f"              … and {more} more line(s)")
+        lines.append(f"              … and {_plural(more, 'more line')}")
     lines += [f"    source: {match.source}", ""]
     return lines

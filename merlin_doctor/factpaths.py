@@ -21,7 +21,15 @@ def rules() -> Dict[str, Any]:
 
 @functools.lru_cache(maxsize=None)
 def _glob(pattern: str) -> "re.Pattern[str]":
-    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.IGNORECASE)
+    """`*` matches anything, except inside [...] where it stays within the item's name."""
+    out, inside = [], False
+    for char in pattern:
+        if char == "*":
+            out.append(r"[^\]]*" if inside else ".*")
+        else:
+            inside = (inside or char == "[") and char != "]"
+            out.append(re.escape(char))
+    return re.compile("".join(out), re.IGNORECASE)
 
 
 def matches(path: str, patterns: Sequence[str]) -> bool:

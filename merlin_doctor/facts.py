@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import tempfile
 import threading
 from typing import Any, Callable, Dict, Iterable, Optional
 
 from merlin_doctor import __version__
+from merlin_doctor.atomic import write_atomic
 from merlin_doctor.errors import InputError
-from merlin_doctor.probes import PROBES, Probe, ProbeContext, probe_named, run_probe
+from merlin_doctor.probes import PROBES, Probe, ProbeContext, probe_named, run_probe, run_probes
 
 SCHEMA_VERSION = 1
 
@@ -50,17 +49,17 @@ class Facts:
         """
         if self.context is None:
             return
-        for name in names:
-            probe = probe_named(name)
-            if probe.isolated and name not in self.probes and name not in self._pending:
-                if self.on_probe:
-                    self.on_probe(probe)
-                thread = threading.Thread(target=self._collect_into, args=(probe,), daemon=True)
-                self._pending[name] = thread
-                thread.start()
-
-    def _collect_into(self, probe: Probe) -> None:
-        self.probes[probe.name] = run_probe(probe, self.context)
+        todo = [probe_named(n) for n in names]
+        todo = [p for p in todo if p.isolated and p.name not in self.probes and p.name not in self._pending]
+        if not todo:
+            return
+        for probe in todo:
+            if self.on_probe:
+                self.on_probe(probe)
+        thread = threading.Thread(target=lambda: self.probes.update(run_probes(todo, self.context)), daemon=True)
+        for probe in todo:
+            self._pending[probe.name] = thread
+        thread.start()
 
     def __getitem__(self, name: str) -> Dict[str, Any]:
         pending = self._pending.pop(name, None)
@@ -113,16 +112,4 @@ class Facts:
 
 def write_json_atomic(path: str, data: Any) -> None:
     """Write JSON through a temp file and a rename, so a crash never leaves half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False, default=str)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, (json.dumps(data, indent=2, sort_keys=False, default=str) + "\n").encode("utf-8"))

@@ -11,8 +11,8 @@ one LocalCluster) would collect identical facts, so one of them probes for all (
 `every_worker`); a LocalCUDACluster's workers differ in CUDA_VISIBLE_DEVICES, so each probes.
 
 Test seam: a worker whose environment sets MERLIN_DOCTOR_FACTS_OVERRIDE to a JSON file
-(`{"probes": {...}}`) reports its collected facts with that file merged over them, and says
-so in `meta.facts_override`. dask is imported only inside functions.
+(`{"probes": {"nvml": {...}}}`) reports those probes' facts instead of the ones it collected,
+and says so in `meta.facts_override`. dask is imported only inside functions.
 """
 from __future__ import annotations
 
@@ -69,18 +69,14 @@ def worker_fingerprint() -> Dict[str, Any]:
     import socket
     import sys
 
+    from distributed import get_worker
+
     host = socket.gethostname()
-    identity = json.dumps([host, sys.executable, sys.path, sorted(os.environ.items())])
+    scratch = get_worker().local_directory  # each worker puts its own scratch directory on sys.path
+    path = [p for p in sys.path if p != scratch]
+    identity = json.dumps([host, sys.executable, path, sorted(os.environ.items())])
     return {"host": host, "pid": os.getpid(), "python": sys.executable, "doctor_version": __version__,
             "key": hashlib.sha256(identity.encode()).hexdigest()[:16]}
-
-
-def _merge(base: Dict[str, Any], over: Dict[str, Any]) -> None:
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
 
 
 def worker_facts(recipe: Optional[str], probe_timeout: float, fast: bool) -> Dict[str, Any]:
@@ -94,7 +90,7 @@ def worker_facts(recipe: Optional[str], probe_timeout: float, fast: bool) -> Dic
     override = os.environ.get(FACTS_OVERRIDE)
     if override:
         with open(override, encoding="utf-8") as fh:
-            _merge(data, json.load(fh))
+            data["probes"].update(json.load(fh)["probes"])
         data["meta"]["facts_override"] = override
     return data
 

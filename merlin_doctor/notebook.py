@@ -5,6 +5,7 @@ present, or as lines on stderr otherwise; IPython is never required.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import shlex
 import sys
@@ -23,7 +24,8 @@ class Progress:
         from merlin_doctor.render import HumanReport
 
         self.quiet, self.done_checks, self.started = quiet, 0, time.perf_counter()
-        self.text = HumanReport(quiet=quiet)  # the CLI's progress lines, for a plain Python session
+        # The CLI's progress lines, for a plain Python session; stderr as it is now, not at import.
+        self.text = HumanReport(out=sys.stdout, err=sys.stderr, quiet=quiet)
         self.handle = None if quiet else _display_handle()
 
     def _show(self, message: str) -> None:
@@ -72,8 +74,8 @@ def check(recipe: Optional[str] = None, only: Names = None, skip: Names = None, 
         progress.finish()
 
 
-#: The CLI flags the magic takes that mean nothing for a table in a notebook.
-_DISPLAY_ONLY = ("as_json", "verbose")
+#: -v means nothing for the table: its rows always hold the evidence (folded).
+_ALWAYS_ON = ("verbose",)
 
 
 def magic(line: str) -> Optional[CheckResult]:
@@ -93,11 +95,18 @@ def magic(line: str) -> Optional[CheckResult]:
     except click.ClickException as exc:
         print(f"merlin-doctor: error: {exc.format_message()}", file=sys.stderr)
         return None
-    as_json = params["as_json"]
-    for name in _DISPLAY_ONLY:
-        params.pop(name)
+    as_json = params.pop("as_json")
+    taken = set(inspect.signature(check).parameters)
+    cli_only = [k for k, v in params.items() if k not in taken and k not in _ALWAYS_ON and v not in (None, False, ())]
+    if cli_only:
+        flags = ", ".join("--" + k.replace("_", "-") for k in cli_only)
+        print(f"merlin-doctor: error: {flags} works on the command line only: !merlin-doctor check {line[5:].strip()}",
+              file=sys.stderr)
+        return None
+    if as_json:
+        params["quiet"] = True  # the document alone, as `check --json` prints it
     try:
-        result = check(**params)
+        result = check(**{k: v for k, v in params.items() if k in taken})
     except InputError as exc:
         print(f"merlin-doctor: error: {exc}", file=sys.stderr)
         return None

@@ -330,6 +330,16 @@ def load_recipe(name_or_file: Optional[str] = None) -> Recipe:
     return parse_recipe(text, str(path))
 
 
+def load_buildable_recipe(name_or_file: Optional[str] = None) -> Recipe:
+    """A recipe that setup/fix can build: a container recipe's stack ships in its image."""
+    recipe = load_recipe(name_or_file)
+    if recipe.is_container:
+        raise InputError(f"recipe {recipe.name!r} is the {recipe.image} image: there is no env to build; "
+                         f"judge the host with `merlin-doctor check --host --recipe {recipe.name}` and start it with "
+                         f"`merlin-doctor container-cmd --recipe {recipe.name}`")
+    return recipe
+
+
 def conda_environment(recipe: Recipe, name: Optional[str] = None) -> Dict[str, Any]:
     """The conda `environment.yml` equivalent of a recipe's conda and pip parts."""
     pip: List[str] = []

@@ -14,7 +14,7 @@ import fnmatch
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from merlin_doctor import knowledge
 
@@ -28,6 +28,7 @@ _ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>\s*(?<![<>!
 _UUID = re.compile(r"(?i)\b(?:(?P<gpu>GPU|MIG)-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 _MAC = re.compile(r"(?<![\w:-])[0-9A-Fa-f]{2}([:-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}(?![\w:-])")
 _IPV6 = re.compile(r"(?<![\w:.-])(?=[0-9A-Fa-f]*:[0-9A-Fa-f]*:)[0-9A-Fa-f:]{2,39}(?![\w:.-])")
+_PLACEHOLDER = re.compile(r"(<[a-z]+(?:-[a-z]+)*(?:-\d+)?>)")
 _IPV4 = re.compile(r"(?<![\w.=<>~!+-])(?:\d{1,3}\.){3}\d{1,3}(?![\w.+-])")
 
 
@@ -82,6 +83,56 @@ def _is_ip(text: str) -> bool:
     return True
 
 
+def _home_pattern(homes: Iterable[str]) -> Optional["re.Pattern[str]"]:
+    values = sorted({h.rstrip("/") for h in homes if len(h.rstrip("/")) > 1}, key=len, reverse=True)
+    if not values:
+        return None
+    return re.compile(rf"(?<![\w.-])(?:{'|'.join(re.escape(v) for v in values)})(?![\w.-])")
+
+
+def _name_pattern(names: Iterable[str], vocabulary: Set[str]) -> Optional["re.Pattern[str]"]:
+    """A user or host name as a word anywhere. One that is also a word of the facts themselves
+    (a package, module, env or check named like the user: `merlin`, `gpu`) only beside an @
+    (user@host): elsewhere replacing it would rename the thing and change what checks see.
+    Home directories are replaced whole in any case, so /home/merlin/... never shows.
+    Short plain names match their own case only (host `vm` is not the VM of "bare metal or a
+    VM"); distinctive ones (6+ characters, or with a digit, dot, dash or underscore) any case."""
+    def form(name: str) -> str:
+        distinctive = len(name) >= 6 or bool(re.search(r"[\d._-]", name))
+        return f"(?i:{re.escape(name)})" if distinctive else re.escape(name)
+
+    values = sorted({n for n in names if len(n) > 1}, key=len, reverse=True)
+    anywhere = [form(n) for n in values if n.lower() not in vocabulary]
+    in_context = [form(n) for n in values if n.lower() in vocabulary]
+    forms = []
+    if anywhere:
+        forms.append(rf"(?<![A-Za-z0-9])(?:{'|'.join(anywhere)})(?![A-Za-z0-9])")
+    if in_context:
+        names_re = "|".join(in_context)
+        forms.append(rf"(?<![\w.-])(?:{names_re})(?=@)|(?<=@)(?:{names_re})(?![\w-])")
+    return re.compile("|".join(forms)) if forms else None
+
+
+def vocabulary(data: Any) -> Set[str]:
+    """Words the facts use as names of things: dict keys, `name`/`id` values, top-level modules."""
+    words: Set[str] = set()
+
+    def walk(value: Any, key: Optional[str]) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(k, str):
+                    words.add(k.lower())
+                walk(v, k if isinstance(k, str) else None)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, key)
+        elif isinstance(value, str) and key and key.lower() in ("name", "id", "top_level"):
+            words.add(value.lower())
+
+    walk(data, None)
+    return words
+
+
 def policy() -> Dict[str, Any]:
     return knowledge.load("redaction")
 
@@ -128,7 +179,7 @@ def identity_in(data: Any, rules: Optional[Dict[str, Any]] = None) -> Identity:
 
 
 class _Redactor:
-    def __init__(self, identity: Identity, rules: Dict[str, Any]):
+    def __init__(self, identity: Identity, rules: Dict[str, Any], vocabulary: Set[str]):
         self.rules = rules
         self.secret_name = re.compile(rules["secret_name"])
         self.secret_values = [re.compile(p) for p in rules["secret_values"]]
@@ -140,18 +191,8 @@ class _Redactor:
         self.secrets = 0
         self.env_dropped = 0
         hosts = list(identity.hosts) + [h.split(".")[0] for h in identity.hosts if "." in h and not _is_ip(h)]
-        self.identity = [(kind, self._literal(kind, values)) for kind, values in
-                         (("home", identity.homes), ("host", hosts), ("user", identity.users))]
-
-    @staticmethod
-    def _literal(kind: str, values: Iterable[str]) -> Optional["re.Pattern[str]"]:
-        values = sorted({v.rstrip("/") if kind == "home" else v for v in values if len(v) > 1}, key=len, reverse=True)
-        if not values:
-            return None
-        alternation = "|".join(re.escape(v) for v in values)
-        if kind == "home":
-            return re.compile(rf"(?<![\w.-])(?:{alternation})(?![\w.-])")
-        return re.compile(rf"(?i)(?<![A-Za-z0-9])(?:{alternation})(?![A-Za-z0-9])")
+        self.identity = [("home", _home_pattern(identity.homes)), ("host", _name_pattern(hosts, vocabulary)),
+                         ("user", _name_pattern(identity.users, vocabulary))]
 
     def placeholder(self, kind: str, value: str) -> str:
         key = value.lower().rstrip("/")
@@ -210,10 +251,12 @@ class _Redactor:
         text = _IPV6.sub(self._ipv6, text)
         versioned = bool(key and "version" in key.lower())
         text = _IPV4.sub(lambda m: self._ipv4(m, versioned), text)
+        parts = _PLACEHOLDER.split(text)  # never rewrite inside a placeholder already put in
         for kind, pattern in self.identity:
             if pattern is not None:
-                text = pattern.sub(lambda m, k=kind: self.placeholder(k, m.group(0)), text)
-        return text
+                parts = [p if i % 2 else pattern.sub(lambda m, k=kind: self.placeholder(k, m.group(0)), p)
+                         for i, p in enumerate(parts)]
+        return "".join(parts)
 
     def _environment(self, env: Dict[str, Any]) -> Dict[str, Any]:
         kept = {}
@@ -247,10 +290,16 @@ class _Redactor:
         return self.value(value, key if isinstance(key, str) else None)
 
 
-def redact(data: Any, identity: Identity = Identity(), rules: Optional[Dict[str, Any]] = None) -> Redaction:
-    """A redacted copy of `data`, with the identities it reveals itself added to `identity`."""
+def redact(data: Any, identity: Identity = Identity(), rules: Optional[Dict[str, Any]] = None,
+           keep_words: Iterable[str] = ()) -> Redaction:
+    """A redacted copy of `data`, with the identities it reveals itself added to `identity`.
+
+    `keep_words` name things that must keep their names even if a user or host shares them
+    (the recipe's env name, say), on top of the words the data itself uses as names.
+    """
     rules = rules or policy()
-    redactor = _Redactor(identity.merged(identity_in(data, rules)), rules)
+    words = vocabulary(data) | {w.lower() for w in keep_words if w}
+    redactor = _Redactor(identity.merged(identity_in(data, rules)), rules, words)
     out = redactor.value(data)
     replaced = {kind: len(values) for kind, values in redactor.seen.items()}
     return Redaction(out, replaced, redactor.secrets, redactor.env_dropped)

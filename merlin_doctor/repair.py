@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from merlin_doctor.converge import Busy, check_prefix, resolve_engine, resolve_prefix, run, select_steps
-from merlin_doctor.engines import EngineError
 from merlin_doctor.errors import InputError
-from merlin_doctor.recipe import DEFAULT_RECIPE, Recipe, load_recipe
+from merlin_doctor.recipe import DEFAULT_RECIPE, Recipe, load_buildable_recipe
 from merlin_doctor.setup_report import HumanSetupReport, json_result
 from merlin_doctor.steps import StepContext
 from merlin_doctor.verdict import Status, Verdict
@@ -52,6 +51,13 @@ def _failure(message: str) -> int:
     return 1
 
 
+def _engine_note(engine, unusable: Optional[str], creates: bool, dry_run: bool) -> Optional[str]:
+    """Said when the engine cannot run here but the run can go on (a plan, or no env step)."""
+    if not unusable or (creates and not dry_run):
+        return None
+    return f"{unusable}\nthe plan shows what the {engine.name} engine would run" if creates else None
+
+
 def _next_hint(recipe: Recipe, opts: Options, prefix: Path) -> str:
     env = shlex.quote(str(prefix) if opts.prefix else prefix.name)
     check = "merlin-doctor check" + ("" if recipe.name == DEFAULT_RECIPE else f" --recipe {shlex.quote(opts.recipe or recipe.path)}")
@@ -61,32 +67,33 @@ def _next_hint(recipe: Recipe, opts: Options, prefix: Path) -> str:
 def setup(opts: Options) -> int:
     """Converge the env named by the options to the recipe; the exit code of the run."""
     command = "merlin-doctor setup"
-    recipe = load_recipe(opts.recipe)
+    recipe = load_buildable_recipe(opts.recipe)
     steps = select_steps(opts.only)
     creates = any(s.id == "env" for s in steps)
-    try:
-        engine, note = resolve_engine(opts.engine, usable=creates and not opts.dry_run)
-    except EngineError as exc:
-        return _failure(str(exc))
+    engine, unusable = resolve_engine(opts.engine)
     prefix = resolve_prefix(recipe, engine, opts.name, opts.prefix)
     check_prefix(prefix, creates=creates)
+    note = _engine_note(engine, unusable, creates, opts.dry_run)
+    if unusable and creates and not opts.dry_run:
+        return _failure(unusable)
     ctx = StepContext(recipe, prefix, engine, force=opts.force, dry_run=opts.dry_run)
     report = HumanSetupReport(command, quiet=opts.quiet, silent=opts.as_json)
-    report.target(ctx, note)
+    notes = [note] if note else []
+    report.target(ctx, notes)
     try:
         result = run(ctx, steps, report, command, opts.yes, _interactive(opts), _log_path(opts))
     except Busy as exc:
         return _failure(str(exc))
     report.finish(ctx, result, _next_hint(recipe, opts, prefix))
     if opts.as_json:
-        print(json.dumps(json_result(command, ctx, result, note), indent=2))
+        print(json.dumps(json_result(command, ctx, result, notes), indent=2))
     return result.exit_code
 
 
 def fix(opts: Options) -> int:
     """Repair what the checks find wrong in the current env; the exit code of the run."""
     command = "merlin-doctor fix"
-    recipe = load_recipe(opts.recipe)
+    recipe = load_buildable_recipe(opts.recipe)
     target = opts.prefix or os.environ.get("CONDA_PREFIX")
     if not target:
         raise InputError("not inside a conda env: activate it first (conda activate NAME) or give --prefix DIR")
@@ -96,13 +103,15 @@ def fix(opts: Options) -> int:
     before, note_left_out = judge(recipe, prefix)
     named = [v.step for v in before if v.step]
     steps = select_steps(opts.only, allowed=named)
-    try:
-        engine, note = resolve_engine(opts.engine, usable=any(s.id == "env" for s in steps) and not opts.dry_run)
-    except EngineError as exc:
-        return _failure(str(exc))
+    creates = any(s.id == "env" for s in steps)
+    engine, unusable = resolve_engine(opts.engine)
+    note = _engine_note(engine, unusable, creates, opts.dry_run)
+    if unusable and creates and not opts.dry_run:
+        return _failure(unusable)
     ctx = StepContext(recipe, prefix, engine, force=opts.force, dry_run=opts.dry_run)
     report = HumanSetupReport(command, quiet=opts.quiet, silent=opts.as_json)
-    report.target(ctx, "\n".join(n for n in (note, note_left_out) if n) or None)
+    notes = [n for n in (note, note_left_out) if n]
+    report.target(ctx, notes)
     report.found(before)
     try:
         result = run(ctx, steps, report, command, opts.yes, _interactive(opts), _log_path(opts))
@@ -112,7 +121,7 @@ def fix(opts: Options) -> int:
     report.finish(ctx, result, None)
     report.changes(before, after)
     if opts.as_json:
-        print(json.dumps(json_result(command, ctx, result, note, before, after), indent=2, default=str))
+        print(json.dumps(json_result(command, ctx, result, notes, before, after), indent=2, default=str))
     still = {v.id for v in after if v.step and v.status is Status.FAIL}
     return result.exit_code or (1 if still and not opts.dry_run else 0)
 

@@ -12,7 +12,7 @@ import click
 
 from merlin_doctor.converge import PlannedStep, Reporter, RunResult, StepOutcome
 from merlin_doctor.render import ASCII, COLOURS, SYMBOLS, _can_encode, safe_text, use_colour
-from merlin_doctor.steps import Step, StepContext
+from merlin_doctor.steps import STEP_MODULES, Step, StepContext
 from merlin_doctor.verdict import Status, Verdict
 
 JSON_SCHEMA_VERSION = 1
@@ -24,7 +24,8 @@ class HumanSetupReport(Reporter):
         self.command, self.quiet, self.silent = command, quiet, silent  # silent: --json owns stdout
         self.out, self.err = out, err
         self.colour = use_colour(out)
-        self.symbols = SYMBOLS if _can_encode(out, "✓✗→") else ASCII
+        self.symbols = SYMBOLS if _can_encode(out, "✓✗") else ASCII
+        self.bullets = ("…", "→") if _can_encode(err, "…→") else ("...", "->")  # progress, change
 
     def _say(self, text: str = "") -> None:
         if not self.silent:
@@ -40,14 +41,14 @@ class HumanSetupReport(Reporter):
         text = f"[{self.symbols[status]}]"
         return f"\x1b[{COLOURS[status]}m{text}\x1b[0m" if self.colour and not self.silent else text
 
-    def target(self, ctx: StepContext, engine_note: Optional[str]) -> None:
+    def target(self, ctx: StepContext, notes: List[str]) -> None:
         engine = ctx.engine
         exe = getattr(engine, "exe", None)
         how = "embedded, no conda needed" if engine.name == "rattler" else (exe or "not found here")
         self._say(f"{self.command}: recipe {ctx.recipe.name} -> {ctx.prefix}")
         self._say(f"engine: {engine.name} ({how})")
-        if engine_note:
-            self._say("note: " + engine_note.replace("\n", "\n      "))
+        for note in notes:
+            self._say("note: " + note.replace("\n", "\n      "))
 
     def found(self, verdicts: List[Verdict]) -> None:
         """`fix`: the problems found, each with the step that repairs it."""
@@ -82,10 +83,10 @@ class HumanSetupReport(Reporter):
         self._note(f"[{index}/{total}] {step.id}: {step.title} ...")
 
     def progress(self, line: str) -> None:
-        self._note(f"  … {safe_text(line)}")
+        self._note(f"  {self.bullets[0]} {safe_text(line)}")
 
     def change(self, line: str) -> None:
-        self._note(f"  → {safe_text(line)}")
+        self._note(f"  {self.bullets[1]} {safe_text(line)}")
 
     def outcome(self, outcome: StepOutcome) -> None:
         self._say(f"{self.mark(outcome.status)} {outcome.id:<11} {safe_text(outcome.summary)} "
@@ -106,8 +107,11 @@ class HumanSetupReport(Reporter):
             self._say(f"\nStep {failed[0].id} failed, so {ctx.prefix} is not finished; fix the cause and run "
                       "again: done steps are skipped.")
         elif result.outcomes:
-            self._say(f"\n{ctx.prefix} matches recipe {ctx.recipe.name}"
-                      + (f", with {len(warned)} warning(s) above." if warned else "."))
+            ran = [o.id for o in result.outcomes if o.applied]
+            whole = len(result.planned) == len(STEP_MODULES)  # every step judged, not --only or fix's few
+            done = (f"{ctx.prefix} matches recipe {ctx.recipe.name}" if whole
+                    else f"Done: {', '.join(ran) or 'nothing'} applied to {ctx.prefix}")
+            self._say("\n" + done + (f", with {len(warned)} warning(s) above." if warned else "."))
         if result.log_path:
             self._say(f"Log: {result.log_path}")
         if next_hint and not failed:
@@ -125,7 +129,7 @@ class HumanSetupReport(Reporter):
             self._say(f"  {arrow} {a.id:<22} {safe_text(a.summary)}")
 
 
-def json_result(command: str, ctx: StepContext, result: RunResult, engine_note: Optional[str] = None,
+def json_result(command: str, ctx: StepContext, result: RunResult, notes: List[str],
                 before: Optional[List[Verdict]] = None, after: Optional[List[Verdict]] = None) -> Dict[str, Any]:
     """The --json document of `setup` and `fix` (shape in the README)."""
     data: Dict[str, Any] = {
@@ -134,7 +138,7 @@ def json_result(command: str, ctx: StepContext, result: RunResult, engine_note: 
         "recipe": ctx.recipe.name,
         "prefix": str(ctx.prefix),
         "engine": ctx.engine.name,
-        "engine_note": engine_note,
+        "notes": notes,
         "dry_run": ctx.dry_run,
         "plan": [{"id": p.step.id, "title": p.step.title, "done": p.done, "actions": p.actions}
                  for p in result.planned],

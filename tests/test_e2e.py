@@ -5,13 +5,17 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import subprocess
+import sys
+import types
 from typing import Any, Dict, List
 
 import pytest
 
 from merlin_doctor.e2e import load_spec, ple_command
 from merlin_doctor.e2e.judge import judge_ple
+from merlin_doctor.e2e.ple import _GpuMemory, _select_device
 from merlin_doctor.probes.isolate import run_json_command
 from merlin_doctor.verdict import Status
 
@@ -240,10 +244,96 @@ def test_judge_fails_a_run_that_stopped_with_its_error_and_log():
 def test_judge_fails_a_child_that_timed_out_as_the_parent_reports_it():
     result = {"error": "timed out after 60 s (the child was killed)", "timed_out": True, "log": ["epoch 1"]}
     status, summary, _ = judge_ple(result, THRESHOLDS)
-    assert status is Status.FAIL and summary == "PLE run  did not finish: timed out after 60 s (the child was killed)".replace("  ", " ")
+    assert status is Status.FAIL and summary == "PLE run did not finish: timed out after 60 s (the child was killed)"
 
 
 def test_judge_rejects_a_threshold_it_cannot_read():
     thresholds = {"loss_decrease_min": 0.05, "tasks": {"click": {"auc_at_least": 0.7}}}
     with pytest.raises(ValueError, match="auc_at_least"):
         judge_ple(_result(metrics={"click": {"type": "binary", "auc": 0.9}}), thresholds)
+
+
+# --- the GPU code paths, on stand-ins -----------------------------------------------------------
+
+@pytest.mark.slow
+def test_tf_child_gpu_comparisons_run_on_a_stand_in_device(tf_python):
+    """The per-GPU matmul/conv/XLA code, pointed at the CPU and at a GPU that is not there."""
+    code = ("import json, tensorflow as tf; from merlin_doctor.probes import tf_child as t; "
+            "from merlin_doctor.probes.child_io import finite; devices = ['/device:CPU:0', '/device:GPU:7']; "
+            "print(json.dumps(finite({name: t.guarded(lambda: test(tf, devices)) for name, test in "
+            "(('matmul', t._matmul), ('conv', t._conv), ('xla', t._xla))})))")
+    proc = subprocess.run([tf_python, "-c", code], capture_output=True, text=True, timeout=CHILD_TIMEOUT,
+                          cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    facts = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name in ("matmul", "conv", "xla"):
+        on_cpu, on_missing_gpu = facts[name]["gpus"]
+        assert on_cpu["ok"] and on_cpu["parity"] and on_cpu["rel_err"] < 1e-4, (name, on_cpu)
+        # TensorFlow silently falls back to the CPU: placed_on is what shows it.
+        assert on_missing_gpu["device"] == "/device:GPU:7" and on_missing_gpu["placed_on"].endswith("CPU:0")
+
+
+class _FakeDevice:
+    def __init__(self, name: str):
+        self.name = name
+
+
+class _FakeTf:
+    """The few `tf.config` calls `_select_device` makes, recorded."""
+
+    def __init__(self, gpus: int):
+        self.gpus = [_FakeDevice(f"/physical_device:GPU:{i}") for i in range(gpus)]
+        self.calls: List[Any] = []
+        self.config = self
+        self.experimental = self
+
+    def list_physical_devices(self, kind: str):
+        return self.gpus if kind == "GPU" else []
+
+    def set_visible_devices(self, devices, kind):
+        self.calls.append(("visible", devices, kind))
+
+    def set_memory_growth(self, device, value):
+        self.calls.append(("growth", device.name, value))
+
+    def get_memory_info(self, device):
+        return {"current": 0, "peak": 512 * 2**20}
+
+
+def test_device_auto_takes_the_gpu_with_memory_growth_and_cpu_hides_it():
+    tf = _FakeTf(gpus=1)
+    assert _select_device(tf, "auto") == {"used": "gpu", "gpus_visible": ["/physical_device:GPU:0"]}
+    assert tf.calls == [("growth", "/physical_device:GPU:0", True)]
+    tf = _FakeTf(gpus=1)
+    assert _select_device(tf, "cpu")["used"] == "cpu" and tf.calls == [("visible", [], "GPU")]
+    assert _select_device(_FakeTf(gpus=0), "auto") == {"used": "cpu", "gpus_visible": []}
+    with pytest.raises(RuntimeError, match="no GPU visible to TensorFlow"):
+        _select_device(_FakeTf(gpus=0), "gpu")
+
+
+def _fake_nvml(processes, fail: bool = False):
+    def running(handle):
+        if fail:
+            raise RuntimeError("NVML_ERROR_GPU_IS_LOST")
+        return [types.SimpleNamespace(pid=pid, usedGpuMemory=used) for pid, used in processes]
+
+    return types.SimpleNamespace(
+        nvmlInit=lambda: None, nvmlDeviceGetCount=lambda: 1, nvmlDeviceGetHandleByIndex=lambda i: i,
+        nvmlDeviceGetMemoryInfo=lambda h: types.SimpleNamespace(used=3 * 2**30),
+        nvmlDeviceGetComputeRunningProcesses=running)
+
+
+@pytest.mark.parametrize("processes, fail, expected", [
+    ("self", False, {"nvml_process_peak_mb": 2048.0, "nvml_device_used_peak_mb": 3072.0, "nvml_error": None}),
+    ([(1, 2**30)], False, {"nvml_process_peak_mb": None, "nvml_device_used_peak_mb": 3072.0, "nvml_error": None}),
+    ([], True, {"nvml_process_peak_mb": None, "nvml_device_used_peak_mb": None,
+                "nvml_error": "RuntimeError: NVML_ERROR_GPU_IS_LOST"}),
+])
+def test_gpu_memory_peak_from_nvml_and_tensorflow(monkeypatch, processes, fail, expected):
+    """Own PID seen (process figure), PID hidden by a container (device figure only), NVML failing."""
+
+    processes = [(os.getpid(), 2 * 2**30)] if processes == "self" else processes
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml(processes, fail))
+    memory = _GpuMemory(_FakeTf(gpus=1))
+    memory.sample()
+    assert memory.report() == {**expected, "tf_peak_mb": 512.0}

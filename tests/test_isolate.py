@@ -48,6 +48,33 @@ def test_missing_interpreter_is_data():
 
 
 def test_the_real_nvml_probe_on_a_gpu_less_machine_answers_cleanly():
-    r = run_probe(__import__("merlin_doctor.probes", fromlist=["probe_named"]).probe_named("nvml"), ProbeContext(timeout=20))
+    from merlin_doctor.probes import probe_named
+
+    r = run_probe(probe_named("nvml"), ProbeContext(timeout=20))
     assert r["loaded"] is False
     assert "nvml" in r["error"].lower() or "pynvml" in r["error"]
+
+
+def test_call_in_fork_blames_a_crash_on_its_own_call():
+    import ctypes
+
+    from merlin_doctor.probes.isolate import call_in_fork
+
+    assert call_in_fork(lambda: {"ctypes": ctypes.string_at(0)}, 5)["signal"] == "SIGSEGV"
+    assert call_in_fork(lambda: {"still": "alive"}, 5) == {"still": "alive"}
+
+
+def test_call_in_fork_kills_a_hang_and_passes_big_results():
+    from merlin_doctor.probes.isolate import call_in_fork
+
+    started = time.monotonic()
+    assert call_in_fork(lambda: time.sleep(60) or {}, 0.5)["timed_out"] is True
+    assert time.monotonic() - started < 5
+    big = {"x": "y" * 300_000}
+    assert call_in_fork(lambda: big, 5) == big
+
+
+def test_an_exception_in_the_fork_is_data():
+    from merlin_doctor.probes.isolate import call_in_fork
+
+    assert call_in_fork(lambda: 1 / 0, 5) == {"error": "ZeroDivisionError: division by zero"}

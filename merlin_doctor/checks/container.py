@@ -56,9 +56,10 @@ def docker_answers(facts, recipe) -> Finding:
                       f"data root {docker.get('root_dir')}", server_version=docker.get("server_version"), **evidence)
     error = docker.get("error") or ""
     evidence["error"] = error
-    what = f"the docker client {docker.get('client_version') or ''} is installed but the daemon "
+    client = " ".join(w for w in ("the docker client", docker.get("client_version")) if w)
+    what = f"{client} is installed but the daemon "
     if docker.get("timed_out"):
-        return failed(what + f"does not answer: {error}", fix="sudo systemctl restart docker", **evidence)
+        return failed(what + f"does not answer: {error}", fix=_fix("restart_docker"), **evidence)
     if _table()["docker_errors"]["permission_denied"] in error.lower():
         return failed(what + f"refuses this user: {error}", fix=_fix("docker_group"), **evidence)
     clash = _runtime_clash(host)
@@ -66,8 +67,9 @@ def docker_answers(facts, recipe) -> Finding:
         return failed(what + f"is not running, and cannot start: runtime {', '.join(clash['runtimes'])} is defined "
                       f"both by --add-runtime in {clash['dropin']} and in daemon.json",
                       fix=_fix("remove_runtime_flag", dropin=clash["dropin"]), clash=clash, **evidence)
-    if (host.get("daemon_json") or {}).get("error"):
-        return failed(what + f"is not running, and /etc/docker/daemon.json is broken: {host['daemon_json']['error']}",
+    daemon_json = host.get("daemon_json") or {}
+    if daemon_json.get("error"):
+        return failed(what + f"is not running, and {daemon_json.get('path')} is broken: {daemon_json['error']}",
                       fix=_fix("fix_daemon_json"), **evidence)
     return failed(what + f"is not running: {error}", fix=_fix("start_docker"), **evidence)
 

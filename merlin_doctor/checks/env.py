@@ -6,6 +6,7 @@ finds, these judge what `merlin-doctor setup` should have made (and `fix` remake
 from __future__ import annotations
 
 import shlex
+from typing import Optional, Tuple
 
 from merlin_doctor.checks import check
 from merlin_doctor.steps.links import SETTLED
@@ -13,6 +14,15 @@ from merlin_doctor.verdict import Finding, failed, passed, skipped
 
 NOT_IN_ENV = "not inside a conda env (CONDA_PREFIX is unset): no env to judge"
 IN_THE_WAY = ("file", "elsewhere", "differs")
+
+
+def _entries(facts, recipe, key: str) -> Tuple[list, Optional[Finding]]:
+    """The recipe's `links` or `copies` as found in the env, or the finding when there are none to judge."""
+    data = facts["recipe_files"]
+    if not data.get("prefix"):
+        return [], skipped(NOT_IN_ENV)
+    entries = data.get(key, [])
+    return entries, None if entries else passed(f"recipe {recipe.name} makes no {key}")
 
 
 def _fix(step: str, entries: list) -> str:
@@ -23,12 +33,9 @@ def _fix(step: str, entries: list) -> str:
 @check("env.links", probes=["recipe_files"], step="links")
 def links_in_place(facts, recipe) -> Finding:
     """The recipe's symlinks are in the env (TensorRT's .so.7 names for its .so.8 libraries)."""
-    data = facts["recipe_files"]
-    if not data.get("prefix"):
-        return skipped(NOT_IN_ENV)
-    entries = data.get("links", [])
-    if not entries:
-        return passed(f"recipe {recipe.name} makes no links")
+    entries, nothing = _entries(facts, recipe, "links")
+    if nothing:
+        return nothing
     bad = [e for e in entries if e["state"] not in SETTLED]
     if bad:
         listed = ", ".join(f"{e['path']} ({e['state']})" for e in bad[:3])
@@ -41,16 +48,14 @@ def links_in_place(facts, recipe) -> Finding:
 @check("env.copies", probes=["recipe_files"], step="copies")
 def copies_in_place(facts, recipe) -> Finding:
     """The recipe's copies in the env match their sources by sha256 (libdevice where XLA looks)."""
-    data = facts["recipe_files"]
-    if not data.get("prefix"):
-        return skipped(NOT_IN_ENV)
-    entries = data.get("copies", [])
-    if not entries:
-        return passed(f"recipe {recipe.name} makes no copies")
+    entries, nothing = _entries(facts, recipe, "copies")
+    if nothing:
+        return nothing
     bad = [e for e in entries if e["state"] != "ok"]
     if bad:
         first = bad[0]
-        fix = (f"merlin-doctor setup --prefix {shlex.quote(data['prefix'])} --only env" if first["state"] == "no-source"
+        prefix = facts["recipe_files"]["prefix"]
+        fix = (f"merlin-doctor setup --prefix {shlex.quote(prefix)} --only env" if first["state"] == "no-source"
                else _fix("copies", bad))
         return failed(f"{len(bad)} copy(ies) missing or stale: {first['to']} ({first['state']})", fix=fix, copies=bad)
     return passed(f"{len(entries)} copy(ies) match their sources", copies=[e["to"] for e in entries])

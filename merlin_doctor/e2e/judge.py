@@ -35,7 +35,7 @@ def judge_ple(result: Dict[str, Any], thresholds: Dict[str, Any]) -> Tuple[Statu
     if error:
         evidence["error"] = error
         evidence["log_tail"] = (result.get("log") or [])[-LOG_TAIL:]
-        return Status.FAIL, f"PLE run {where} did not finish: {_error_line(error)}", evidence
+        return Status.FAIL, f"PLE run{where} did not finish: {_error_line(error)}", evidence
 
     reasons = _loss_reasons(evidence["curve"], thresholds.get("loss_decrease_min", 0.0))
     reasons += _metric_reasons(evidence["metrics"], thresholds.get("tasks") or {})
@@ -43,8 +43,8 @@ def judge_ple(result: Dict[str, Any], thresholds: Dict[str, Any]) -> Tuple[Statu
     if reasons:
         shown = "; ".join(reasons[:MAX_REASONS_IN_SUMMARY])
         more = len(reasons) - MAX_REASONS_IN_SUMMARY
-        return Status.FAIL, f"PLE {where} did not learn: {shown}" + (f" (+{more} more)" if more > 0 else ""), evidence
-    return Status.PASS, f"PLE {where} learned every task: {_scores(evidence)}", evidence
+        return Status.FAIL, f"PLE{where} did not learn: {shown}" + (f" (+{more} more)" if more > 0 else ""), evidence
+    return Status.PASS, f"PLE{where} learned every task: {_scores(evidence)}", evidence
 
 
 def _loss_reasons(curve: List[Dict[str, Any]], decrease_min: float) -> List[str]:
@@ -104,7 +104,7 @@ def _where(result: Dict[str, Any]) -> str:
     device = (result.get("device") or {}).get("used") or (result.get("device") or {}).get("requested")
     details = [d for d in (result.get("size"), device, result.get("sabotage") and f"sabotage {result['sabotage']}")
                if d]
-    return f"({', '.join(details)})" if details else ""
+    return f" ({', '.join(details)})" if details else ""
 
 
 def _error_line(error: Any) -> str:

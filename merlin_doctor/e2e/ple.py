@@ -54,6 +54,8 @@ def train(size: str, device: str, sabotage: Optional[str], progress: Progress) -
         "python": platform.python_version(),
         "versions": {},
         "device": {"requested": device, "used": None},
+        "data": None,
+        "learning_rate": None,
         "timings": {},
         "curve": [],
         "metrics": {},
@@ -62,6 +64,7 @@ def train(size: str, device: str, sabotage: Optional[str], progress: Progress) -
         "error": None,
     }
     timings = result["timings"]
+    memory: Optional[_GpuMemory] = None
     stage = "import"
     try:
         mark = _stage(progress, stage)
@@ -112,13 +115,13 @@ def train(size: str, device: str, sabotage: Optional[str], progress: Progress) -
 
         stage = "evaluate"
         mark = _stage(progress, stage)
-        predictions = model.predict(holdout_set, batch_size=config["batch_size"])
+        predictions = _predict(model, holdout_set, config["batch_size"])
         result["metrics"] = _holdout_metrics(planted, data, predictions)
         timings["evaluate_s"] = _since(mark)
-        if memory is not None:
-            result["gpu_memory"] = memory.report()
     except Exception as exc:  # every failure, including a missing GPU, is reported as data
         result["error"] = error_data(exc, stage)
+    if memory is not None:  # also after a failure: an out-of-memory run shows how far it got
+        result["gpu_memory"] = memory.report()
     result["wall_s"] = _since(started)
     progress("done", wall_s=result["wall_s"], error=bool(result["error"]))
     return result
@@ -148,7 +151,7 @@ def _select_device(tf: Any, requested: str) -> Dict[str, Any]:
 
 
 def _epoch_logger(tf: Any, curve: List[Dict[str, Any]], rows: int, epochs: int, progress: Progress,
-                  memory: Optional["_GpuMemory"]) -> Any:
+                  memory: Optional[_GpuMemory]) -> Any:
     """A Keras callback that appends each epoch's losses and speed to `curve` and reports it."""
 
     class EpochLogger(tf.keras.callbacks.Callback):
@@ -182,11 +185,22 @@ def _steady_rate(curve: List[Dict[str, Any]]) -> Optional[float]:
     return round(rows / seconds, 1) if seconds > 0 else None
 
 
+def _predict(model: Any, dataset: Any, batch_size: int) -> Dict[str, Any]:
+    """Held-out predictions by eager forward passes, in row order: the same numbers as
+    `model.predict`, without the 1-3 s it spends tracing one more graph."""
+    import numpy as np
+    from merlin.models.tf import Loader
+
+    parts: Dict[str, List[Any]] = {}
+    for features, _ in Loader(dataset, batch_size=batch_size, shuffle=False):
+        for key, value in model(features, training=False).items():
+            parts.setdefault(key, []).append(np.asarray(value).ravel())
+    return {key: np.concatenate(values) for key, values in parts.items()}
+
+
 def _holdout_metrics(planted: Any, data: Any, predictions: Dict[str, Any]) -> Dict[str, Any]:
     """Per task on the held-out rows: AUC (binary) or RMSE with the label's std (regression)."""
-    import numpy as np
-
-    by_task = {key.split("/")[0]: np.asarray(value).ravel() for key, value in predictions.items()}
+    by_task = {key.split("/")[0]: value for key, value in predictions.items()}
     metrics: Dict[str, Any] = {}
     for task, kind in data.tasks.items():
         labels = data.holdout[task].to_numpy().astype("float64")
@@ -194,6 +208,8 @@ def _holdout_metrics(planted: Any, data: Any, predictions: Dict[str, Any]) -> Di
         entry: Dict[str, Any] = {"type": kind, "ceiling": data.ceilings[task]}
         if scores is None:
             entry["error"] = f"the model made no prediction for {task} (outputs: {sorted(predictions)})"
+        elif len(scores) != len(labels):
+            entry["error"] = f"{len(scores)} predictions for {len(labels)} held-out rows"
         elif kind == "binary":
             entry.update(auc=planted.auc(labels, scores), positive_rate=float(labels.mean()))
         else:
@@ -210,24 +226,31 @@ class _GpuMemory:
         self.tf = tf
         self.process_mb: Optional[float] = None
         self.device_mb: Optional[float] = None
+        self.error: Optional[str] = None
         try:
             import pynvml
 
             pynvml.nvmlInit()
             self.nvml = pynvml
-        except Exception:
+        except Exception as exc:  # no NVML: TensorFlow's own allocator figure remains
             self.nvml = None
+            self.error = f"{type(exc).__name__}: {exc}"
 
     def sample(self) -> None:
+        """Called from training callbacks: an NVML failure is recorded, never raised into `fit`."""
         if self.nvml is None:
             return
         nvml, pid = self.nvml, os.getpid()
         process = device = 0.0
-        for index in range(nvml.nvmlDeviceGetCount()):
-            handle = nvml.nvmlDeviceGetHandleByIndex(index)
-            device += nvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20
-            process += sum((p.usedGpuMemory or 0) / 2**20
-                           for p in nvml.nvmlDeviceGetComputeRunningProcesses(handle) if p.pid == pid)
+        try:
+            for index in range(nvml.nvmlDeviceGetCount()):
+                handle = nvml.nvmlDeviceGetHandleByIndex(index)
+                device += nvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20
+                process += sum((p.usedGpuMemory or 0) / 2**20
+                               for p in nvml.nvmlDeviceGetComputeRunningProcesses(handle) if p.pid == pid)
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            return
         self.device_mb = max(self.device_mb or 0.0, device)
         if process:  # zero when the PID is not visible to NVML (containers): unknown, not zero
             self.process_mb = max(self.process_mb or 0.0, process)
@@ -239,7 +262,7 @@ class _GpuMemory:
         except Exception:
             tf_peak = None
         return {"nvml_process_peak_mb": self.process_mb, "nvml_device_used_peak_mb": self.device_mb,
-                "tf_peak_mb": tf_peak, "source": "nvml" if self.nvml else "tensorflow"}
+                "tf_peak_mb": tf_peak, "nvml_error": self.error}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

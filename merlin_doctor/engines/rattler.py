@@ -10,7 +10,6 @@ removed) and installed ones are preferred by the solver, so a rerun changes noth
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from pathlib import Path
@@ -69,6 +68,8 @@ class RattlerEngine:
         # conda-meta/ first: a run killed before rattler writes anything leaves an env the
         # next run resumes, not a "foreign" directory it must refuse.
         Path(prefix, "conda-meta").mkdir(parents=True, exist_ok=True)
+        import asyncio  # here, not at import: `merlin-doctor check` must start fast
+
         asyncio.run(self._create(Path(prefix), list(channels), list(specs), progress or _ignore))
 
     async def _create(self, prefix: Path, channels: list[str], specs: list[str], progress: Progress) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -82,15 +83,40 @@ def probe_named(name: str) -> Probe:
 
 def run_probe(probe: Probe, ctx: ProbeContext) -> Dict[str, Any]:
     """Collect one probe's facts, never raising; isolated probes go to a child process."""
-    started = time.perf_counter()
-    if probe.isolated:
+    return run_probes([probe], ctx)[probe.name]
+
+
+def run_probes(probes: List[Probe], ctx: ProbeContext) -> Dict[str, Dict[str, Any]]:
+    """Collect several probes' facts, never raising.
+
+    In-process probes run here. Isolated probes that need the same child environment
+    share one child process, which forks once per probe (so a hang or a crash is still
+    blamed on one probe) and pays Python's start-up once; a slow probe gets a child of
+    its own. The children run in parallel.
+    """
+    results: Dict[str, Dict[str, Any]] = {}
+    groups: Dict[tuple, List[Probe]] = {}
+    for probe in probes:
+        if not probe.isolated:
+            started = time.perf_counter()
+            results[probe.name] = call_probe(probe, ctx)
+            results[probe.name].setdefault("duration_s", round(time.perf_counter() - started, 4))
+            continue
+        env = child_env(probe, ctx)
+        key = (probe.name,) if probe.slow else tuple(sorted(env.items()))
+        groups.setdefault(key, []).append(probe)
+    if groups:
         from merlin_doctor.probes.isolate import run_in_child
 
-        result = run_in_child(probe.name, ctx, env=child_env(probe, ctx))
-    else:
-        result = call_probe(probe, ctx)
-    result.setdefault("duration_s", round(time.perf_counter() - started, 4))
-    return result
+        def run_group(group: List[Probe]) -> None:
+            results.update(run_in_child([p.name for p in group], ctx, env=child_env(group[0], ctx)))
+
+        threads = [threading.Thread(target=run_group, args=(g,), daemon=True) for g in groups.values()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    return {p.name: results[p.name] for p in probes}
 
 
 def child_env(probe: Probe, ctx: ProbeContext) -> Dict[str, str]:

@@ -13,14 +13,12 @@ import glob
 import json
 import os
 import re
-import select
-import signal
 import subprocess
-import time
 from typing import Any, Dict, List, Optional
 
 from merlin_doctor import knowledge
 from merlin_doctor.probes import ProbeContext
+from merlin_doctor.probes.isolate import call_in_fork
 
 RTLD_DI_LINKMAP = 2
 
@@ -222,37 +220,6 @@ def _load(spec: Dict[str, Any]) -> Dict[str, Any]:
             "version": _version(lib, spec["version"]["call"], spec["version"]["style"])}
 
 
-def _load_in_fork(spec: Dict[str, Any], timeout: float) -> Dict[str, Any]:
-    """`_load` in a forked process, so a library that crashes or hangs in its constructor
-    is blamed by name instead of taking every other library's facts down with it."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the fork: load, report, leave without running any Python clean-up
-        os.close(read_end)
-        try:
-            os.write(write_end, json.dumps(_load(spec)).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    chunks, deadline = [], time.monotonic() + timeout
-    while True:
-        ready, _, _ = select.select([read_end], [], [], max(0.0, deadline - time.monotonic()))
-        data = os.read(read_end, 65536) if ready else b""
-        if not data:
-            break
-        chunks.append(data)
-    os.close(read_end)
-    if not ready:
-        os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status) and ready:
-        sig = signal.Signals(os.WTERMSIG(status)).name
-        return {"loaded": False, "crashed": True, "error": f"loading it killed the process with {sig}"}
-    if not ready:
-        return {"loaded": False, "timed_out": True, "error": f"loading it did not finish within {timeout:g} s"}
-    return json.loads(b"".join(chunks).decode())
-
-
 def probe(ctx: ProbeContext) -> Dict[str, Any]:
     path = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
     owners = _Owners(_prefix(ctx))
@@ -263,7 +230,10 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
     libraries = []
     for spec in specs:
         entry: Dict[str, Any] = {"soname": spec["soname"], "required": spec["required"]}
-        entry.update(_load_in_fork(spec, per_library))
+        loaded = call_in_fork(lambda: _load(spec), per_library)
+        if loaded.get("crashed"):
+            loaded["error"] = f"loading it killed the process with {loaded['signal']}"
+        entry.update(loaded)
         if entry.get("loaded"):
             entry["owner"] = owners.owner(entry["realpath"]) or owners.owner(entry["path"])
         entry.update(_copies(spec["soname"], dirs, ld_cache, path, owners))

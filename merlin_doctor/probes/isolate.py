@@ -1,13 +1,15 @@
-"""Run a probe in a child process with a timeout, so a hang or a crash becomes data."""
+"""Run probes in child processes with timeouts, so a hang or a crash becomes data."""
 from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
-from typing import Any, Dict, List, Optional
+import time
+from typing import Any, Callable, Dict, List, Optional
 
 from merlin_doctor.probes import ProbeContext
 
@@ -15,11 +17,71 @@ from merlin_doctor.probes import ProbeContext
 PROGRESS_PREFIX = "PROGRESS "
 
 
-def run_in_child(name: str, ctx: ProbeContext, env: Optional[Dict[str, str]] = None,
-                 python: Optional[str] = None) -> Dict[str, Any]:
-    """`python -m merlin_doctor.probes.child NAME` with the context on stdin, JSON on stdout."""
-    cmd = [python or sys.executable, "-m", "merlin_doctor.probes.child", name]
-    return run_json_command(cmd, ctx.timeout, stdin=json.dumps(ctx.to_dict()), env=env or ctx.env)
+def run_in_child(names: List[str], ctx: ProbeContext, env: Optional[Dict[str, str]] = None,
+                 python: Optional[str] = None) -> Dict[str, Dict[str, Any]]:
+    """`python -m merlin_doctor.probes.child NAME...` with the context on stdin: each probe's facts.
+
+    The child gives each probe `ctx.timeout` seconds (in a fork of its own); if the child
+    itself dies or overruns, every probe it held gets that failure as its facts.
+    """
+    cmd = [python or sys.executable, "-m", "merlin_doctor.probes.child", *names]
+    started = time.perf_counter()
+    out = run_json_command(cmd, ctx.timeout * len(names) + 10, stdin=json.dumps(ctx.to_dict()), env=env or ctx.env)
+    results = out.get("results")
+    if not isinstance(results, dict):
+        return {name: dict(out) for name in names}
+    for name in names:
+        results.setdefault(name, {"error": "the child returned no facts for this probe"})
+        results[name].setdefault("duration_s", round(time.perf_counter() - started, 4))
+    return results
+
+
+def call_in_fork(function: Callable[[], Dict[str, Any]], timeout: float) -> Dict[str, Any]:
+    """`function()` in a forked process: a crash or a hang there becomes data here.
+
+    Cheaper than a new interpreter (nothing is imported again), and the loader state is
+    the parent's, so libraries resolve exactly as they would in this process.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the fork: compute, report, leave without running any Python clean-up
+        os.close(read_end)
+        try:
+            try:
+                data = json.dumps(function(), default=str).encode()
+            except BaseException as exc:  # noqa: BLE001 - everything becomes data
+                data = json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write_end, view):]
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    chunks: List[bytes] = []
+    deadline = time.monotonic() + timeout
+    finished = True
+    while True:
+        ready, _, _ = select.select([read_end], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            finished = False
+            break
+        data = os.read(read_end, 65536)
+        if not data:
+            break
+        chunks.append(data)
+    os.close(read_end)
+    if not finished:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    if not finished:
+        return {"error": f"timed out after {timeout:g} s (the child was killed)", "timed_out": True}
+    if os.WIFSIGNALED(status):
+        sig = signal.Signals(os.WTERMSIG(status)).name
+        return {"error": f"the child process was killed by {sig}", "crashed": True, "signal": sig}
+    try:
+        return json.loads(b"".join(chunks).decode())
+    except ValueError:
+        return {"error": "the child process exited without a result"}
 
 
 def run_json_command(cmd: List[str], timeout: float, stdin: str = "", env: Optional[Dict[str, str]] = None,

@@ -14,12 +14,12 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Tuple
 
+from merlin_doctor.atomic import write_atomic
 from merlin_doctor.engines import Engine
 from merlin_doctor.recipe import Recipe
 
@@ -84,20 +84,7 @@ def pause_point(name: str) -> None:
         time.sleep(3600)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write `data` to `path` through a temp file in the same directory and a rename."""
+def write_file(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write `data` to `path` atomically, making its directory first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(str(path), data, mode)

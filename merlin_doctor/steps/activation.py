@@ -13,7 +13,7 @@ from typing import Any, Dict, List
 
 from merlin_doctor.activation import HEADER, SCRIPT_NAME, activate_script, deactivate_script
 from merlin_doctor.recipe import Recipe
-from merlin_doctor.steps import Progress, Step, StepContext, StepError, write_atomic
+from merlin_doctor.steps import Progress, Step, StepContext, StepError, write_file
 
 
 def inspect(recipe: Recipe, prefix: Path) -> List[Dict[str, Any]]:
@@ -81,7 +81,7 @@ class ActivationScripts(Step):
             if e["state"] == "foreign" and not ctx.force:
                 raise StepError(f"{e['path']} exists and was not written by merlin-doctor; move it away, "
                                 "or rerun with --force to replace it")
-            write_atomic(e["path"], e["text"].encode("utf-8"))
+            write_file(e["path"], e["text"].encode("utf-8"))
             ctx.log(f"wrote {e['path']}" + ("" if e["state"] == "missing" else f" (replaced a {e['state']} one)"))
         return []
 

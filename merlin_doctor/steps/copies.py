@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from merlin_doctor.recipe import Recipe
-from merlin_doctor.steps import Progress, Step, StepContext, StepError, write_atomic
+from merlin_doctor.steps import Progress, Step, StepContext, StepError, write_file
 
 CHUNK = 1 << 20
 
@@ -79,7 +79,7 @@ class Copies(Step):
                 problems.append(_action(entry, False))
             elif state != "ok":
                 src = Path(entry["from"])
-                write_atomic(Path(entry["to"]), src.read_bytes(), src.stat().st_mode & 0o777)
+                write_file(Path(entry["to"]), src.read_bytes(), src.stat().st_mode & 0o777)
                 ctx.log(f"copied {entry['from']} -> {entry['to']} (sha256 {entry['from_sha256'][:12]})")
         if problems:
             raise StepError("; ".join(problems))

@@ -1,0 +1,95 @@
+"""`merlin-doctor report`: one shareable JSON file, redacted, judged like a live snapshot.
+
+The file holds the facts, the verdicts, the package list and a Markdown summary (the
+`markdown` field, ready to paste into an issue). Everything in it, Markdown included, is
+built from the redacted document, so no raw value can slip into the summary. It is also a
+snapshot: `check --from` and `check --baseline` read its `facts`. Building is pure; only
+`write_report` touches the disk.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Iterable, List, Tuple
+
+from merlin_doctor.errors import InputError
+from merlin_doctor.facts import write_json_atomic
+from merlin_doctor.factpaths import headline
+from merlin_doctor.redact import Identity, Redaction, redact
+from merlin_doctor.render import SYMBOLS, json_report, safe_text
+from merlin_doctor.verdict import Status, Verdict
+
+KIND = "merlin-doctor-report"
+DEFAULT_OUTPUT = "merlin-doctor-report.json"
+
+
+def package_list(facts: Dict[str, Any]) -> List[Dict[str, str]]:
+    dists = facts.get("probes", {}).get("packages", {}).get("distributions", {})
+    return sorted(({"name": d.get("name", key), "version": d.get("version")} for key, d in dists.items()),
+                  key=lambda p: str(p["name"]).lower())
+
+
+def build_report(facts: Dict[str, Any], verdicts: List[Verdict], recipe: str, exit_code: int,
+                 identity: Identity, created_at: str, keep_words: Iterable[str] = ()) -> Tuple[Dict[str, Any], Redaction]:
+    """The redacted report document and what redaction took out (`keep_words`: see redact.redact)."""
+    checked = json_report(verdicts, facts, recipe, exit_code)
+    content = {"summary": checked["summary"], "verdicts": checked["verdicts"], "packages": package_list(facts),
+               "facts": checked["facts"]}
+    own_words = {part for v in verdicts for part in v.id.split(".")}  # `gpu` of gpu.nvml stays, whoever is called gpu
+    redaction = redact(content, identity, keep_words=set(keep_words) | own_words)
+    doc = {"schema_version": checked["schema_version"], "kind": KIND, "doctor_version": checked["doctor_version"],
+           "created_at": created_at, "recipe": recipe, "exit_code": exit_code,
+           "redaction": dict(redaction.summary(), note=redaction.reminder()), "markdown": ""}
+    doc.update(redaction.data)  # the facts last: the file reads top-down
+    doc["facts"].setdefault("meta", {})["redacted"] = True
+    doc["markdown"] = markdown(doc)
+    return doc, redaction
+
+
+def _cell(text: Any) -> str:
+    return safe_text(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Tuple[str, ...], rows: List[Tuple[Any, ...]]) -> List[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+
+
+def markdown(doc: Dict[str, Any]) -> str:
+    """A readable summary of a (redacted) report document, for an issue or a support thread."""
+    counts = ", ".join(f"{n} {status}" for status, n in doc["summary"].items() if n)
+    lines = ["# merlin-doctor report", "",
+             f"merlin-doctor {doc['doctor_version']} · recipe `{doc['recipe']}` · {doc['created_at']} · {counts}", ""]
+    machine = headline(doc["facts"].get("probes", {}))
+    if machine:
+        lines += ["## Machine", ""] + _table(("", ""), machine) + [""]
+    verdicts = doc["verdicts"]
+    lines += ["## Checks", ""] + _table(("", "check", "result"), [
+        (SYMBOLS[Status(v["status"])], f"`{v['id']}`", v["summary"]) for v in verdicts]) + [""]
+    fixes: Dict[str, List[str]] = {}
+    for v in verdicts:
+        if v["fix"] and v["status"] in ("fail", "error", "warn"):
+            fixes.setdefault(v["fix"], []).append(v["id"])
+    if fixes:
+        lines += ["## To fix", ""] + [f"- {', '.join(ids)}: {_cell(fix)}" for fix, ids in fixes.items()] + [""]
+    packages = doc["packages"]
+    lines += ["## Packages", "", f"<details><summary>{len(packages)} Python packages</summary>", ""]
+    lines += _table(("package", "version"), [(p["name"], p["version"]) for p in packages]) + ["", "</details>", ""]
+    lines += ["## Redaction", "", doc["redaction"]["note"] + ". Environment variables are kept only from the "
+              "allowlist in merlin_doctor/knowledge/redaction.yml.", ""]
+    return "\n".join(lines)
+
+
+def write_report(path: str, doc: Dict[str, Any], force: bool = False) -> None:
+    """Write atomically; replace an existing file only if it is an earlier report, or with --force."""
+    if not force:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                existing = json.load(fh)
+        except FileNotFoundError:
+            existing = {"kind": KIND}
+        except (OSError, ValueError, UnicodeDecodeError):
+            existing = None
+        if not (isinstance(existing, dict) and existing.get("kind") == KIND):
+            raise InputError("the file exists and is not a merlin-doctor report; choose another -o FILE "
+                             "or add --force to replace it", path)
+    write_json_atomic(path, doc)

@@ -1,0 +1,226 @@
+"""`merlin-doctor fleet`: grouping and outliers on facts (pure), then real Dask clusters.
+
+The cluster tests need dask.distributed, which .venv/py39 holds (tests/requirements-tf-cpu.txt);
+under .venv/py3 they are skipped with that reason and the pure tests still run.
+Simulated configurations use the documented seam MERLIN_DOCTOR_FACTS_OVERRIDE (a facts file whose
+probes replace what a worker collects, set per worker through the Nanny's env). Dying, hanging and
+doctor-less workers are real worker processes, set up by a worker preload script.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+
+import pytest
+
+from conftest import doctor, load_fixture
+from merlin_doctor import fleet
+from merlin_doctor.fleet import DIED, NO_DOCTOR, OK, TIMED_OUT, Node
+from merlin_doctor.fleet_table import document, table_lines
+
+T4 = {"index": 0, "name": "Tesla T4", "compute_capability": "7.5", "memory_total_bytes": 16106127360,
+      "memory_used_bytes": 0}
+
+
+def simulated(driver: str = "525.85.12", cudnn: str = "8.1.0") -> dict:
+    """The facts a worker reports on top of its real ones: a driver, a GPU and a cuDNN."""
+    return {"probes": {
+        "nvml": {"loaded": True, "driver_version": driver, "cuda_driver_version": "12.0", "devices": [T4]},
+        "cuda_libs": {"libraries": [{"soname": "libcudnn.so.8", "required": True, "loaded": True, "version": cudnn,
+                                     "path": "/env/lib/libcudnn.so.8"}]}}}
+
+
+def node(address: str, facts: dict, status: str = OK) -> Node:
+    return Node(address, status=status, host="h", facts=facts if status == OK else None)
+
+
+def fixture_with(**changes) -> dict:
+    facts = copy.deepcopy(load_fixture("gpu-t4-healthy.json"))
+    facts["probes"].update(simulated(**changes)["probes"])
+    return facts
+
+
+# ----------------------------------------------------------------------------- pure
+
+def test_groups_the_majority_and_flags_the_outliers_with_what_differs():
+    nodes = [node("tcp://a:1", fixture_with()), node("tcp://a:2", fixture_with()), node("tcp://a:3", fixture_with()),
+             node("tcp://b:1", fixture_with(driver="418.87.01")), node("tcp://c:1", fixture_with(cudnn="8.0.5")),
+             node("tcp://d:1", None, status=DIED)]
+    groups = fleet.group(nodes)
+    assert [(g.label, g.members, g.majority) for g in groups] == [
+        ("A", ["tcp://a:1", "tcp://a:2", "tcp://a:3"], True), ("B", ["tcp://b:1"], False), ("C", ["tcp://c:1"], False)]
+    assert groups[1].differs == [{"path": "nvml.driver_version", "majority": "525.85.12", "value": "418.87.01"}]
+    assert groups[2].differs == [{"path": "cuda_libs.libraries[libcudnn.so.8].version", "majority": "8.1.0",
+                                  "value": "8.0.5"}]
+    assert [n.address for n in nodes if n.outlier] == ["tcp://b:1", "tcp://c:1"]
+    assert nodes[-1].config is None and not nodes[-1].outlier
+
+
+def test_measurements_do_not_split_a_configuration():
+    other = fixture_with()
+    other["probes"]["nvml"]["devices"][0]["memory_used_bytes"] = 123456789
+    other["probes"]["host"]["disk"]["free_bytes"] = 1
+    other["probes"]["nvml"]["duration_s"] = 9.9
+    other["probes"]["packages"]["distributions"]["some-tool"] = {"name": "some-tool", "version": "1.0"}
+    groups = fleet.group([node("tcp://a:1", fixture_with()), node("tcp://a:2", other)])
+    assert len(groups) == 1 and groups[0].majority
+
+
+def test_a_tie_has_no_majority_and_no_outlier():
+    nodes = [node("tcp://a:1", fixture_with()), node("tcp://b:1", fixture_with(driver="418.87.01"))]
+    groups = fleet.group(nodes)
+    assert len(groups) == 2 and not groups[0].majority and not any(n.outlier for n in nodes)
+    doc = document(nodes, groups, "tf210-cuda112", "test", {})
+    assert doc["exit_code"] == 1 and doc["summary"]["majority"] is None
+    assert "no majority" in "\n".join(table_lines(doc))
+
+
+def test_identical_workers_are_probed_once_unless_every_worker():
+    nodes = [Node("tcp://x:2", fingerprint="k1"), Node("tcp://x:1", fingerprint="k1"), Node("tcp://x:3", fingerprint="k2")]
+    reps = fleet.representatives(nodes, every_worker=False)
+    assert {rep: [n.address for n in members] for rep, members in reps.items()} == {
+        "tcp://x:1": ["tcp://x:1", "tcp://x:2"], "tcp://x:3": ["tcp://x:3"]}
+    assert len(fleet.representatives(nodes, every_worker=True)) == 3
+
+
+def test_a_worker_without_merlin_doctor_is_named_with_the_fix():
+    status, detail = fleet._failure(ModuleNotFoundError("import of merlin_doctor halted; None in sys.modules"))
+    assert status == NO_DOCTOR and "pip install 'merlin-doctor==" in detail
+    assert fleet._failure(ValueError("boom")) == ("error", "ValueError: boom")
+
+
+def test_table_shows_groups_outliers_verdicts_and_unreachable_workers():
+    from merlin_doctor.checks import all_checks
+    from merlin_doctor.recipe import load_recipe
+    from merlin_doctor.runner import RunOptions
+
+    nodes = [node("tcp://a:1", fixture_with()), node("tcp://a:2", fixture_with()),
+             node("tcp://b:1", fixture_with(driver="418.87.01")),
+             Node("tcp://d:1", status=TIMED_OUT, detail="no answer before the deadline")]
+    recipe = load_recipe(None)
+    fleet.judge(nodes, [c for c in all_checks() if c.area != "container"], recipe, RunOptions(fast=True))
+    doc = document(nodes, fleet.group(nodes), recipe.name, "test cluster", {"probe_s": 1.0})
+    statuses = {w["address"]: {p["id"]: p["status"] for p in w["problems"]} for w in doc["workers"]}
+    assert statuses["tcp://b:1"]["gpu.driver"] == "fail" and "gpu.driver" not in statuses["tcp://a:1"]
+    text = "\n".join(table_lines(doc))
+    assert "A  2 workers  majority" in text and "driver 525.85.12" in text
+    assert "OUTLIER" in text and "nvml.driver_version 418.87.01 (A: 525.85.12)" in text
+    assert "TIMED-OUT: no answer before the deadline" in text
+    assert "[✗] gpu.driver on 1 worker (config B)" in text
+
+
+# ----------------------------------------------------------------------------- real clusters
+
+PRELOADS = {
+    "dies": "import os\nimport merlin_doctor.probes.host as host\n\n"
+            "def probe(ctx):\n    os._exit(3)\n\nhost.probe = probe\n",
+    "hangs": "import time\nimport merlin_doctor.probes.host as host\n\n"
+             "def probe(ctx):\n    time.sleep(600)\n\nhost.probe = probe\n",
+    "no-doctor": "import sys\nsys.modules['merlin_doctor'] = None  # as if it were not installed\n",
+}
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """Eight real worker processes: three alike (A), another driver (B), another cuDNN (C), one that dies
+    mid-probe, one that hangs mid-probe, one that cannot import merlin-doctor."""
+    distributed = pytest.importorskip("distributed", reason="dask.distributed is not in this venv; the fleet "
+                                                            "cluster tests run under .venv/py39")
+    import logging
+
+    plan = {"a1": simulated(), "a2": simulated(), "a3": simulated(), "b": simulated(driver="418.87.01"),
+            "c": simulated(cudnn="8.0.5"), "dies": simulated(), "hangs": simulated(), "no-doctor": simulated()}
+    workers = {}
+    for name, facts in plan.items():
+        override = tmp_path / f"{name}.json"
+        override.write_text(json.dumps(facts))
+        options = {"nthreads": 1, "env": {fleet.FACTS_OVERRIDE: str(override)}}
+        if name in PRELOADS:
+            script = tmp_path / f"preload_{name.replace('-', '_')}.py"
+            script.write_text(PRELOADS[name])
+            options["preload"] = [str(script)]
+        workers[name] = {"cls": distributed.Nanny, "options": options}
+    spec = distributed.SpecCluster(workers=workers, silence_logs=logging.CRITICAL,
+                                   scheduler={"cls": distributed.Scheduler, "options": {"dashboard_address": None}})
+    with distributed.Client(spec) as client:
+        names = {info["name"]: address for address, info in client.scheduler_info()["workers"].items()}
+    try:
+        yield spec.scheduler_address, names
+    finally:
+        spec.close(timeout=20)
+
+
+def test_fleet_on_a_real_cluster_groups_flags_and_survives_dead_and_hung_workers(cluster):
+    address, names = cluster
+    timeout = 25
+    started = time.monotonic()
+    result = doctor("fleet", "--scheduler", address, "--json", "--timeout", str(timeout), timeout=timeout + 60)
+    took = time.monotonic() - started
+    assert result.returncode == 1, result.stderr
+    doc = json.loads(result.stdout)
+    assert took < timeout + 20, f"fleet took {took:.0f} s with --timeout {timeout}"
+
+    workers = {w["address"]: w for w in doc["workers"]}
+    by_name = {name: workers[addr] for name, addr in names.items()}
+    assert {n: w["status"] for n, w in by_name.items()} == {
+        "a1": OK, "a2": OK, "a3": OK, "b": OK, "c": OK, "dies": DIED, "hangs": TIMED_OUT, "no-doctor": NO_DOCTOR}
+    assert "merlin-doctor is not importable" in by_name["no-doctor"]["detail"]
+
+    configs = {tuple(sorted(c["workers"])): c for c in doc["configurations"]}
+    assert len(configs) == 3
+    majority = configs[tuple(sorted(names[n] for n in ("a1", "a2", "a3")))]
+    assert majority["label"] == "A" and majority["majority"]
+    other_driver, other_cudnn = configs[(names["b"],)], configs[(names["c"],)]
+    assert {d["path"]: d["value"] for d in other_driver["differs"]} == {"nvml.driver_version": "418.87.01"}
+    assert {d["path"]: d["value"] for d in other_cudnn["differs"]} == {
+        "cuda_libs.libraries[libcudnn.so.8].version": "8.0.5"}
+    assert not other_driver["majority"] and not other_cudnn["majority"]
+    assert sorted(doc["summary"]["outliers"]) == sorted([names["b"], names["c"]])
+    assert {p["id"]: p["status"] for p in by_name["b"]["problems"]}["gpu.driver"] == "fail"
+    assert "gpu.driver" not in {p["id"] for p in by_name["a1"]["problems"]}
+
+    text = "\n".join(table_lines(doc))
+    for expected in ("A  3 workers  majority", "B  1 worker   OUTLIER", "C  1 worker   OUTLIER", "DIED:", "TIMED-OUT:",
+                     "NO-DOCTOR:", f"[✗] gpu.driver on 1 worker (config {other_driver['label']})",
+                     f"{names['no-doctor']} no-doctor: merlin-doctor is not importable"):
+        assert expected in text, text
+
+
+def test_fleet_local_prints_one_grouped_table():
+    pytest.importorskip("distributed", reason="dask.distributed is not in this venv; the fleet cluster tests run "
+                                              "under .venv/py39")
+    result = doctor("fleet", "--local", "2", "--fast", "--cpu-ok", "--timeout", "60", timeout=180)
+    assert result.returncode in (0, 1), result.stderr
+    out = result.stdout
+    assert "2 workers (LocalCluster, 2 worker processes)" in out
+    assert "A  2 workers  majority" in out and "OUTLIER" not in out
+    assert "1 distinct environment(s) probed" in out and "(same environment as tcp://" in out
+    assert "starting 2 local Dask worker(s)" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_fleet_needs_exactly_one_target():
+    result = doctor("fleet")
+    assert result.returncode == 2 and "give one of --scheduler ADDRESS or --local N" in result.stderr
+
+
+def test_an_unreachable_scheduler_is_one_line_and_exit_2():
+    pytest.importorskip("distributed", reason="dask.distributed is not in this venv")
+    result = doctor("fleet", "--scheduler", "tcp://127.0.0.1:9", "--timeout", "2", timeout=60)
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("merlin-doctor: error: cannot reach the Dask scheduler at tcp://127.0.0.1:9: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_without_distributed_the_fleet_says_how_to_install_it():
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("dask.distributed is installed in this venv; this is the test for venvs without it (.venv/py3)")
+    result = doctor("fleet", "--local", "2")
+    assert result.returncode == 2
+    assert "fleet needs dask.distributed here and on the workers: python -m pip install 'merlin-doctor[fleet]'" \
+        in result.stderr
