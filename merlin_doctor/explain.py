@@ -9,6 +9,7 @@ per signature it keeps hit counts and the first few evidence lines, nothing else
 from __future__ import annotations
 
 import codecs
+import html
 import io
 import itertools
 import re
@@ -37,6 +38,7 @@ _OPTIONAL = {"priority": int, "none": list, "explains": list, "check": str, "ste
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 _QUOTE = re.compile(r"^(?:>[ \t]*)+")           # markdown quoting (and `>>> ` prompts)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # escape sequences start with one (ESC)
+_ESCAPE_AS_TEXT = re.compile(r"\\(?:u001b|x1b|033)\[[0-9;?]*[ -/]*[@-~]")   # colours in notebook JSON
 _LOG_PREFIX = re.compile(
     r"^(?:\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?:?\s+"  # TF / docker timestamp
     r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+\s+"                                    # absl / glog header
@@ -379,11 +381,16 @@ def _keywords_in(raw: bytes, prefilter: re.Pattern[bytes]) -> Set[bytes]:
 def _views(raw: bytes) -> Iterator[Tuple[str, str, int]]:
     """Each carriage-return-separated piece of a line: (shown text, text to match, offset of one in the other).
 
-    Shown text has escape sequences, control characters and markdown quoting removed; the
-    matched text also loses TensorFlow/absl/logging prefixes, so anchored patterns work.
+    Shown text has escape sequences (also those written out as text, as in a notebook's JSON),
+    control characters, HTML entities and markdown quoting removed; the matched text also
+    loses TensorFlow/absl/logging prefixes, so anchored patterns work.
     """
     for piece in raw.decode("utf-8", "replace").split("\r"):
         shown = (safe_text(piece) if _CONTROL.search(piece) else piece).strip()
+        if "\\" in shown:
+            shown = _ESCAPE_AS_TEXT.sub("", shown)
+        if "&" in shown:
+            shown = safe_text(html.unescape(shown))
         if shown.startswith(">"):
             shown = _QUOTE.sub("", shown, count=1)
         if shown:
@@ -439,20 +446,13 @@ def _rank(matches: List[Match], kb: Knowledge) -> List[Match]:
 
 def _blocks(stream: BinaryIO) -> Iterator[bytes]:
     """The stream's bytes in blocks, transcoded to UTF-8 when it is UTF-16 (PowerShell's `>`)."""
-    first = stream.read(BLOCK_SIZE)
-    if isinstance(first, str):   # a text stream passed by mistake
-        first = first.encode("utf-8", "replace")
-        rest: Iterator[bytes] = (b.encode("utf-8", "replace") for b in iter(lambda: stream.read(BLOCK_SIZE), ""))
-    else:
-        rest = iter(lambda: stream.read(BLOCK_SIZE) or b"", b"")
-    if not first:
-        return
+    reads = iter(lambda: stream.read(BLOCK_SIZE) or b"", b"")
+    first = next(reads, b"")
     decoder = _utf16_decoder(first)
     if decoder is None:
-        yield first
-        yield from rest
+        yield from itertools.chain([first], reads)
         return
-    for block in itertools.chain([first], rest):
+    for block in itertools.chain([first], reads):
         yield decoder.decode(block).encode("utf-8", "replace")
     yield decoder.decode(b"", final=True).encode("utf-8", "replace")
 

@@ -167,21 +167,33 @@ def _failure(exc: BaseException) -> Tuple[str, str]:
 
 def _gather(client: Any, calls: Dict[str, Tuple[Callable[..., Any], tuple]],
             deadline: float) -> Dict[str, Tuple[str, Any]]:
-    """Run one call pinned to each worker; (status, result or reason) per worker by the deadline."""
+    """Run one call pinned to each worker; (status, result or reason) per worker by the deadline.
+
+    Wakes up as soon as a call finishes (or every POLL_S to notice a worker that left the
+    cluster: its pinned call would wait for it forever) and fetches finished results in one batch.
+    """
+    from distributed import TimeoutError as WaitTimeout, wait  # asyncio's on Python < 3.11
+
     futures = {address: client.submit(fn, *args, workers=[address], allow_other_workers=False, pure=False,
                                       priority=PRIORITY)
                for address, (fn, args) in calls.items()}
     out: Dict[str, Tuple[str, Any]] = {}
     while futures:
+        try:
+            wait(list(futures.values()), timeout=POLL_S, return_when="FIRST_COMPLETED")
+        except (WaitTimeout, TimeoutError):
+            pass
+        done = {a: f for a, f in futures.items() if f.status == "finished"}
+        if done:
+            for address, result in zip(done, client.gather(list(done.values()))):
+                out[address] = (OK, result)
         alive = set(client.scheduler_info()["workers"])
         for address, future in list(futures.items()):
-            if future.status == "finished":
-                out[address] = (OK, future.result())
-            elif future.status == "error":
+            if future.status == "error":
                 out[address] = _failure(future.exception())
-            elif address not in alive:
+            elif address not in alive and address not in done:
                 out[address] = (DIED, "the worker left the cluster while probing")
-            else:
+            elif address not in done:
                 continue
             del futures[address]
         if futures and time.monotonic() >= deadline:
@@ -189,8 +201,6 @@ def _gather(client: Any, calls: Dict[str, Tuple[Callable[..., Any], tuple]],
                 out[address] = (TIMED_OUT, "no answer before the deadline (--timeout); the probe may still be "
                                            "running there")
             break
-        if futures:
-            time.sleep(POLL_S)
     for future in futures.values():
         future.cancel()
     return out

@@ -49,6 +49,15 @@ def test_knowledge_base_holds_the_vocabulary_and_enough_entries():
         assert sig.examples, f"{sig.id} has no example"
 
 
+def test_check_and_step_links_name_real_checks_and_steps():
+    from merlin_doctor.checks import all_checks
+    from merlin_doctor.steps import STEP_MODULES
+
+    checks = {c.id for c in all_checks()}
+    assert {s.check for s in KB.signatures if s.check} <= checks
+    assert {s.step for s in KB.signatures if s.step} <= set(STEP_MODULES)
+
+
 @pytest.mark.parametrize("sig_id", sorted(SIGNATURES))
 def test_each_example_makes_its_entry_the_headline(sig_id):
     for example in SIGNATURES[sig_id].examples:
@@ -204,6 +213,8 @@ def test_an_empty_gpu_list_after_installing_cuda_with_conda_is_the_library_path(
            "$ python -c \"import tensorflow as tf; print(tf.config.list_physical_devices('GPU'))\"\n[]\n")
     assert ids(log) == ["cuda-libs-missing", "no-visible-device"]
     assert ids("Out[4]: []\n") == [] and ids(">>> tf.config.list_physical_devices('GPU')\n[]") == ["no-visible-device"]
+    absl = "gpus = tf.config.list_physical_devices('GPU')\nI0301 10:00:00.123456 140 train.py:12] []\nOut[7]: []"
+    assert [e.line for e in explain_text(absl).matches[0].evidence] == [1, 2, 3]
 
 
 # --------------------------------------------------------------------------- reading
@@ -219,6 +230,15 @@ def test_bad_bytes_escapes_nul_and_crlf_are_cleaned_from_evidence():
     for e in evidence:
         assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", e.text), repr(e.text)
     assert evidence[0].text.endswith("'libcublas.so.11'; dlerror")
+
+
+def test_escapes_written_as_text_and_html_entities_are_undone():
+    notebook = r'"\u001b[0;31mResourceExhaustedError\u001b[0m: OOM when allocating tensor with shape[64,512]",'
+    html_page = "W dso_loader.cc:64] Could not load dynamic library &#39;libcudart.so.11.0&#39;; dlerror: &lt;none&gt;"
+    result = explain_text(notebook + "\n" + html_page)
+    assert [m.id for m in result.matches] == ["gpu-oom", "cuda-libs-missing"]
+    assert result.matches[0].evidence[0].text.startswith('"ResourceExhaustedError: OOM when allocating')
+    assert "'libcudart.so.11.0'; dlerror: <none>" in result.matches[1].evidence[0].text
 
 
 def test_a_utf16_log_from_powershell_is_read():

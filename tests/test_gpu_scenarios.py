@@ -60,7 +60,7 @@ DETAILS = {
     "cuda-visible-devices-empty": [("gpu.visible-devices", "hides every GPU", "unset CUDA_VISIBLE_DEVICES")],
     "cuda-visible-devices-missing": [("gpu.visible-devices", "names '1', which is not a GPU here", "CUDA_VISIBLE_DEVICES")],
     "cudnn-8.0.5": [("cuda.libcudnn", "is 8.0.5, outside the recipe's >=8.1,<9", "conda install -c conda-forge cudnn=8.1.0")],
-    "tensorrt8-without-so7": [("cuda.tensorrt", "libnvinfer.so.7 is missing while TensorRT 8", "merlin-doctor fix --only links")],
+    "tensorrt8-without-so7": [("cuda.tensorrt", "libnvinfer.so.7 is missing while", "merlin-doctor fix --only links")],
     "tensorrt-symlinked": [("cuda.tensorrt", "TensorRT 8.5.3", None)],
     "cublas-twice": [("cuda.libcublas", "nvidia/cublas/lib/libcublas.so.11 (11.10.3", None)],
     "shadow-cuda-10.2": [("cuda.libcufft", "usr/local/cuda-10.2/lib64/libcufft.so.10 although the env has its own", None),

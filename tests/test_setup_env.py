@@ -280,6 +280,32 @@ def test_fix_repairs_exactly_what_was_broken(world: World) -> None:
     assert any("left out packages.required" in note for note in report["notes"])
 
 
+def test_fix_run_by_the_envs_own_python_reinstalls_a_missing_pip_group(converged, world: World, tf_python: str) -> None:
+    """Run from the env's Python, the doctor judges the env's packages and `fix` runs the pip step.
+
+    The env's Python is a stand-in without merlin-doctor, so it borrows the code from this
+    checkout and the dependencies (click, PyYAML, ...) from the Python 3.9 test venv's site-packages.
+    """
+    prefix, _ = converged
+    python = str(prefix / "bin" / "python")
+    assert subprocess.run([python, "-m", "pip", "uninstall", "-y", "mdtest-core"], capture_output=True,
+                          env=world.env).returncode == 0
+    deps = subprocess.run([tf_python, "-c", "import click, os; print(os.path.dirname(os.path.dirname(click.__file__)))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    env = dict(world.env, PYTHONPATH=os.pathsep.join([str(REPO), deps]))
+    done = subprocess.run([python, "-m", "merlin_doctor", "fix", "--recipe", str(world.recipe), "--prefix", str(prefix),
+                           "--yes", "--json"], capture_output=True, text=True, env=env, cwd=str(REPO), timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["notes"] == [], "the doctor runs in the env: nothing is left out"
+    assert [o["id"] for o in report["outcomes"] if o["applied"]] == ["pip"]
+    before = {v["id"]: v for v in report["before"]}
+    assert before["packages.required"]["status"] == "fail" and before["packages.required"]["step"] == "pip"
+    assert "mdtest-core==1.0 (found nothing)" in before["packages.required"]["summary"]
+    assert {v["id"]: v["status"] for v in report["after"]}["packages.required"] == "pass"
+    assert "mdtest_core-1.0.dist-info" in converged_state(prefix)["pip"]
+
+
 def test_nothing_in_the_way_is_replaced_without_force(world: World) -> None:
     prefix = world.prefix("hand made env")
     trt = prefix / "lib" / "python3.9" / "site-packages" / "tensorrt"

@@ -15,19 +15,22 @@ from merlin_doctor import knowledge
 from merlin_doctor.checks import check
 from merlin_doctor.verdict import Finding, failed, passed, skipped, warned
 
-TENSORRT = ("libnvinfer.so.7", "libnvinfer_plugin.so.7")
+TENSORRT = ("libnvinfer", "libnvinfer_plugin")
 
 
-def check_id(soname: str) -> str:
-    return "cuda." + soname.split(".so", 1)[0]
+def stem(soname: str) -> str:
+    return soname.split(".so", 1)[0]
 
 
 def _entry(facts, soname: str) -> Optional[Dict[str, Any]]:
-    return next((e for e in facts["cuda_libs"].get("libraries", []) if e["soname"] == soname), None)
+    """The facts about a library, matched by name stem: the snapshot may hold another major."""
+    return next((e for e in facts["cuda_libs"].get("libraries", []) if stem(e["soname"]) == stem(soname)), None)
 
 
 def _install_command(spec: Dict[str, Any], recipe) -> str:
     """The recipe's own conda dependency that provides the library, else its pip wheel."""
+    if recipe.is_container:
+        return f"docker pull {recipe.image}  # the image ships this library; a missing one means a damaged or other image"
     dep = next((d for d in recipe.conda_dependencies if spec.get("conda") and
                 d.rpartition("::")[2].startswith(spec["conda"] + "=")), None)
     if dep:
@@ -80,7 +83,7 @@ def _judge_library(spec: Dict[str, Any], facts, recipe) -> Finding:
     entry = _entry(facts, spec["soname"])
     if entry is None:
         return skipped(f"the snapshot has no facts about {spec['soname']}")
-    soname = spec["soname"]
+    soname = entry["soname"]
     evidence = {k: entry.get(k) for k in ("path", "realpath", "version", "owner", "error")}
     evidence["copies"] = [c["path"] for c in entry.get("copies", [])]
     if entry.get("crashed") or entry.get("timed_out"):
@@ -118,19 +121,20 @@ def _register(spec: Dict[str, Any]) -> None:
         return _judge_library(spec, facts, recipe)
 
     judge.__doc__ = f"{spec['soname']} ({spec['what']}) loads from the env at a version TensorFlow accepts."
-    check(check_id(spec["soname"]), probes=["cuda_libs"], gpu=True,
+    check("cuda." + stem(spec["soname"]), probes=["cuda_libs"], gpu=True,
           step="activation" if spec["required"] else None)(judge)
 
 
 for _spec in knowledge.load("cuda_libraries")["libraries"]:
-    if _spec["soname"] not in TENSORRT:
+    if stem(_spec["soname"]) not in TENSORRT:
         _register(_spec)
 
 
 @check("cuda.tensorrt", probes=["cuda_libs"], step="links", gpu=True)
 def tensorrt(facts, recipe) -> Finding:
-    """libnvinfer.so.7 / libnvinfer_plugin.so.7 (TF-TRT) load; TensorRT 8 linked as .so.7 is flagged."""
-    if not recipe.expect.get("tensorrt_soname"):
+    """libnvinfer / libnvinfer_plugin (TF-TRT) load at the soname TensorFlow opens; TensorRT 8 linked as .so.7 is flagged."""
+    wanted = recipe.expect.get("tensorrt_soname")
+    if not wanted:
         return skipped(f"recipe {recipe.name} does not use TensorRT")
     entries = [e for e in (_entry(facts, s) for s in TENSORRT) if e]
     if not entries:
@@ -138,16 +142,16 @@ def tensorrt(facts, recipe) -> Finding:
     missing = [e for e in entries if not e.get("loaded")]
     evidence = {e["soname"]: {k: e.get(k) for k in ("path", "realpath", "version", "error")} for e in entries}
     if missing:
-        trt8 = [o for e in missing for o in e.get("other_sonames", []) if o["soname"].endswith(".so.8")]
-        if trt8:
-            return failed(f"{missing[0]['soname']} is missing while TensorRT 8 ({trt8[0]['path']}) is installed: "
-                          "TensorFlow 2.10 only looks for .so.7, so TF-TRT is unavailable",
-                          **evidence, tensorrt8=[o["path"] for o in trt8])
+        other = [o for e in missing for o in e.get("other_sonames", [])]
+        if other:
+            return failed(f"{missing[0]['soname']} is missing while {other[0]['path']} (another TensorRT major) is "
+                          f"installed: TensorFlow only looks for .so.{wanted}, so TF-TRT is unavailable",
+                          **evidence, other_tensorrt=[o["path"] for o in other])
         return skipped(f"TensorRT is not installed ({missing[0]['soname']} not found): TF-TRT inference conversion is "
                        "unavailable; GPU training is unaffected", **evidence)
-    major = [e for e in entries if (e.get("version") or "").split(".")[0] not in ("", "7")]
+    major = [e for e in entries if (e.get("version") or "").split(".")[0] not in ("", str(wanted))]
     if major:
         return warned(f"{major[0]['soname']} is TensorRT {major[0]['version']} ({major[0].get('realpath')}) behind a "
-                      ".so.7 name: the load warning is silenced, but TensorFlow 2.10 was built against TensorRT 7.2.2, "
-                      "so TF-TRT conversion is not supported with it (GPU training is unaffected)", **evidence)
+                      f".so.{wanted} name: the load warning is silenced, but TensorFlow was built against TensorRT "
+                      f"{wanted}.x, so TF-TRT conversion is not supported with it (GPU training is unaffected)", **evidence)
     return passed(f"TensorRT {entries[0].get('version')} loads as TensorFlow 2.10 expects", **evidence)

@@ -220,12 +220,19 @@ def _load(spec: Dict[str, Any]) -> Dict[str, Any]:
             "version": _version(lib, spec["version"]["call"], spec["version"]["style"])}
 
 
+def library_specs(tensorrt_soname: Optional[str]) -> List[Dict[str, Any]]:
+    """The table's libraries, with TensorRT's soname major as the recipe expects it."""
+    major = tensorrt_soname or knowledge.load("tf_builds")["tensorflow"]["2.10"]["tensorrt_soname"]
+    return [dict(spec, soname=spec["soname"].replace("{tensorrt_soname}", str(major)))
+            for spec in knowledge.load("cuda_libraries")["libraries"]]
+
+
 def probe(ctx: ProbeContext) -> Dict[str, Any]:
     path = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
     owners = _Owners(_prefix(ctx))
     dirs = _scan_dirs(ctx, path)
     ld_cache = _ld_cache(ctx)
-    specs = knowledge.load("cuda_libraries")["libraries"]
+    specs = library_specs(ctx.recipe().expect.get("tensorrt_soname") if ctx.recipe_path else None)
     per_library = max(1.0, ctx.timeout / (len(specs) + 1))
     libraries = []
     for spec in specs:
