@@ -55,7 +55,7 @@ def fleet_run(python: str, workers: int, extra: List[str]) -> Dict[str, float]:
         sys.exit(f"only {answered} of {workers} workers answered: {proc.stdout[-2000:]}")
     t = doc["timings"]
     return {"wall": took, "start": t["cluster_start_s"], "probe": t["probe_s"], "judge": t["judge_s"],
-            "close": t["total_s"] - t["cluster_start_s"] - t["probe_s"] - t["judge_s"],
+            "close": t["cluster_close_s"],
             "probed": doc["summary"]["probed"]}
 
 

@@ -441,11 +441,12 @@ def fleet(scheduler: Optional[str], local: Optional[int], recipe: Optional[str],
         nodes = fleet_mod.probe_workers(client, fleet_mod.recipe_reference(loaded.path, loaded.name), timeout,
                                         fast=fast, every_worker=every_worker)
         probed = time.perf_counter()
+    closed = time.perf_counter()
     fleet_mod.judge(nodes, checks, loaded, RunOptions(fast=fast, cpu_ok=cpu_ok))
     groups = fleet_mod.group(nodes)
-    judged = time.perf_counter()
     timings = {"cluster_start_s": connected - started, "probe_s": probed - connected,
-               "judge_s": judged - probed, "total_s": time.perf_counter() - started}
+               "cluster_close_s": closed - probed, "judge_s": time.perf_counter() - closed,
+               "total_s": time.perf_counter() - started}
     doc = document(nodes, groups, loaded.name, where, timings)
     if as_json:
         _emit_json(doc)
