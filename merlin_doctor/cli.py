@@ -77,9 +77,13 @@ timeout_option = click.option("--timeout", type=click.FloatRange(min=1), default
 @click.option("--host", is_flag=True,
               help="Judge this machine as the host of a container recipe (docker, NVIDIA runtime and toolkit, "
                    "driver, disk) instead of an env; default recipe merlin-tensorflow-23.02.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True,
+              help="Where the reference PLE model trains (auto: a GPU when TensorFlow sees one).")
+@click.option("--e2e-size", type=click.Choice(["quick", "standard", "burn-in"]), default="quick", show_default=True,
+              help="How much the reference PLE model trains: quick (~30 s on a CPU), standard, burn-in (for GPUs).")
 def check(recipe: Optional[str], only: List[str], skip: List[str], fast: bool, cpu_ok: bool,
           from_file: Optional[str], baseline: Optional[str], as_json: bool, strict: bool, verbose: bool,
-          quiet: bool, timeout: float, debug: bool, host: bool) -> None:
+          quiet: bool, timeout: float, debug: bool, host: bool, device: str, e2e_size: str) -> None:
     """Judge this machine (or a saved snapshot) against a recipe.
 
     Prints one line per check as it completes ([✓] pass, [!] warning, [✗] failure,
@@ -92,8 +96,9 @@ def check(recipe: Optional[str], only: List[str], skip: List[str], fast: bool, c
 
     report = HumanReport(verbose=verbose, quiet=quiet or as_json)
     result = run_check(recipe, only, skip, fast=fast, cpu_ok=cpu_ok, from_file=from_file, host=host,
-                       strict=strict, timeout=timeout, debug=debug, on_probe=report.probe_started,
-                       on_verdict=None if as_json else report.verdict)
+                       strict=strict, timeout=timeout, debug=debug, device=device, e2e_size=e2e_size,
+                       on_probe=report.probe_started, on_verdict=None if as_json else report.verdict,
+                       on_progress=report.child_progress)
     changes = _changes_since(baseline, result.snapshot, fast) if baseline else None
     if as_json:
         data = result.to_dict()
@@ -416,6 +421,9 @@ def fleet(scheduler: Optional[str], local: Optional[int], recipe: Optional[str],
     past --timeout. Workers sharing a host, interpreter and environment are probed once.
 
     \b
+    Examples:
+      merlin-doctor fleet --local 4                        this workstation, 4 worker processes
+      merlin-doctor fleet --scheduler tcp://10.0.0.5:8786  every worker of a running cluster
     Exit code: 0 every worker answered, they agree and nothing failed; 1 otherwise;
     2 bad usage or an unreachable scheduler.
     """

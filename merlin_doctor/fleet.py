@@ -222,6 +222,8 @@ def probe_workers(client: Any, recipe: str, timeout: float, fast: bool = False,
     """Fingerprint every worker, then collect facts once per distinct worker, all by one deadline."""
     deadline = time.monotonic() + timeout
     nodes = {address: Node(address) for address in sorted(client.scheduler_info()["workers"])}
+    if not nodes:
+        raise InputError("the Dask cluster has no workers: start some (`dask worker ADDRESS`) and run again")
     for address, (status, value) in _gather(client, {a: (worker_fingerprint, ()) for a in nodes}, deadline).items():
         node = nodes[address]
         if status == OK:
@@ -273,11 +275,14 @@ def group(nodes: List[Node]) -> List[Group]:
     other node is an outlier. With a tie there is no norm: differences are shown against A.
     """
     buckets: Dict[str, Group] = {}
+    signatures: Dict[int, Tuple[Dict[str, Any], str]] = {}  # workers probed once share one facts dict
     for node in sorted(nodes, key=lambda n: n.address):
         if node.status != OK or node.facts is None:
             continue
-        signature = config_signature(node.facts.get("probes", {}))
-        key = json.dumps(signature, sort_keys=True, default=str)
+        if id(node.facts) not in signatures:
+            signature = config_signature(node.facts.get("probes", {}))
+            signatures[id(node.facts)] = (signature, json.dumps(signature, sort_keys=True, default=str))
+        signature, key = signatures[id(node.facts)]
         buckets.setdefault(key, Group("", signature, [])).members.append(node.address)
     groups = sorted(buckets.values(), key=lambda g: (-len(g.members), g.members[0]))
     for index, g in enumerate(groups):

@@ -96,6 +96,8 @@ def _worker_lines(doc: Dict[str, Any]) -> List[str]:
         result = f"failed: {shown}" if failed else "ok"
         if w["probed_by"]:
             result += f" (same environment as {w['probed_by']})"
+        if w["detail"]:  # e.g. another merlin-doctor version there
+            result += f"; {w['detail']}"
         rows.append((w["address"], w["host"] or "?", w["config"] + (" OUTLIER" if w["outlier"] else ""),
                      str(s["pass"]), str(s["warn"]), str(s["fail"] + s["error"]), safe_text(result)))
     return ["Workers"] + _columns(rows)

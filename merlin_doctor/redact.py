@@ -23,8 +23,8 @@ SECRET = "<secret>"
 IDENTITY_KINDS = ("home", "host", "user")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"<>]+@")
-_ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>\s*(?<![<>!~=])[=:](?![=:/])\s*)"
-                         r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s\"'&;,]+)")
+_ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>[\"']?\s*(?<![<>!~=])[=:](?![=:/])\s*)"
+                         r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s\"'&;,]+)")  # NAME=value, NAME: value, "NAME": "value"
 _UUID = re.compile(r"(?i)\b(?:(?P<gpu>GPU|MIG)-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 _MAC = re.compile(r"(?<![\w:-])[0-9A-Fa-f]{2}([:-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}(?![\w:-])")
 _IPV6 = re.compile(r"(?<![\w:.-])(?=[0-9A-Fa-f]*:[0-9A-Fa-f]*:)[0-9A-Fa-f:]{2,39}(?![\w:.-])")
@@ -219,26 +219,17 @@ class _Redactor:
         self.secrets += 1
         return m.group("name") + m.group("sep") + SECRET
 
+    def _address(self, value: str, keep: bool) -> str:
+        """An IP placeholder, unless the value is to be kept, public, or no address after all."""
+        return value if keep or value in self.public or not _is_ip(value) else self.placeholder("ip", value)
+
     def _ipv4(self, m: "re.Match[str]", versioned: bool) -> str:
-        value = m.group(0)
         before = m.string[max(0, m.start() - 24):m.start()]
-        if versioned or value in self.public or self.version_before.search(before):
-            return value
-        try:
-            ipaddress.IPv4Address(value)
-        except ValueError:
-            return value
-        return self.placeholder("ip", value)
+        return self._address(m.group(0), versioned or bool(self.version_before.search(before)))
 
     def _ipv6(self, m: "re.Match[str]") -> str:
         value = m.group(0)
-        if value in self.public or not ("::" in value or value.count(":") == 7):
-            return value
-        try:
-            ipaddress.IPv6Address(value)
-        except ValueError:
-            return value
-        return self.placeholder("ip", value)
+        return self._address(value, not ("::" in value or value.count(":") == 7))
 
     def text(self, text: str, key: Optional[str] = None) -> str:
         for pattern in self.secret_values:

@@ -56,6 +56,18 @@ class HumanReport:
         if probe.slow:
             self.progress(f"{probe.description} ...")
 
+    def child_progress(self, event: Dict[str, Any]) -> None:
+        """A slow child's progress: its stages, and each training epoch with its speed."""
+        if event.get("event") == "stage":
+            self.progress(f"  {event.get('stage')}")
+        elif event.get("event") == "epoch":
+            fields = [f"epoch {event.get('epoch')}/{event.get('epochs')}"]
+            if event.get("loss") is not None:
+                fields.append(f"loss {event['loss']:.4f}")
+            if event.get("examples_per_s"):
+                fields.append(f"{event['examples_per_s']:,.0f} examples/s")
+            self.progress("  " + ", ".join(fields))
+
     def verdict(self, v: Verdict) -> None:
         if self.quiet and v.status in (Status.PASS, Status.SKIP):
             return

@@ -95,8 +95,10 @@ def _side(checks: List[Check], host: bool, selectors: List[str]) -> List[Check]:
 
 def run_check(recipe: Optional[str] = None, only: Names = None, skip: Names = None, fast: bool = False,
               cpu_ok: bool = False, from_file: Optional[str] = None, host: bool = False, strict: bool = False,
-              timeout: float = 30.0, debug: bool = False, on_probe: Optional[Callable[[Any], None]] = None,
-              on_verdict: Optional[Callable[[Verdict], None]] = None) -> CheckResult:
+              timeout: float = 30.0, debug: bool = False, device: str = "auto", e2e_size: str = "quick",
+              on_probe: Optional[Callable[[Any], None]] = None,
+              on_verdict: Optional[Callable[[Verdict], None]] = None,
+              on_progress: Optional[Callable[[Dict[str, Any]], None]] = None) -> CheckResult:
     """Judge this machine (or a saved snapshot) against a recipe; the arguments are `check`'s flags."""
     from merlin_doctor.checks import all_checks
     from merlin_doctor.probes import ProbeContext
@@ -112,7 +114,9 @@ def run_check(recipe: Optional[str] = None, only: Names = None, skip: Names = No
     if from_file:
         facts = Facts.load(from_file)
     else:
-        facts = Facts.live(ProbeContext(recipe_path=loaded.path, timeout=timeout), on_probe=on_probe)
+        context = ProbeContext(recipe_path=loaded.path, timeout=timeout, progress=on_progress,
+                               options={"device": device, "e2e_size": e2e_size})
+        facts = Facts.live(context, on_probe=on_probe)
     options = RunOptions(only=only, skip=skip, fast=fast, cpu_ok=cpu_ok, debug=debug)
     facts.prefetch(probes_to_run(checks, loaded, options))
     verdicts = run_checks(checks, facts, loaded, options, on_verdict=on_verdict)

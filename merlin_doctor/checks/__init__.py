@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from merlin_doctor.verdict import Finding
 
 #: Modules of built-in checks, in the order their checks run (slow ones run last anyway).
-BUILTIN_MODULES = ("host", "interpreter", "packages", "gpu", "cuda", "activation", "env", "container")
+BUILTIN_MODULES = ("host", "interpreter", "packages", "gpu", "cuda", "activation", "env", "container", "tensorflow")
 ENTRY_POINT_GROUP = "merlin_doctor.checks"
 
 CheckFunction = Callable[..., Finding]

@@ -70,6 +70,8 @@ def make_data(rows: int, seed: int, holdout_fraction: float) -> PlantedData:
     schema = dataset.schema
     tasks = task_types(schema)
     frame = dataset.to_ddf().compute().reset_index(drop=True)
+    if hasattr(frame, "to_pandas"):  # with cuDF the Dataset moved it to the GPU; plant on the CPU
+        frame = frame.to_pandas()
 
     rng = np.random.default_rng(seed)
     columns = sorted({c for weights in PLANTED.values() for c in weights})

@@ -7,12 +7,13 @@ TensorFlow, training) are `isolated`: they run in a child process with a timeout
 """
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Dict, List, Optional
 
 
@@ -27,13 +28,16 @@ class ProbeContext:
     #: Where /proc, /dev, /usr/local/cuda* and /usr/lib/wsl are read from. "/" on a real
     #: machine; the tests' simulated GPU trees set MERLIN_DOCTOR_SYSROOT to their own root.
     root: str = field(default_factory=lambda: os.environ.get("MERLIN_DOCTOR_SYSROOT", "/"))
+    #: Where slow probes report progress as it happens (not serialized: children get none).
+    progress: Optional[Callable[[Dict[str, Any]], None]] = field(default=None, repr=False, compare=False)
 
     def host_path(self, path: str) -> str:
         """`/proc/modules` under the context's root."""
         return os.path.join(self.root, path.lstrip("/"))
 
     def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+        """Everything a child process needs (the progress callback stays in this process)."""
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "progress"}
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "ProbeContext":
@@ -69,6 +73,9 @@ PROBES: List[Probe] = [
     Probe("libcuda", "merlin_doctor.probes.libcuda:probe", "the CUDA driver API (libcuda.so.1): cuInit and the devices it sees", isolated=True),
     Probe("cuda_libs", "merlin_doctor.probes.cuda_libs:probe", "every CUDA library TensorFlow loads: path, real file, version, owner, other copies", isolated=True),
     Probe("tf_build", "merlin_doctor.probes.tf_build:probe", "what the installed TensorFlow was built against (read, not imported)"),
+    Probe("tensorflow", "merlin_doctor.probes.tensorflow:probe",
+          "importing TensorFlow: devices, matmul/cuDNN/XLA per device, TF-TRT, Merlin imports", slow=True),
+    Probe("e2e", "merlin_doctor.probes.tensorflow:e2e_probe", "training the reference PLE model", slow=True),
     Probe("container_host", "merlin_doctor.probes.container_host:probe",
           "docker, its NVIDIA runtime, the NVIDIA Container Toolkit and the disk for the image (host side)"),
 ]
@@ -109,7 +116,10 @@ def run_probes(probes: List[Probe], ctx: ProbeContext) -> Dict[str, Dict[str, An
         from merlin_doctor.probes.isolate import run_in_child
 
         def run_group(group: List[Probe]) -> None:
-            results.update(run_in_child([p.name for p in group], ctx, env=child_env(group[0], ctx)))
+            try:
+                results.update(run_in_child([p.name for p in group], ctx, env=child_env(group[0], ctx)))
+            except Exception as exc:  # a bug here is data too, never a dead doctor
+                results.update({p.name: {"error": f"{type(exc).__name__}: {exc}"} for p in group})
 
         threads = [threading.Thread(target=run_group, args=(g,), daemon=True) for g in groups.values()]
         for thread in threads:

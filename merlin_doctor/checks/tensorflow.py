@@ -1,0 +1,205 @@
+"""TensorFlow checks, judged on what TensorFlow itself did in a child process.
+
+TensorFlow's own log lines are part of the facts; `explain` names their cause, so a
+verdict says *why* a GPU is missing, not only that it is.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from packaging.specifiers import SpecifierSet
+
+from merlin_doctor.checks import check
+from merlin_doctor.verdict import Finding, Status, failed, passed, skipped, warned
+
+EXPLAINED_SHOWN = 3
+
+
+def explained(log: List[str]) -> List[Dict[str, Any]]:
+    """The problems `merlin-doctor explain` finds in a captured log, root cause first."""
+    from merlin_doctor.explain import explain_lines
+
+    return [{"id": m.id, "title": m.title, "fix": m.fix, "lines": [e.text for e in m.evidence[:2]]}
+            for m in explain_lines(log or []).failures[:EXPLAINED_SHOWN]]
+
+
+def _because(found: List[Dict[str, Any]]) -> str:
+    return f": {found[0]['title']} ({found[0]['id']})" if found else ""
+
+
+def _tf(facts) -> Dict[str, Any]:
+    return facts["tensorflow"]
+
+
+@check("tf.import", probes=["tensorflow"])
+def tensorflow_imports(facts, recipe) -> Finding:
+    """`import tensorflow` works and its version and CUDA build are the recipe's."""
+    tf = _tf(facts)
+    found = explained(tf.get("log", []))
+    if tf.get("error"):
+        return failed(f"the TensorFlow probe did not finish: {tf['error']}{_because(found)}",
+                      fix=found[0]["fix"] if found else "python -c 'import tensorflow'  # read its error",
+                      explained=found, log_tail=tf.get("log", [])[-20:])
+    imported = tf.get("import", {})
+    if not imported.get("ok"):
+        return failed(f"import tensorflow failed: {imported.get('error')}{_because(found)}",
+                      fix=found[0]["fix"] if found else "python -m pip install --force-reinstall tensorflow==2.10.0",
+                      explained=found, traceback=imported.get("traceback"))
+    version = imported["version"]
+    wanted = recipe.expect.get("tensorflow")
+    build = (tf.get("build_info") or {}).get("info", {})
+    evidence = {"version": version, "cuda_version": build.get("cuda_version"),
+                "cudnn_version": build.get("cudnn_version"), "import_s": imported.get("seconds")}
+    if wanted and not SpecifierSet(wanted).contains(version, prereleases=True):
+        return failed(f"TensorFlow {version} is installed; recipe {recipe.name} needs {wanted}",
+                      fix=f"python -m pip install 'tensorflow{wanted}'", **evidence)
+    cuda = recipe.expect.get("cuda_runtime")
+    if cuda and build.get("cuda_version") and build["cuda_version"].split(".")[0] != str(cuda).split(".")[0]:
+        return failed(f"TensorFlow {version} was built for CUDA {build['cuda_version']}, not the recipe's CUDA {cuda}",
+                      fix="python -m pip install --force-reinstall tensorflow==2.10.0", **evidence)
+    return passed(f"TensorFlow {version} imports in {imported.get('seconds')} s (built for CUDA "
+                  f"{build.get('cuda_version')}, cuDNN {build.get('cudnn_version')})", **evidence)
+
+
+@check("tf.gpus", probes=["tensorflow", "nvml"], needs=["tf.import", "gpu.nvml"], gpu=True)
+def tensorflow_sees_gpus(facts, recipe) -> Finding:
+    """TensorFlow registers every GPU the driver sees (the log says why when it does not)."""
+    tf, nvml = _tf(facts), facts["nvml"]
+    devices = (tf.get("devices") or {})
+    registered = devices.get("GPU", []) if devices.get("ok") else []
+    expected = len(nvml.get("devices", []))
+    cvd = (tf.get("env") or {}).get("CUDA_VISIBLE_DEVICES")
+    if cvd is not None:
+        expected = min(expected, len([x for x in cvd.split(",") if x.strip() not in ("", "-1")]))
+    evidence = {"tensorflow_gpus": [d["name"] for d in registered], "nvml_gpus": len(nvml.get("devices", [])),
+                "CUDA_VISIBLE_DEVICES": cvd}
+    if len(registered) < expected:
+        found = explained(tf.get("log", []))
+        return failed(f"TensorFlow registers {len(registered)} of {expected} GPU(s){_because(found)}",
+                      fix=found[0]["fix"] if found else "merlin-doctor check --only cuda  # which library is missing",
+                      explained=found, **evidence)
+    return passed(f"TensorFlow registers {len(registered)} GPU(s): {', '.join(evidence['tensorflow_gpus'])}",
+                  **evidence)
+
+
+def _per_device(test: Dict[str, Any]) -> List[Dict[str, Any]]:
+    gpus = test.get("gpus")
+    return gpus if isinstance(gpus, list) else []
+
+
+def _judge_compute(tf: Dict[str, Any], name: str, what: str, fix: str, cpu_part: bool) -> Finding:
+    test = (tf.get("tests") or {}).get(name) or {}
+    log = tf.get("log", [])
+    if test.get("skipped") or test.get("ok") is None and not test:
+        return skipped(test.get("skipped", f"no {name} facts"))
+    if not test.get("ok"):
+        found = explained(log)
+        return failed(f"the {what} failed: {test.get('error')}{_because(found)}",
+                      fix=found[0]["fix"] if found else fix, explained=found)
+    cpu = test.get("cpu") or {}
+    tolerance = test.get("tolerance")
+    cpu_err = cpu.get("rel_err_vs_numpy", cpu.get("rel_err"))
+    if cpu_part and cpu_err is not None and tolerance is not None and cpu_err > tolerance:
+        return failed(f"the {what} on the CPU is wrong: relative error {cpu_err:.2e} > {tolerance:g}",
+                      fix="python -m pip install --force-reinstall tensorflow==2.10.0", cpu=cpu)
+    gpus = _per_device(test)
+    broken = [g for g in gpus if not g.get("ok") or not g.get("parity")]
+    evidence = {"cpu": cpu, "gpus": gpus, "tolerance": tolerance}
+    if broken:
+        found = explained(log)
+        g = broken[0]
+        why = g.get("error") or f"relative error {g.get('rel_err'):.2e} against the CPU (> {tolerance:g})"
+        return failed(f"the {what} on {g['device']} is wrong: {why}{_because(found)}",
+                      fix=found[0]["fix"] if found else fix, explained=found, **evidence)
+    where = f"on the CPU and {len(gpus)} GPU(s)" if gpus else "on the CPU (no GPU visible to TensorFlow)"
+    return passed(f"the {what} runs {where} and agrees within {tolerance:g}", **evidence)
+
+
+@check("tf.matmul", probes=["tensorflow"], needs=["tf.import"])
+def matmul_parity(facts, recipe) -> Finding:
+    """A float32 matmul on each GPU matches the same one on the CPU."""
+    return _judge_compute(_tf(facts), "matmul", "matmul (cuBLAS on a GPU)",
+                          "merlin-doctor check --only cuda.libcublas", cpu_part=True)
+
+
+@check("tf.cudnn", probes=["tensorflow"], needs=["tf.import"], gpu=True)
+def cudnn_convolution(facts, recipe) -> Finding:
+    """A cuDNN convolution runs on each GPU (catches 'DNN library is not found', 'Failed to get convolution algorithm')."""
+    return _judge_compute(_tf(facts), "conv", "cuDNN convolution",
+                          "merlin-doctor check --only cuda.libcudnn", cpu_part=False)
+
+
+@check("tf.xla", probes=["tensorflow"], needs=["tf.import"])
+def xla_compiles(facts, recipe) -> Finding:
+    """An XLA `jit_compile=True` function compiles and runs (on a GPU it needs libdevice and ptxas)."""
+    return _judge_compute(_tf(facts), "xla", "XLA-compiled function",
+                          "merlin-doctor fix --only copies  # libdevice; and check activation.ptxas", cpu_part=True)
+
+
+@check("tf.tensorrt", probes=["tensorflow"], needs=["tf.import"], step="links", gpu=True)
+def tensorrt_in_tensorflow(facts, recipe) -> Finding:
+    """TF-TRT loads TensorRT, and the version it loads is the one TensorFlow was linked against."""
+    if not recipe.expect.get("tensorrt_soname"):
+        return skipped(f"recipe {recipe.name} does not use TensorRT")
+    test = ((_tf(facts).get("tests") or {}).get("tensorrt")) or {}
+    if not test.get("ok"):
+        return skipped(f"TensorFlow reports nothing about TF-TRT: {test.get('error') or test.get('skipped')}")
+    linked = test.get("linked_version")
+    loaded = (test.get("loaded_version") or {}).get("version")
+    evidence = {"linked": linked, "loaded": loaded, "enabled": test.get("enabled")}
+    if not test.get("enabled"):
+        found = explained(_tf(facts).get("log", []))
+        return warned(f"TF-TRT cannot load TensorRT (TensorFlow was linked against {linked}){_because(found)}; "
+                      "inference conversion is unavailable, training is unaffected", explained=found, **evidence)
+    if linked and loaded and linked.split(".")[0] != loaded.split(".")[0]:
+        return warned(f"TF-TRT loads TensorRT {loaded} but TensorFlow was linked against {linked}: conversion is "
+                      "not supported across majors (training is unaffected)", **evidence)
+    return passed(f"TF-TRT loads TensorRT {loaded} (linked against {linked})", **evidence)
+
+
+@check("tf.merlin-imports", probes=["tensorflow", "nvml"], needs=["tf.import"])
+def merlin_imports(facts, recipe) -> Finding:
+    """nvtabular and merlin.models.tf import; without cudf a GPU machine runs NVTabular in CPU mode."""
+    imports = _tf(facts).get("imports") or {}
+    broken = {m: r.get("error") for m, r in imports.items() if m in ("nvtabular", "merlin.models.tf") and not r.get("ok")}
+    versions = {m: r.get("version") for m, r in imports.items() if r.get("ok")}
+    if broken:
+        module, error = next(iter(broken.items()))
+        found = explained([error or ""] + _tf(facts).get("log", []))
+        return failed(f"import {module} failed: {error}{_because(found)}",
+                      fix=found[0]["fix"] if found else "merlin-doctor check --only packages", explained=found,
+                      versions=versions)
+    no_cudf = [m for m in ("cudf", "dask_cudf") if not (imports.get(m) or {}).get("ok")]
+    on_gpu = bool(facts["nvml"].get("devices")) and recipe.gpu != "none"
+    if no_cudf and on_gpu:
+        return warned(f"{' and '.join(no_cudf)} do not import on this GPU machine: NVTabular runs in its experimental "
+                      "CPU mode (pandas/dask) instead of on the GPU",
+                      fix="python -m pip install --extra-index-url https://pypi.nvidia.com 'cudf-cu11==23.4.*' "
+                          "'dask-cudf-cu11==23.4.*'", versions=versions)
+    note = f"; {', '.join(no_cudf)} absent, so NVTabular uses the CPU" if no_cudf else ""
+    return passed(f"nvtabular {versions.get('nvtabular')} and merlin.models.tf {versions.get('merlin.models.tf')} "
+                  f"import{note}", versions=versions)
+
+
+def _e2e_thresholds(recipe) -> Optional[Dict[str, Any]]:
+    from merlin_doctor.e2e import load_spec
+
+    return load_spec()["thresholds"] if recipe.expect.get("e2e") == "ple" else None
+
+
+@check("e2e.ple", probes=["e2e"])
+def ple_learns(facts, recipe) -> Finding:
+    """The article's PLE multi-task model trains end to end and beats chance on every task (held-out data)."""
+    from merlin_doctor.e2e.judge import judge_ple
+
+    thresholds = _e2e_thresholds(recipe)
+    if thresholds is None:
+        return skipped(f"recipe {recipe.name} names no end-to-end model")
+    result = facts["e2e"]
+    status, summary, evidence = judge_ple(result, thresholds)
+    if status is not Status.PASS:
+        found = explained(result.get("log", []))
+        evidence["explained"] = found
+        return Finding(status, summary + _because(found), evidence,
+                       found[0]["fix"] if found else "merlin-doctor check -v --only tf  # TensorFlow's own checks first")
+    return Finding(status, summary, evidence)
