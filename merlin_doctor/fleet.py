@@ -9,10 +9,7 @@ the facts that matter (factpaths.config_signature), the nodes that differ from t
 Workers that share a host, an interpreter and every environment variable (the workers of
 one LocalCluster) would collect identical facts, so one of them probes for all (unless
 `every_worker`); a LocalCUDACluster's workers differ in CUDA_VISIBLE_DEVICES, so each probes.
-
-Test seam: a worker whose environment sets MERLIN_DOCTOR_FACTS_OVERRIDE to a JSON file
-(`{"probes": {"nvml": {...}}}`) reports those probes' facts instead of the ones it collected,
-and says so in `meta.facts_override`. dask is imported only inside functions.
+dask is imported only inside functions.
 """
 from __future__ import annotations
 
@@ -28,7 +25,6 @@ from merlin_doctor import __version__
 from merlin_doctor.errors import InputError
 from merlin_doctor.factpaths import config_signature
 
-FACTS_OVERRIDE = "MERLIN_DOCTOR_FACTS_OVERRIDE"
 POLL_S = 0.25
 #: Our tasks go ahead of queued work on a busy cluster (not ahead of running work).
 PRIORITY = 1000
@@ -86,13 +82,7 @@ def worker_facts(recipe: Optional[str], probe_timeout: float, fast: bool) -> Dic
 
     facts = Facts.live(ProbeContext(recipe_path=recipe, timeout=probe_timeout))
     facts.collect_all(fast=fast)
-    data = facts.to_dict()
-    override = os.environ.get(FACTS_OVERRIDE)
-    if override:
-        with open(override, encoding="utf-8") as fh:
-            data["probes"].update(json.load(fh)["probes"])
-        data["meta"]["facts_override"] = override
-    return data
+    return facts.to_dict()
 
 
 # ----------------------------------------------------------------------------- the cluster

@@ -112,11 +112,12 @@ def _where(addresses: List[str], doc: Dict[str, Any]) -> str:
 
 
 def _problem_lines(doc: Dict[str, Any], symbols: Mapping[Status, str]) -> List[str]:
-    """Each failing check once with the workers that have it, then each fix once (as `check` does)."""
-    found: Dict[str, Dict[str, Any]] = {}
+    """Each problem once (a check with the same fix) with the workers that have it, then each fix
+    once (as `check` does). Workers whose fixes differ (another env path) get a line each."""
+    found: Dict[Tuple[str, str], Dict[str, Any]] = {}
     for w in doc["workers"]:
         for p in w["problems"]:
-            found.setdefault(p["id"], dict(p, workers=[]))["workers"].append(w["address"])
+            found.setdefault((p["id"], p["fix"] or ""), dict(p, workers=[]))["workers"].append(w["address"])
     ordered = sorted(found.values(), key=lambda p: p["status"] == "warn")  # stable: failures first
     lines = [f"  [{symbols[Status(p['status'])]}] {p['id']} on {_plural(len(p['workers']), 'worker')} "
              f"({_where(p['workers'], doc)}): {safe_text(p['summary'])}" for p in ordered]

@@ -1,10 +1,10 @@
 """`merlin-doctor fleet`: grouping and outliers on facts (pure), then real Dask clusters.
 
 The cluster tests need dask.distributed, which .venv/py39 holds (tests/requirements-tf-cpu.txt);
-under .venv/py3 they are skipped with that reason and the pure tests still run.
-Simulated configurations use the documented seam MERLIN_DOCTOR_FACTS_OVERRIDE (a facts file whose
-probes replace what a worker collects, set per worker through the Nanny's env). Dying, hanging and
-doctor-less workers are real worker processes, set up by a worker preload script.
+under .venv/py3 they are skipped with that reason and the pure tests still run. Each worker of
+the real cluster is a simulated GPU machine (tests/gpu_sim, selected by the worker's environment
+through the Nanny), so the doctor's real probes run on it. Dying, hanging and doctor-less workers
+are real worker processes too, set up by a worker preload script.
 """
 from __future__ import annotations
 
@@ -24,22 +24,17 @@ T4 = {"index": 0, "name": "Tesla T4", "compute_capability": "7.5", "memory_total
       "memory_used_bytes": 0}
 
 
-def simulated(driver: str = "525.85.12", cudnn: str = "8.1.0") -> dict:
-    """The facts a worker reports on top of its real ones: a driver, a GPU and a cuDNN."""
-    return {"probes": {
-        "nvml": {"loaded": True, "driver_version": driver, "cuda_driver_version": "12.0", "devices": [T4]},
-        "cuda_libs": {"libraries": [{"soname": "libcudnn.so.8", "required": True, "loaded": True, "version": cudnn,
-                                     "path": "/env/lib/libcudnn.so.8"}]}}}
+def fixture_with(driver: str = "525.85.12", cudnn: str = "8.1.0") -> dict:
+    """The healthy T4 fixture with this driver and this cuDNN."""
+    facts = copy.deepcopy(load_fixture("gpu-t4-healthy.json"))
+    facts["probes"]["nvml"] = {"loaded": True, "driver_version": driver, "cuda_driver_version": "12.0", "devices": [T4]}
+    facts["probes"]["cuda_libs"] = {"libraries": [{"soname": "libcudnn.so.8", "required": True, "loaded": True,
+                                                   "version": cudnn, "path": "/env/lib/libcudnn.so.8"}]}
+    return facts
 
 
 def node(address: str, facts: dict, status: str = OK) -> Node:
     return Node(address, status=status, host="h", facts=facts if status == OK else None)
-
-
-def fixture_with(**changes) -> dict:
-    facts = copy.deepcopy(load_fixture("gpu-t4-healthy.json"))
-    facts["probes"].update(simulated(**changes)["probes"])
-    return facts
 
 
 # ----------------------------------------------------------------------------- pure
@@ -122,21 +117,26 @@ PRELOADS = {
 }
 
 
+#: Worker name -> the simulated machine it runs on: three alike (A), another driver (B), another cuDNN
+#: (C), and three healthy T4s that die mid-probe, hang mid-probe, or cannot import merlin-doctor.
+MACHINES = {"a1": "healthy-t4", "a2": "healthy-t4", "a3": "healthy-t4", "b": "driver-418", "c": "cudnn-8.0.5",
+            "dies": "healthy-t4", "hangs": "healthy-t4", "no-doctor": "healthy-t4"}
+
+
 @pytest.fixture
 def cluster(tmp_path):
-    """Eight real worker processes: three alike (A), another driver (B), another cuDNN (C), one that dies
-    mid-probe, one that hangs mid-probe, one that cannot import merlin-doctor."""
+    """Eight real worker processes on simulated GPU machines (MACHINES), three of them broken (PRELOADS)."""
     distributed = pytest.importorskip("distributed", reason="dask.distributed is not in this venv; the fleet "
                                                             "cluster tests run under .venv/py39")
     import logging
 
-    plan = {"a1": simulated(), "a2": simulated(), "a3": simulated(), "b": simulated(driver="418.87.01"),
-            "c": simulated(cudnn="8.0.5"), "dies": simulated(), "hangs": simulated(), "no-doctor": simulated()}
+    from gpu_sim.build import build_scenario, load_scenarios
+
+    scenarios = load_scenarios()
+    machines = {name: build_scenario(name, tmp_path / name, scenarios=scenarios) for name in set(MACHINES.values())}
     workers = {}
-    for name, facts in plan.items():
-        override = tmp_path / f"{name}.json"
-        override.write_text(json.dumps(facts))
-        options = {"nthreads": 1, "env": {fleet.FACTS_OVERRIDE: str(override)}}
+    for name, machine in MACHINES.items():
+        options = {"nthreads": 1, "env": dict(machines[machine].env)}
         if name in PRELOADS:
             script = tmp_path / f"preload_{name.replace('-', '_')}.py"
             script.write_text(PRELOADS[name])
@@ -156,7 +156,8 @@ def test_fleet_on_a_real_cluster_groups_flags_and_survives_dead_and_hung_workers
     address, names = cluster
     timeout = 20
     started = time.monotonic()
-    result = doctor("fleet", "--scheduler", address, "--json", "--fast", "--timeout", str(timeout), timeout=timeout + 60)
+    result = doctor("fleet", "--scheduler", address, "--json", "--fast", "--every-worker", "--timeout", str(timeout),
+                    timeout=timeout + 60)
     took = time.monotonic() - started
     assert result.returncode == 1, result.stderr
     doc = json.loads(result.stdout)
@@ -173,13 +174,17 @@ def test_fleet_on_a_real_cluster_groups_flags_and_survives_dead_and_hung_workers
     majority = configs[tuple(sorted(names[n] for n in ("a1", "a2", "a3")))]
     assert majority["label"] == "A" and majority["majority"]
     other_driver, other_cudnn = configs[(names["b"],)], configs[(names["c"],)]
-    assert {d["path"]: d["value"] for d in other_driver["differs"]} == {"nvml.driver_version": "418.87.01"}
-    assert {d["path"]: d["value"] for d in other_cudnn["differs"]} == {
-        "cuda_libs.libraries[libcudnn.so.8].version": "8.0.5"}
+    driver_differs = {d["path"]: (d["majority"], d["value"]) for d in other_driver["differs"]}
+    assert driver_differs["nvml.driver_version"] == ("525.85.12", "418.87.01")
+    assert not any("cudnn" in path for path in driver_differs)
+    cudnn_differs = {d["path"]: (d["majority"], d["value"]) for d in other_cudnn["differs"]}
+    assert cudnn_differs["cuda_libs.libraries[libcudnn.so.8].version"] == ("8.1.0", "8.0.5")
+    assert not any("driver" in path for path in cudnn_differs)
     assert not other_driver["majority"] and not other_cudnn["majority"]
     assert sorted(doc["summary"]["outliers"]) == sorted([names["b"], names["c"]])
     assert {p["id"]: p["status"] for p in by_name["b"]["problems"]}["gpu.driver"] == "fail"
-    assert "gpu.driver" not in {p["id"] for p in by_name["a1"]["problems"]}
+    assert {p["id"]: p["status"] for p in by_name["c"]["problems"]}["cuda.libcudnn"] == "fail"
+    assert not {"gpu.driver", "cuda.libcudnn"} & {p["id"] for p in by_name["a1"]["problems"]}
 
     text = "\n".join(table_lines(doc))
     for expected in ("A  3 workers  majority", "B  1 worker   OUTLIER", "C  1 worker   OUTLIER", "DIED:", "TIMED-OUT:",
