@@ -63,13 +63,14 @@ def _display_handle():
 
 def check(recipe: Optional[str] = None, only: Names = None, skip: Names = None, fast: bool = False,
           cpu_ok: bool = False, from_file: Optional[str] = None, host: bool = False, strict: bool = False,
-          timeout: float = 30.0, debug: bool = False, quiet: bool = False) -> CheckResult:
+          timeout: float = 30.0, debug: bool = False, device: str = "auto", e2e_size: str = "quick",
+          quiet: bool = False) -> CheckResult:
     """`merlin-doctor check` from Python: the same flags as keyword arguments, the result as an object."""
     progress = Progress(quiet)
     try:
         return run_check(recipe, only, skip, fast=fast, cpu_ok=cpu_ok, from_file=from_file, host=host,
-                         strict=strict, timeout=timeout, debug=debug, on_probe=progress.probe,
-                         on_verdict=progress.verdict)
+                         strict=strict, timeout=timeout, debug=debug, device=device, e2e_size=e2e_size,
+                         on_probe=progress.probe, on_verdict=progress.verdict)
     finally:
         progress.finish()
 

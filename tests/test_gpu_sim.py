@@ -117,7 +117,13 @@ def test_plugin_library_needs_libnvinfer(built: dict[str, Scenario]) -> None:
 # --- NVML through pynvml ------------------------------------------------------------------------
 
 NVML_PROBE = """
-import json, pynvml
+import importlib.util, json, sys
+from importlib import metadata
+# NVIDIA's own bindings (nvidia-ml-py's pynvml.py), even where the old pynvml package that
+# merlin-core pins shadows them on sys.path: the stand-in must answer today's calls.
+_spec = importlib.util.spec_from_file_location("pynvml", metadata.distribution("nvidia-ml-py").locate_file("pynvml.py"))
+pynvml = sys.modules["pynvml"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pynvml)
 def opt(f, *a):
     try:
         return f(*a)
@@ -197,7 +203,13 @@ def test_pynvml_init_failures(built: dict[str, Scenario], name: str, error: str)
 
 
 LOADED_FROM = """
-import json, pynvml
+import importlib.util, json, sys
+from importlib import metadata
+# NVIDIA's own bindings (nvidia-ml-py's pynvml.py), even where the old pynvml package that
+# merlin-core pins shadows them on sys.path: the stand-in must answer today's calls.
+_spec = importlib.util.spec_from_file_location("pynvml", metadata.distribution("nvidia-ml-py").locate_file("pynvml.py"))
+pynvml = sys.modules["pynvml"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pynvml)
 try:
     pynvml.nvmlInit()
     result = "initialised"

@@ -366,7 +366,7 @@ ARTICLE_STEPS = [
     "ln -s libnvinfer_plugin.so.8 {prefix}/lib/python3.9/site-packages/tensorrt/libnvinfer_plugin.so.7",
     # LD_LIBRARY_PATH (the article: ~/.bashrc) and XLA_FLAGS in activate.d; the TensorRT dir it misses
     "write {prefix}/etc/conda/activate.d/merlin-doctor.sh: sets LD_LIBRARY_PATH: prepend {prefix}/lib:"
-    "{prefix}/lib/python3.9/site-packages/tensorrt; XLA_FLAGS=--xla_gpu_cuda_data_dir={prefix}/lib",
+    '{prefix}/lib/python3.9/site-packages/tensorrt; XLA_FLAGS=--xla_gpu_cuda_data_dir="{prefix}/lib"',
     # the deactivate.d restore it misses
     "write {prefix}/etc/conda/deactivate.d/merlin-doctor.sh: restores LD_LIBRARY_PATH, XLA_FLAGS",
     # mkdir -p $CONDA_PREFIX/lib/nvvm/libdevice && cp $CONDA_PREFIX/lib/libdevice.10.bc ...

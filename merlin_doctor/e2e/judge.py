@@ -23,6 +23,7 @@ def judge_ple(result: Dict[str, Any], thresholds: Dict[str, Any]) -> Tuple[Statu
         "size": result.get("size"),
         "sabotage": result.get("sabotage"),
         "device": result.get("device"),
+        "first_batch_loss": result.get("first_batch_loss"),
         "curve": result.get("curve") or [],
         "metrics": result.get("metrics") or {},
         "thresholds": thresholds,
@@ -37,7 +38,7 @@ def judge_ple(result: Dict[str, Any], thresholds: Dict[str, Any]) -> Tuple[Statu
         evidence["log_tail"] = (result.get("log") or [])[-LOG_TAIL:]
         return Status.FAIL, f"PLE run{where} did not finish: {_error_line(error)}", evidence
 
-    reasons = _loss_reasons(evidence["curve"], thresholds.get("loss_decrease_min", 0.0))
+    reasons = _loss_reasons(result, thresholds.get("loss_decrease_min", 0.0))
     reasons += _metric_reasons(evidence["metrics"], thresholds.get("tasks") or {})
     evidence["reasons"] = reasons
     if reasons:
@@ -47,14 +48,19 @@ def judge_ple(result: Dict[str, Any], thresholds: Dict[str, Any]) -> Tuple[Statu
     return Status.PASS, f"PLE{where} learned every task: {_scores(evidence)}", evidence
 
 
-def _loss_reasons(curve: List[Dict[str, Any]], decrease_min: float) -> List[str]:
-    losses = [point.get("loss") for point in curve]
+def _loss_reasons(result: Dict[str, Any], decrease_min: float) -> List[str]:
+    """From the untrained model's loss (the first batch's, else epoch 1's mean) to the last epoch's."""
+    losses = [point.get("loss") for point in result.get("curve") or []]
     not_finite = [i + 1 for i, loss in enumerate(losses) if not _finite(loss)]
     if not_finite:
         return [f"the training loss is NaN or missing at epoch {', '.join(map(str, not_finite))}"]
-    if len(losses) < 2:
+    start = result.get("first_batch_loss")
+    if start is not None and not _finite(start):
+        return ["the training loss is NaN on the first batch"]
+    points = ([start] if start is not None else []) + losses
+    if len(points) < 2:
         return [f"{len(losses)} epoch(s) trained: too few to tell whether the loss decreases"]
-    first, last = losses[0], losses[-1]
+    first, last = points[0], points[-1]
     decrease = (first - last) / abs(first) if first else 0.0
     if decrease < decrease_min:
         return [f"the training loss did not decrease: {first:.4g} -> {last:.4g} "
@@ -117,7 +123,8 @@ def _error_line(error: Any) -> str:
 
 def _scores(evidence: Dict[str, Any]) -> str:
     losses = [p["loss"] for p in evidence["curve"]]
-    parts = [f"loss {losses[0]:.3g} -> {losses[-1]:.3g}"]
+    start = evidence["first_batch_loss"] if evidence["first_batch_loss"] is not None else losses[0]
+    parts = [f"loss {start:.3g} -> {losses[-1]:.3g}"]
     for task, entry in evidence["metrics"].items():
         if "auc" in entry:
             parts.append(f"{task} AUC {entry['auc']:.3f}")

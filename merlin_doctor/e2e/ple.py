@@ -57,6 +57,7 @@ def train(size: str, device: str, sabotage: Optional[str], progress: Progress) -
         "data": None,
         "learning_rate": None,
         "timings": {},
+        "first_batch_loss": None,
         "curve": [],
         "metrics": {},
         "examples_per_s": None,
@@ -107,7 +108,7 @@ def train(size: str, device: str, sabotage: Optional[str], progress: Progress) -
 
         stage = "fit"
         mark = _stage(progress, stage)
-        logger = _epoch_logger(tf, result["curve"], len(data.train), config["epochs"], progress, memory)
+        logger = _epoch_logger(tf, result, len(data.train), config["epochs"], progress, memory)
         model.fit(train_set, batch_size=config["batch_size"], epochs=config["epochs"], verbose=0,
                   callbacks=[logger])
         timings["fit_s"] = _since(mark)
@@ -150,11 +151,18 @@ def _select_device(tf: Any, requested: str) -> Dict[str, Any]:
     return {"used": "gpu", "gpus_visible": names}
 
 
-def _epoch_logger(tf: Any, curve: List[Dict[str, Any]], rows: int, epochs: int, progress: Progress,
+def _epoch_logger(tf: Any, result: Dict[str, Any], rows: int, epochs: int, progress: Progress,
                   memory: Optional[_GpuMemory]) -> Any:
-    """A Keras callback that appends each epoch's losses and speed to `curve` and reports it."""
+    """A Keras callback that records the untrained model's loss (`first_batch_loss`: the
+    first batch is scored before its update) and appends each epoch's losses and speed to `curve`."""
 
     class EpochLogger(tf.keras.callbacks.Callback):
+        _supports_tf_logs = True  # batch logs stay tensors: no device sync on every step
+
+        def on_train_batch_end(self, batch, logs=None):
+            if result["first_batch_loss"] is None and logs and "loss" in logs:
+                result["first_batch_loss"] = float(logs["loss"])
+
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.perf_counter()
 
@@ -169,7 +177,7 @@ def _epoch_logger(tf: Any, curve: List[Dict[str, Any]], rows: int, epochs: int, 
                 "seconds": round(seconds, 3),
                 "examples_per_s": round(rows / seconds, 1) if seconds > 0 else None,
             }
-            curve.append(point)
+            result["curve"].append(point)
             if memory is not None:
                 memory.sample()
             progress("epoch", epochs=epochs, **{k: point[k] for k in ("epoch", "loss", "seconds", "examples_per_s")})
