@@ -85,7 +85,8 @@ def test_ple_with_learning_rate_zero_fails_on_a_flat_loss(tf_python):
     assert result["learning_rate"] == 0.0
     assert evidence["reasons"][0].startswith("the training loss did not decrease"), evidence["reasons"]
     losses = [p["loss"] for p in evidence["curve"]]
-    assert max(losses) - min(losses) < 1e-3 * losses[0]
+    assert max(losses) - min(losses) < 1e-3 * losses[0], "the weights never moved"
+    assert abs(evidence["first_batch_loss"] - losses[0]) < 0.1 * losses[0]
 
 
 @pytest.mark.slow
@@ -152,6 +153,7 @@ def _result(**changes: Any) -> Dict[str, Any]:
     """A passing quick run on the CPU, as the child prints it."""
     result = {
         "size": "quick", "sabotage": None, "error": None, "examples_per_s": 18000.0, "wall_s": 19.5,
+        "first_batch_loss": 10.4,
         "device": {"requested": "auto", "used": "cpu", "gpus_visible": []}, "gpu_memory": None,
         "curve": [{"epoch": 1, "loss": 7.0}, {"epoch": 2, "loss": 3.3}, {"epoch": 3, "loss": 2.4},
                   {"epoch": 4, "loss": 2.1}],
@@ -177,7 +179,7 @@ def _with_metric(task: str, **fields: Any) -> Dict[str, Any]:
 def test_judge_passes_a_run_that_learned():
     status, summary, evidence = judge_ple(_result(), THRESHOLDS)
     assert status is Status.PASS
-    assert summary.startswith("PLE (quick, cpu) learned every task: loss 7 -> 2.1, click AUC 0.900")
+    assert summary.startswith("PLE (quick, cpu) learned every task: loss 10.4 -> 2.1, click AUC 0.900")
     assert "watching_times RMSE/std 0.48" in summary and "18,000 examples/s" in summary
     assert evidence["reasons"] == [] and evidence["thresholds"] == THRESHOLDS
 
@@ -198,15 +200,18 @@ def test_judge_fails_a_nan_loss_with_the_epoch():
     assert evidence["curve"] == curve
 
 
-def test_judge_fails_a_loss_that_does_not_decrease():
-    curve = [{"epoch": 1, "loss": 10.66}, {"epoch": 2, "loss": 10.66}, {"epoch": 3, "loss": 10.4}]
-    status, summary, evidence = judge_ple(_result(curve=curve), THRESHOLDS)
+def test_judge_fails_a_loss_that_does_not_decrease_from_the_first_batch():
+    curve = [{"epoch": 1, "loss": 10.7}, {"epoch": 2, "loss": 10.7}, {"epoch": 3, "loss": 10.69}]
+    status, summary, evidence = judge_ple(_result(curve=curve, first_batch_loss=10.43), THRESHOLDS)
     assert status is Status.FAIL
-    assert evidence["reasons"] == ["the training loss did not decrease: 10.66 -> 10.4 (+2.4%, needs at least 5%)"]
+    assert evidence["reasons"] == ["the training loss did not decrease: 10.43 -> 10.69 (+2.5%; needs -20% or lower)"]
 
 
-def test_judge_needs_two_epochs_to_see_a_decrease():
-    status, _, evidence = judge_ple(_result(curve=[{"epoch": 1, "loss": 7.0}]), THRESHOLDS)
+def test_judge_without_the_first_batch_loss_compares_epochs():
+    curve = [{"epoch": 1, "loss": 7.0}, {"epoch": 2, "loss": 6.5}]
+    _, _, evidence = judge_ple(_result(curve=curve, first_batch_loss=None), THRESHOLDS)
+    assert evidence["reasons"] == ["the training loss did not decrease: 7 -> 6.5 (-7.1%; needs -20% or lower)"]
+    status, _, evidence = judge_ple(_result(curve=[{"epoch": 1, "loss": 7.0}], first_batch_loss=None), THRESHOLDS)
     assert status is Status.FAIL and "too few" in evidence["reasons"][0]
 
 

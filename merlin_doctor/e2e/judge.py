@@ -64,7 +64,7 @@ def _loss_reasons(result: Dict[str, Any], decrease_min: float) -> List[str]:
     decrease = (first - last) / abs(first) if first else 0.0
     if decrease < decrease_min:
         return [f"the training loss did not decrease: {first:.4g} -> {last:.4g} "
-                f"({decrease:+.1%}, needs at least {decrease_min:.0%})"]
+                f"({-decrease:+.1%}; needs {-decrease_min:.0%} or lower)"]
     return []
 
 
