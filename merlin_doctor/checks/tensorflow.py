@@ -42,8 +42,11 @@ def tensorflow_imports(facts, recipe) -> Finding:
                       explained=found, log_tail=tf.get("log", [])[-20:])
     imported = tf.get("import", {})
     if not imported.get("ok"):
+        pin = next((str(r) for r, _ in recipe.requirements() if r.name == "tensorflow"), "tensorflow")
+        missing = "No module named 'tensorflow'" in (imported.get("error") or "")
+        fix = f"python -m pip install '{pin}'" if missing else f"python -m pip install --force-reinstall '{pin}'"
         return failed(f"import tensorflow failed: {imported.get('error')}{_because(found)}",
-                      fix=found[0]["fix"] if found else "python -m pip install --force-reinstall tensorflow==2.10.0",
+                      fix=found[0]["fix"] if found and not missing else fix,
                       explained=found, traceback=imported.get("traceback"))
     version = imported["version"]
     wanted = recipe.expect.get("tensorflow")
@@ -187,7 +190,7 @@ def _e2e_thresholds(recipe) -> Optional[Dict[str, Any]]:
     return load_spec()["thresholds"] if recipe.expect.get("e2e") == "ple" else None
 
 
-@check("e2e.ple", probes=["e2e"])
+@check("e2e.ple", probes=["e2e"], needs=["tf.import"])
 def ple_learns(facts, recipe) -> Finding:
     """The article's PLE multi-task model trains end to end and beats chance on every task (held-out data)."""
     from merlin_doctor.e2e.judge import judge_ple
