@@ -49,6 +49,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         cases.append(("torch.utils.collect_env", [args.python, "-m", "torch.utils.collect_env"]))
     else:
         print(f"(torch is not installed in {args.python}: no collect_env baseline)")
+    # pip compiles bytecode when it installs a package; an editable checkout under
+    # PYTHONDONTWRITEBYTECODE=1 never gets any, so compile it here as an install would.
+    subprocess.run([args.python, "-m", "compileall", "-q", str(REPO / "merlin_doctor")], check=True)
     results = {name: measure(cmd, args.runs) for name, cmd in cases}
     base = results["python -c pass"][0]
     print(f"interpreter: {args.python}  runs: {args.runs}  cpus: {os.cpu_count()}")

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Iterable, Optional
 from merlin_doctor import __version__
 from merlin_doctor.atomic import write_atomic
 from merlin_doctor.errors import InputError
-from merlin_doctor.probes import PROBES, Probe, ProbeContext, probe_named, run_probe, run_probes
+from merlin_doctor.probes import PROBES, Probe, ProbeContext, probe_named, run_probe, start_isolated
 
 SCHEMA_VERSION = 1
 
@@ -56,7 +56,8 @@ class Facts:
         for probe in todo:
             if self.on_probe:
                 self.on_probe(probe)
-        thread = threading.Thread(target=lambda: self.probes.update(run_probes(todo, self.context)), daemon=True)
+        wait = start_isolated(todo, self.context)  # started here: a fork is safe only while no other thread runs
+        thread = threading.Thread(target=lambda: self.probes.update(wait()), daemon=True)
         for probe in todo:
             self._pending[probe.name] = thread
         thread.start()

@@ -101,7 +101,7 @@ def run_check(recipe: Optional[str] = None, only: Names = None, skip: Names = No
               on_progress: Optional[Callable[[Dict[str, Any]], None]] = None) -> CheckResult:
     """Judge this machine (or a saved snapshot) against a recipe; the arguments are `check`'s flags."""
     from merlin_doctor.checks import all_checks
-    from merlin_doctor.probes import ProbeContext
+    from merlin_doctor.probes import PROBES, ProbeContext
     from merlin_doctor.recipe import DEFAULT_CONTAINER_RECIPE, load_recipe
     from merlin_doctor.runner import RunOptions, exit_code, probes_to_run, run_checks, select_checks
 
@@ -110,13 +110,17 @@ def run_check(recipe: Optional[str] = None, only: Names = None, skip: Names = No
     if host and not loaded.is_container:
         raise InputError(f"--host judges the machine that runs a container image, and recipe {loaded.name!r} is a "
                          f"{loaded.kind} recipe (try --recipe {DEFAULT_CONTAINER_RECIPE})")
-    checks = select_checks(_side(all_checks(), host, only + skip), only, skip)
     if from_file:
         facts = Facts.load(from_file)
     else:
         context = ProbeContext(recipe_path=loaded.path, timeout=timeout, progress=on_progress,
                                options={"device": device, "e2e_size": e2e_size})
         facts = Facts.live(context, on_probe=on_probe)
+        if not (only or host or cpu_ok or loaded.gpu == "none"):
+            # The isolated GPU probes' child is the long pole of a run: start it before
+            # the checks are even imported, so it works while this process does.
+            facts.prefetch(p.name for p in PROBES if p.isolated and not p.slow)
+    checks = select_checks(_side(all_checks(), host, only + skip), only, skip)
     options = RunOptions(only=only, skip=skip, fast=fast, cpu_ok=cpu_ok, debug=debug)
     facts.prefetch(probes_to_run(checks, loaded, options))
     verdicts = run_checks(checks, facts, loaded, options, on_verdict=on_verdict)

@@ -112,3 +112,11 @@ def test_fast_skips_tensorflow_and_training(tf_python):
     assert skipped and all("--fast" in s or "--cpu-ok" in s for s in skipped.values())
     assert all(v["status"] == "skip" for v in data["verdicts"] if v["id"].startswith(("tf.", "e2e.")))
     assert "tensorflow" not in data["facts"]["probes"]
+
+
+def test_a_gpu_request_that_ran_on_the_cpu_is_not_a_pass(tf_cpu):
+    tf = copy.deepcopy(tf_cpu["tensorflow"])
+    tf["tests"]["xla"]["gpus"] = [{"device": "/device:GPU:0", "ok": True, "rel_err": 0.0, "parity": True,
+                                   "placed_on": "/job:localhost/replica:0/task:0/device:CPU:0"}]
+    v = judge({"tensorflow": tf, "e2e": tf_cpu["e2e"], "nvml": {}}, recipe="cpu")["tf.xla"]
+    assert v.status is Status.FAIL and "ran on /job:localhost/replica:0/task:0/device:CPU:0, not on the GPU" in v.summary

@@ -90,6 +90,17 @@ def _per_device(test: Dict[str, Any]) -> List[Dict[str, Any]]:
     return gpus if isinstance(gpus, list) else []
 
 
+def _device_problem(g: Dict[str, Any], tolerance: Optional[float]) -> Optional[str]:
+    """Why one GPU's run of a sub-test does not count, or None."""
+    if not g.get("ok"):
+        return g.get("error") or "it failed"
+    if "GPU" not in (g.get("placed_on") or "GPU"):  # TensorFlow falls back to the CPU silently
+        return f"it ran on {g['placed_on']}, not on the GPU"
+    if not g.get("parity"):
+        return f"relative error {g.get('rel_err'):.2e} against the CPU (> {tolerance:g})"
+    return None
+
+
 def _judge_compute(tf: Dict[str, Any], name: str, what: str, fix: str, cpu_part: bool) -> Finding:
     test = (tf.get("tests") or {}).get(name) or {}
     log = tf.get("log", [])
@@ -106,12 +117,11 @@ def _judge_compute(tf: Dict[str, Any], name: str, what: str, fix: str, cpu_part:
         return failed(f"the {what} on the CPU is wrong: relative error {cpu_err:.2e} > {tolerance:g}",
                       fix="python -m pip install --force-reinstall tensorflow==2.10.0", cpu=cpu)
     gpus = _per_device(test)
-    broken = [g for g in gpus if not g.get("ok") or not g.get("parity")]
     evidence = {"cpu": cpu, "gpus": gpus, "tolerance": tolerance}
+    broken = [(g, why) for g in gpus for why in [_device_problem(g, tolerance)] if why]
     if broken:
         found = explained(log)
-        g = broken[0]
-        why = g.get("error") or f"relative error {g.get('rel_err'):.2e} against the CPU (> {tolerance:g})"
+        g, why = broken[0]
         return failed(f"the {what} on {g['device']} is wrong: {why}{_because(found)}",
                       fix=found[0]["fix"] if found else fix, explained=found, **evidence)
     where = f"on the CPU and {len(gpus)} GPU(s)" if gpus else "on the CPU (no GPU visible to TensorFlow)"

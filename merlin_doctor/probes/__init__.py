@@ -94,39 +94,82 @@ def run_probe(probe: Probe, ctx: ProbeContext) -> Dict[str, Any]:
 
 
 def run_probes(probes: List[Probe], ctx: ProbeContext) -> Dict[str, Dict[str, Any]]:
-    """Collect several probes' facts, never raising.
-
-    In-process probes run here. Isolated probes that need the same child environment
-    share one child process, which forks once per probe (so a hang or a crash is still
-    blamed on one probe) and pays Python's start-up once; a slow probe gets a child of
-    its own. The children run in parallel.
-    """
+    """Collect several probes' facts, never raising; in-process probes run here."""
+    isolated = [p for p in probes if p.isolated]
+    wait = start_isolated(isolated, ctx) if isolated else dict
     results: Dict[str, Dict[str, Any]] = {}
-    groups: Dict[tuple, List[Probe]] = {}
     for probe in probes:
         if not probe.isolated:
             started = time.perf_counter()
             results[probe.name] = call_probe(probe, ctx)
             results[probe.name].setdefault("duration_s", round(time.perf_counter() - started, 4))
-            continue
+    results.update(wait())
+    return {p.name: results[p.name] for p in probes}
+
+
+def start_isolated(probes: List[Probe], ctx: ProbeContext) -> Callable[[], Dict[str, Dict[str, Any]]]:
+    """Start isolated probes now; the function returned waits for their facts.
+
+    Probes that need the same child environment share one child, in which each probe
+    runs in a fork of its own (a hang or a crash is still blamed on one probe). A group
+    whose environment is this process's own, started while no other thread runs, forks
+    this very process: no second interpreter to start, which was most of `check --fast`.
+    Any other group gets a fresh interpreter, since the loader reads LD_LIBRARY_PATH only
+    when a process starts; a slow probe gets a child of its own.
+    """
+    from merlin_doctor.probes.isolate import run_in_child, start_fork
+
+    groups: Dict[tuple, List[Probe]] = {}
+    for probe in probes:
         env = child_env(probe, ctx)
-        key = (probe.name,) if probe.slow else tuple(sorted(env.items()))
-        groups.setdefault(key, []).append(probe)
-    if groups:
-        from merlin_doctor.probes.isolate import run_in_child
+        groups.setdefault((probe.name,) if probe.slow else tuple(sorted(env.items())), []).append(probe)
+    waiters: List[Callable[[], Dict[str, Dict[str, Any]]]] = []
+    for group in groups.values():
+        env, context, names = child_env(group[0], ctx), child_context(group, ctx), [p.name for p in group]
+        if env == dict(os.environ) and threading.active_count() == 1 and not group[0].slow:
+            forked = start_fork(lambda: collect_each(group, context), quiet=True)
+            waiters.append(lambda forked=forked, names=names: _per_probe(forked.wait(ctx.timeout * len(names) + 10), names))
+        else:
+            waiters.append(lambda env=env, context=context, names=names: run_in_child(names, context, env=env))
 
-        def run_group(group: List[Probe]) -> None:
+    def wait() -> Dict[str, Dict[str, Any]]:
+        results: Dict[str, Dict[str, Any]] = {}
+
+        def collect(waiter: Callable[[], Dict[str, Dict[str, Any]]], names: List[str]) -> None:
             try:
-                results.update(run_in_child([p.name for p in group], ctx, env=child_env(group[0], ctx)))
+                results.update(waiter())
             except Exception as exc:  # a bug here is data too, never a dead doctor
-                results.update({p.name: {"error": f"{type(exc).__name__}: {exc}"} for p in group})
+                results.update({n: {"error": f"{type(exc).__name__}: {exc}"} for n in names})
 
-        threads = [threading.Thread(target=run_group, args=(g,), daemon=True) for g in groups.values()]
+        threads = [threading.Thread(target=collect, args=(w, [p.name for p in g]), daemon=True)
+                   for w, g in zip(waiters, groups.values())]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-    return {p.name: results[p.name] for p in probes}
+        return results
+
+    return wait
+
+
+def collect_each(probes: List[Probe], ctx: ProbeContext) -> Dict[str, Dict[str, Any]]:
+    """Each probe in a fork of its own with the context's timeout (inside a child process)."""
+    from merlin_doctor.probes.isolate import call_in_fork
+
+    results = {}
+    for probe in probes:
+        probe.function()  # import the module before forking: each fork then starts warm
+        started = time.perf_counter()
+        results[probe.name] = call_in_fork(lambda probe=probe: call_probe(probe, ctx), ctx.timeout)
+        results[probe.name]["duration_s"] = round(time.perf_counter() - started, 4)
+    return results
+
+
+def _per_probe(out: Dict[str, Any], names: List[str]) -> Dict[str, Dict[str, Any]]:
+    """A child's results by probe; when the child itself failed, that failure for each of them."""
+    if all(isinstance(out.get(n), dict) for n in names):
+        return {n: out[n] for n in names}
+    return {n: dict(out) for n in names}
 
 
 def child_env(probe: Probe, ctx: ProbeContext) -> Dict[str, str]:
@@ -139,6 +182,20 @@ def child_env(probe: Probe, ctx: ProbeContext) -> Dict[str, str]:
     module = importlib.import_module(probe.target.partition(":")[0])
     hook = getattr(module, "child_env", None)
     return hook(ctx) if hook else ctx.env
+
+
+def child_context(probes: List[Probe], ctx: ProbeContext) -> ProbeContext:
+    """The context sent to a child, with what each probe's `child_options(ctx)` hook prepares.
+
+    Work the parent has done anyway (recipe, knowledge tables) is handed over as data, so
+    the child need not import YAML or parse the recipe again: it starts fast.
+    """
+    options = dict(ctx.options)
+    for probe in probes:
+        hook = getattr(importlib.import_module(probe.target.partition(":")[0]), "child_options", None)
+        if hook:
+            options[probe.name] = hook(ctx)
+    return ProbeContext(recipe_path=ctx.recipe_path, timeout=ctx.timeout, env=ctx.env, options=options, root=ctx.root)
 
 
 def call_probe(probe: Probe, ctx: ProbeContext) -> Dict[str, Any]:

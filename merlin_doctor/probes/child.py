@@ -7,21 +7,13 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
-from merlin_doctor.probes import ProbeContext, call_probe, probe_named
-from merlin_doctor.probes.isolate import call_in_fork
+from merlin_doctor.probes import ProbeContext, collect_each, probe_named
 
 
 def main(argv: list) -> int:
     ctx = ProbeContext.from_dict(json.loads(sys.stdin.read() or "{}"))
-    results = {}
-    for name in argv[1:]:
-        probe = probe_named(name)
-        probe.function()  # import the module before forking: each fork then starts warm
-        started = time.perf_counter()
-        results[name] = call_in_fork(lambda: call_probe(probe, ctx), ctx.timeout)
-        results[name]["duration_s"] = round(time.perf_counter() - started, 4)
+    results = collect_each([probe_named(name) for name in argv[1:]], ctx)
     sys.stdout.write(json.dumps({"results": results}, default=str) + "\n")
     sys.stdout.flush()
     return 0

@@ -16,7 +16,6 @@ import re
 import subprocess
 from typing import Any, Dict, List, Optional
 
-from merlin_doctor import knowledge
 from merlin_doctor.probes import ProbeContext
 from merlin_doctor.probes.isolate import call_in_fork
 
@@ -60,9 +59,11 @@ def search_path(ctx: ProbeContext) -> List[str]:
 
 
 def child_env(ctx: ProbeContext) -> Dict[str, str]:
-    env = dict(ctx.env)
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(search_path(ctx))
-    return env
+    """This environment, with LD_LIBRARY_PATH as activation leaves it (unchanged if it is already so)."""
+    wanted = os.pathsep.join(search_path(ctx))
+    if wanted == ctx.env.get("LD_LIBRARY_PATH", ""):
+        return ctx.env
+    return dict(ctx.env, LD_LIBRARY_PATH=wanted)
 
 
 # --- version calls, as the table in knowledge/cuda_libraries.yml describes them -----------
@@ -149,9 +150,8 @@ def _filename_version(real: str, soname: str) -> Optional[str]:
     return base[len(stem):] if base.startswith(stem) and base != soname else None
 
 
-def _scan_dirs(ctx: ProbeContext, path: List[str]) -> List[str]:
+def _scan_dirs(ctx: ProbeContext, path: List[str], table: Dict[str, List[str]]) -> List[str]:
     """Directories where copies of the libraries could live: the search path, the env, the system."""
-    table = knowledge.load("cuda_libraries")["search"]
     prefix = _prefix(ctx)
     dirs = list(path)
     if prefix:
@@ -185,12 +185,12 @@ def _ld_cache(ctx: ProbeContext) -> Dict[str, List[str]]:
     return cache
 
 
-def _copies(soname: str, dirs: List[str], ld_cache: Dict[str, List[str]], path: List[str],
+def _copies(soname: str, listing: Dict[str, List[str]], ld_cache: Dict[str, List[str]], path: List[str],
             owners: _Owners) -> Dict[str, List[Dict[str, Any]]]:
     """Files named like this soname (copies) and like its other majors (e.g. libcublas.so.12)."""
     stem = soname.split(".so", 1)[0] + ".so."
     copies, others = [], []
-    candidates = [os.path.join(d, n) for d in dirs for n in sorted(os.listdir(d)) if n.startswith(stem)]
+    candidates = [os.path.join(d, n) for d, names in listing.items() for n in names if n.startswith(stem)]
     candidates += [p for name, paths in ld_cache.items() if name.startswith(stem) for p in paths]
     seen = set()
     for file in candidates:
@@ -220,29 +220,54 @@ def _load(spec: Dict[str, Any]) -> Dict[str, Any]:
             "version": _version(lib, spec["version"]["call"], spec["version"]["style"])}
 
 
+def _load_all(specs: List[Dict[str, Any]], timeout: float) -> List[Dict[str, Any]]:
+    """Load every library in one fork, as TensorFlow loads them into one process; when that
+    fork crashes or hangs, load each in a fork of its own to name the library at fault."""
+    together = call_in_fork(lambda: {"loaded": [_load(spec) for spec in specs]}, timeout / 2)
+    if isinstance(together.get("loaded"), list):
+        return together["loaded"]
+    per_library = max(1.0, timeout / 2 / len(specs))
+    results = []
+    for spec in specs:
+        loaded = call_in_fork(lambda spec=spec: _load(spec), per_library)
+        if loaded.get("crashed"):
+            loaded["error"] = f"loading it killed the process with {loaded['signal']}"
+        results.append(loaded)
+    return results
+
+
 def library_specs(tensorrt_soname: Optional[str]) -> List[Dict[str, Any]]:
     """The table's libraries, with TensorRT's soname major as the recipe expects it."""
+    from merlin_doctor import knowledge
+
     major = tensorrt_soname or knowledge.load("tf_builds")["tensorflow"]["2.10"]["tensorrt_soname"]
     return [dict(spec, soname=spec["soname"].replace("{tensorrt_soname}", str(major)))
             for spec in knowledge.load("cuda_libraries")["libraries"]]
 
 
+def child_options(ctx: ProbeContext) -> Dict[str, Any]:
+    """Prepared in the parent: the libraries to load and where to look for copies."""
+    from merlin_doctor import knowledge
+
+    recipe = ctx.recipe() if ctx.recipe_path else None
+    return {"libraries": library_specs(recipe.expect.get("tensorrt_soname") if recipe else None),
+            "search": knowledge.load("cuda_libraries")["search"]}
+
+
 def probe(ctx: ProbeContext) -> Dict[str, Any]:
+    prepared = ctx.options.get("cuda_libs") or child_options(ctx)
     path = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
     owners = _Owners(_prefix(ctx))
-    dirs = _scan_dirs(ctx, path)
+    dirs = _scan_dirs(ctx, path, prepared["search"])
+    listing = {d: sorted(os.listdir(d)) for d in dirs}
     ld_cache = _ld_cache(ctx)
-    specs = library_specs(ctx.recipe().expect.get("tensorrt_soname") if ctx.recipe_path else None)
-    per_library = max(1.0, ctx.timeout / (len(specs) + 1))
+    specs = prepared["libraries"]
     libraries = []
-    for spec in specs:
+    for spec, loaded in zip(specs, _load_all(specs, ctx.timeout)):
         entry: Dict[str, Any] = {"soname": spec["soname"], "required": spec["required"]}
-        loaded = call_in_fork(lambda: _load(spec), per_library)
-        if loaded.get("crashed"):
-            loaded["error"] = f"loading it killed the process with {loaded['signal']}"
         entry.update(loaded)
         if entry.get("loaded"):
             entry["owner"] = owners.owner(entry["realpath"]) or owners.owner(entry["path"])
-        entry.update(_copies(spec["soname"], dirs, ld_cache, path, owners))
+        entry.update(_copies(spec["soname"], listing, ld_cache, path, owners))
         libraries.append(entry)
     return {"search_path": path, "prefix": _prefix(ctx), "scanned_dirs": dirs, "libraries": libraries}

@@ -1,6 +1,7 @@
 """Run probes in child processes with timeouts, so a hang or a crash becomes data."""
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import select
@@ -24,29 +25,66 @@ def run_in_child(names: List[str], ctx: ProbeContext, env: Optional[Dict[str, st
     The child gives each probe `ctx.timeout` seconds (in a fork of its own); if the child
     itself dies or overruns, every probe it held gets that failure as its facts.
     """
+    from merlin_doctor.probes import _per_probe
+
     cmd = [python or sys.executable, "-m", "merlin_doctor.probes.child", *names]
-    started = time.perf_counter()
     out = run_json_command(cmd, ctx.timeout * len(names) + 10, stdin=json.dumps(ctx.to_dict()), env=env or ctx.env)
-    results = out.get("results")
-    if not isinstance(results, dict):
-        return {name: dict(out) for name in names}
-    for name in names:
-        results.setdefault(name, {"error": "the child returned no facts for this probe"})
-        results[name].setdefault("duration_s", round(time.perf_counter() - started, 4))
-    return results
+    return _per_probe(out.get("results") if isinstance(out.get("results"), dict) else out, names)
 
 
-def call_in_fork(function: Callable[[], Dict[str, Any]], timeout: float) -> Dict[str, Any]:
-    """`function()` in a forked process: a crash or a hang there becomes data here.
+class Forked:
+    """A function running in a forked process; `wait` collects the JSON it returns."""
+
+    def __init__(self, pid: int, read_end: int):
+        self.pid, self.read_end = pid, read_end
+
+    def wait(self, timeout: float) -> Dict[str, Any]:
+        """Its result, or why there is none (timed out and killed, crashed, no output)."""
+        chunks: List[bytes] = []
+        deadline = time.monotonic() + timeout
+        finished = True
+        while True:
+            ready, _, _ = select.select([self.read_end], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                finished = False
+                break
+            data = os.read(self.read_end, 65536)
+            if not data:
+                break
+            chunks.append(data)
+        os.close(self.read_end)
+        if not finished:
+            os.kill(self.pid, signal.SIGKILL)
+        _, status = os.waitpid(self.pid, 0)
+        if not finished:
+            return {"error": f"timed out after {timeout:g} s (the child was killed)", "timed_out": True}
+        if os.WIFSIGNALED(status):
+            sig = signal.Signals(os.WTERMSIG(status)).name
+            return {"error": f"the child process was killed by {sig}", "crashed": True, "signal": sig}
+        try:
+            return json.loads(b"".join(chunks).decode())
+        except ValueError:
+            return {"error": "the child process exited without a result"}
+
+
+def start_fork(function: Callable[[], Dict[str, Any]], quiet: bool = False) -> Forked:
+    """Start `function()` in a forked process: a crash or a hang there becomes data here.
 
     Cheaper than a new interpreter (nothing is imported again), and the loader state is
-    the parent's, so libraries resolve exactly as they would in this process.
+    the parent's, so libraries resolve exactly as they would in this process. `quiet`
+    sends the fork's stdout and stderr to /dev/null, so a library that prints cannot mix
+    into this process's own output.
     """
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the fork: compute, report, leave without running any Python clean-up
         os.close(read_end)
+        faulthandler.disable()  # a crash here is the expected outcome, reported by the parent
         try:
+            if quiet:
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 1)
+                os.dup2(null, 2)
             try:
                 data = json.dumps(function(), default=str).encode()
             except BaseException as exc:  # noqa: BLE001 - everything becomes data
@@ -57,31 +95,12 @@ def call_in_fork(function: Callable[[], Dict[str, Any]], timeout: float) -> Dict
         finally:
             os._exit(0)
     os.close(write_end)
-    chunks: List[bytes] = []
-    deadline = time.monotonic() + timeout
-    finished = True
-    while True:
-        ready, _, _ = select.select([read_end], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            finished = False
-            break
-        data = os.read(read_end, 65536)
-        if not data:
-            break
-        chunks.append(data)
-    os.close(read_end)
-    if not finished:
-        os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    if not finished:
-        return {"error": f"timed out after {timeout:g} s (the child was killed)", "timed_out": True}
-    if os.WIFSIGNALED(status):
-        sig = signal.Signals(os.WTERMSIG(status)).name
-        return {"error": f"the child process was killed by {sig}", "crashed": True, "signal": sig}
-    try:
-        return json.loads(b"".join(chunks).decode())
-    except ValueError:
-        return {"error": "the child process exited without a result"}
+    return Forked(pid, read_end)
+
+
+def call_in_fork(function: Callable[[], Dict[str, Any]], timeout: float) -> Dict[str, Any]:
+    """`function()` in a forked process, waited for at most `timeout` seconds."""
+    return start_fork(function).wait(timeout)
 
 
 def run_json_command(cmd: List[str], timeout: float, stdin: str = "", env: Optional[Dict[str, str]] = None,

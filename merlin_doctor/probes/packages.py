@@ -2,21 +2,29 @@
 from __future__ import annotations
 
 import os
-from importlib import metadata
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from packaging.utils import canonicalize_name
 
 from merlin_doctor.probes import ProbeContext
+from merlin_doctor.sitepath import metadata_dirs
 
 
-def _top_level(dist: metadata.Distribution) -> List[str]:
+def _read(directory: str, name: str) -> Optional[str]:
+    try:
+        with open(os.path.join(directory, name), encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def _top_level(info_dir: str) -> List[str]:
     """Top-level import names a distribution installs (top_level.txt, else its RECORD)."""
-    text = dist.read_text("top_level.txt")
+    text = _read(info_dir, "top_level.txt")
     if text is not None:
         return sorted({line.strip() for line in text.splitlines() if line.strip()})
     names = set()
-    for line in (dist.read_text("RECORD") or "").splitlines():
+    for line in (_read(info_dir, "RECORD") or "").splitlines():
         path = line.split(",", 1)[0]
         first, sep, _ = path.partition("/")
         if not first or first.endswith((".dist-info", ".egg-info", ".data")) or first in ("..", "__pycache__"):
@@ -52,13 +60,14 @@ def _shared_modules(dists: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any
     return shared
 
 
-def _headers(dist: metadata.Distribution) -> Dict[str, List[str]]:
+def _headers(info_dir: str) -> Dict[str, List[str]]:
     """Name, Version and Requires-Dist from the metadata's header block.
 
-    `Distribution.metadata` runs the e-mail parser over the whole file on every access,
-    which alone took most of `check --fast` in an env holding TensorFlow and Merlin.
+    Read directly: `importlib.metadata` runs the e-mail parser over the whole file on
+    every access, which alone took most of `check --fast` in an env holding TensorFlow.
     """
-    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    is_egg = info_dir.endswith(".egg-info")
+    text = _read(info_dir, "PKG-INFO" if is_egg else "METADATA") or ""
     fields: Dict[str, List[str]] = {}
     for line in text.splitlines():
         if not line:
@@ -66,18 +75,21 @@ def _headers(dist: metadata.Distribution) -> Dict[str, List[str]]:
         key, sep, value = line.partition(":")
         if sep and key in ("Name", "Version", "Requires-Dist"):
             fields.setdefault(key, []).append(value.strip())
+    if is_egg:  # egg-info keeps requirements in requires.txt, unconditional ones before any [section]
+        requires = (_read(info_dir, "requires.txt") or "").split("\n[", 1)[0]
+        fields["Requires-Dist"] = [r.strip() for r in requires.splitlines() if r.strip()]
     return fields
 
 
 def probe(ctx: ProbeContext) -> Dict[str, Any]:
     dists: Dict[str, Dict[str, Any]] = {}
-    for dist in metadata.distributions():
-        fields = _headers(dist)
+    for location, info_dir in metadata_dirs():
+        fields = _headers(info_dir)
         if not fields.get("Name") or not fields.get("Version"):
             continue
         name, version = fields["Name"][0], fields["Version"][0]
         key = canonicalize_name(name)
-        location = str(dist.locate_file(""))
+        location = os.path.abspath(location)
         if key in dists:
             if dists[key]["location"] != location or dists[key]["version"] != version:
                 dists[key].setdefault("shadowed", []).append({"version": version, "location": location})
@@ -86,7 +98,7 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
             "name": name,
             "version": version,
             "requires": fields.get("Requires-Dist", []),
-            "top_level": _top_level(dist),
+            "top_level": _top_level(info_dir),
             "location": location,
         }
     return {"distributions": dists, "shared_modules": _shared_modules(dists)}
