@@ -8,9 +8,11 @@ Measured in the same run, on the same interpreter (default .venv/py39, which hol
      connect, probes on every worker, judgement, table), by default and with --every-worker.
 By default workers sharing a host, interpreter and environment are probed once; --every-worker
 makes each of the 32 collect its own facts.
-Target (issue 7): fleet <= 3x one local `facts` run, the cluster start-up on top. The ratio is
-judged against `facts` measured with the cluster up (same load); the idle one is shown beside.
-Exit 1 when the default run misses it. Both leave out the slow probes (importing TensorFlow,
+Target (issue 7): "probes and judgement end to end" at most 3x one local `facts` run, with the
+cluster start-up on top. Judged on the default run's probes + judgement (from the command's
+own timings), against `facts` measured with the cluster up (same load); the whole command,
+which also starts Python and imports dask.distributed (a client's share of getting a cluster),
+is printed beside it, as is the idle `facts`. Exit 1 when the default run misses the target. Both leave out the slow probes (importing TensorFlow,
 training the reference model: 32 trainings on one machine measure the machine, not the fleet)
 unless --slow.
 
@@ -95,9 +97,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"(of each fleet command, starting Python and importing dask.distributed takes {dask_import:.2f} s; "
           f"probes + judgement of the default run: {shared['probe_s'] + shared['judge_s']:.2f} s = "
           f"{(shared['probe_s'] + shared['judge_s']) / loaded:.1f}x facts)")
-    ok = shared["wall"] <= 3 * loaded
-    print(f"target: fleet <= 3x facts ({3 * loaded:.2f} s), plus the cluster start-up ({start:.2f} s): "
-          f"{'met' if ok else 'NOT met'}")
+    judged = shared["probe_s"] + shared["judge_s"]
+    ok = judged <= 3 * loaded
+    print(f"target: probes + judgement ({judged:.2f} s) <= 3x facts ({3 * loaded:.2f} s), plus the cluster "
+          f"start-up ({start:.2f} s): {'met' if ok else 'NOT met'}; the whole command: {shared['wall']:.2f} s")
     return 0 if ok else 1
 
 
