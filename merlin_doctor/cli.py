@@ -218,8 +218,7 @@ def explain(log: str, as_json: bool, show_all: bool) -> None:
 
 def _converge_options(function):
     """The options `setup` and `fix` share (`./setup_env` takes the same as `setup`)."""
-    from merlin_doctor.engines import ENGINE_CHOICES
-    from merlin_doctor.steps import STEP_MODULES
+    from merlin_doctor.names import ENGINE_CHOICES, STEP_IDS
 
     options = [
         recipe_option,
@@ -231,7 +230,7 @@ def _converge_options(function):
         click.option("--yes", "-y", is_flag=True, help="Apply without asking (needed when not on a terminal)."),
         click.option("--force", is_flag=True, help="Replace files in the way that merlin-doctor did not make."),
         click.option("--only", multiple=True, metavar="STEP",
-                     help=f"Run only this step (repeatable): {', '.join(STEP_MODULES)}."),
+                     help=f"Run only this step (repeatable): {', '.join(STEP_IDS)}."),
         click.option("--log", metavar="FILE", help="Append the log here (default: a new file under "
                                                    "$XDG_STATE_HOME/merlin-doctor/logs/)."),
         click.option("-q", "--quiet", is_flag=True, help="No progress lines; only the plan and the outcomes."),

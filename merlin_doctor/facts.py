@@ -68,7 +68,7 @@ class Facts:
             pending.join()
         if name not in self.probes:
             if self.context is None:
-                return {"error": f"the snapshot holds no {name!r} facts"}
+                return {"error": f"the snapshot holds no {name!r} facts", "missing": True}
             probe = probe_named(name)
             if self.on_probe:
                 self.on_probe(probe)

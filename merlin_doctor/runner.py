@@ -38,9 +38,16 @@ def select_checks(checks: List[Check], only: Iterable[str] = (), skip: Iterable[
     for selector in only + skip:
         if not any(_matches(c, selector) for c in checks):
             raise InputError(f"unknown check id {selector!r}; `merlin-doctor list` shows them all")
-    chosen = [c for c in checks if (not only or any(_matches(c, s) for s in only))
-              and not any(_matches(c, s) for s in skip)]
-    return sorted(chosen, key=is_slow)  # stable: fast checks first, slow ones last
+    skipped = {c.id for c in checks if any(_matches(c, s) for s in skip)}
+    wanted = {c.id for c in checks if (not only or any(_matches(c, s) for s in only)) and c.id not in skipped}
+    by_id = {c.id: c for c in checks}
+    pending = list(wanted)
+    while pending:  # what the chosen checks need runs too (unless --skip named it)
+        for need in by_id[pending.pop()].needs:
+            if need in by_id and need not in wanted and need not in skipped:
+                wanted.add(need)
+                pending.append(need)
+    return sorted((c for c in checks if c.id in wanted), key=is_slow)  # stable: fast first, slow last
 
 
 class _FactsView:
@@ -64,7 +71,9 @@ def _skip_reason(check: Check, recipe: Recipe, options: RunOptions, done: Dict[s
         return "skipped by --fast (it imports TensorFlow or trains)"
     for need in check.needs:
         verdict = done.get(need)
-        if verdict is not None and verdict.status not in (Status.PASS, Status.WARN):
+        if verdict is None:
+            return f"skipped: it needs {need}, which was not run"
+        if verdict.status not in (Status.PASS, Status.WARN):
             return f"skipped: it needs {need}, which did not pass ({verdict.status.value})"
     return None
 
@@ -78,12 +87,27 @@ def probes_to_run(checks: List[Check], recipe: Recipe, options: RunOptions) -> L
     return names
 
 
+def _unusable_facts(check: Check, facts: Facts) -> Optional[Finding]:
+    """A declared probe missing from a snapshot (skip) or whose code raised (error): the
+    check would otherwise judge its defaults and say something confidently wrong."""
+    for name in check.probes:
+        data = facts[name]
+        if data.get("missing"):
+            return Finding(Status.SKIP, f"skipped: {data['error']}")
+        if "traceback" in data and set(data) <= {"error", "traceback", "duration_s"}:
+            return Finding(Status.ERROR, f"the {name} probe failed: {data['error']}", {"traceback": data["traceback"]})
+    return None
+
+
 def run_check(check: Check, facts: Facts, recipe: Recipe, options: RunOptions,
               done: Dict[str, Verdict]) -> Verdict:
     started = time.perf_counter()
     reason = _skip_reason(check, recipe, options, done)
+    unusable = None if reason else _unusable_facts(check, facts)
     if reason:
         finding = Finding(Status.SKIP, reason)
+    elif unusable:
+        finding = unusable
     else:
         try:
             finding = check.function(_FactsView(facts, check), recipe)

@@ -12,7 +12,7 @@ import click
 
 from merlin_doctor.converge import PlannedStep, Reporter, RunResult, StepOutcome
 from merlin_doctor.render import ASCII, COLOURS, SYMBOLS, _can_encode, safe_text, use_colour
-from merlin_doctor.steps import STEP_MODULES, Step, StepContext
+from merlin_doctor.steps import STEP_IDS, Step, StepContext
 from merlin_doctor.verdict import Status, Verdict
 
 JSON_SCHEMA_VERSION = 1
@@ -108,7 +108,7 @@ class HumanSetupReport(Reporter):
                       "again: done steps are skipped.")
         elif result.outcomes:
             ran = [o.id for o in result.outcomes if o.applied]
-            whole = len(result.planned) == len(STEP_MODULES)  # every step judged, not --only or fix's few
+            whole = len(result.planned) == len(STEP_IDS)  # every step judged, not --only or fix's few
             done = (f"{ctx.prefix} matches recipe {ctx.recipe.name}" if whole
                     else f"Done: {', '.join(ran) or 'nothing'} applied to {ctx.prefix}")
             self._say("\n" + done + (f", with {len(warned)} warning(s) above." if warned else "."))

@@ -160,10 +160,17 @@ def test_old_glibc_and_low_disk(healthy):
 def test_snapshot_missing_a_probe_is_judged_not_crashed(healthy):
     del healthy["probes"]["nvml"]
     v = judge(healthy)["gpu.nvml"]
-    assert v.status is Status.FAIL and "holds no 'nvml' facts" in v.summary
+    assert v.status is Status.SKIP and "holds no 'nvml' facts" in v.summary
 
 
 def test_every_check_is_documented_and_listed():
     for c in all_checks():
         assert c.function.__doc__, f"{c.id} needs a docstring: it is its description"
         assert c.area in FOUNDATION_AREAS or c.area not in ("", None)
+
+
+def test_mig_instances_in_cuda_visible_devices_are_visible_devices(healthy):
+    healthy["probes"]["kernel"]["cuda_visible_devices"] = "MIG-4f1a6c1e-0000-5555-8888-000000000001"
+    checks = select_checks(all_checks(), only=["gpu.visible-devices"])
+    v = run_checks(checks, Facts(healthy["probes"]), load_recipe("tf210-cuda112"), RunOptions())
+    assert {x.id: x.status for x in v}["gpu.visible-devices"] is Status.PASS

@@ -51,11 +51,11 @@ def test_knowledge_base_holds_the_vocabulary_and_enough_entries():
 
 def test_check_and_step_links_name_real_checks_and_steps():
     from merlin_doctor.checks import all_checks
-    from merlin_doctor.steps import STEP_MODULES
+    from merlin_doctor.steps import STEP_IDS
 
     checks = {c.id for c in all_checks()}
     assert {s.check for s in KB.signatures if s.check} <= checks
-    assert {s.step for s in KB.signatures if s.step} <= set(STEP_MODULES)
+    assert {s.step for s in KB.signatures if s.step} <= set(STEP_IDS)
 
 
 @pytest.mark.parametrize("sig_id", sorted(SIGNATURES))

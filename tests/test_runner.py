@@ -78,3 +78,24 @@ def test_exit_codes():
     assert exit_code(warn) == 0 and exit_code(warn, strict=True) == 1
     assert exit_code([Verdict("a", Status.ERROR, "")]) == 1
     assert exit_code([Verdict("a", Status.SKIP, ""), Verdict("b", Status.PASS, "")]) == 0
+
+
+def test_only_runs_what_the_chosen_check_needs_and_skip_wins():
+    checks = [_check("a.base", lambda f, r: passed("ok")),
+              _check("a.child", lambda f, r: passed("yes"), needs=("a.base",))]
+    assert [c.id for c in select_checks(checks, only=["a.child"])] == ["a.base", "a.child"]
+    chosen = select_checks(checks, only=["a.child"], skip=["a.base"])
+    v = _run(chosen)
+    assert v["a.child"].status is Status.SKIP and v["a.child"].summary == "skipped: it needs a.base, which was not run"
+
+
+def test_a_probe_missing_from_a_snapshot_skips_and_a_probe_that_raised_is_an_error():
+    def reads_nvml(facts, recipe):
+        return passed(str(facts["nvml"]["devices"]))
+
+    check = [_check("a.gpu", reads_nvml, probes=("nvml",))]
+    verdicts = run_checks(check, Facts({}), load_recipe("tf210-cuda112"), RunOptions())
+    assert verdicts[0].status is Status.SKIP and "holds no 'nvml' facts" in verdicts[0].summary
+    broken = Facts({"nvml": {"error": "KeyError: 'x'", "traceback": "Traceback ..."}})
+    verdicts = run_checks(check, broken, load_recipe("tf210-cuda112"), RunOptions())
+    assert verdicts[0].status is Status.ERROR and verdicts[0].summary == "the nvml probe failed: KeyError: 'x'"

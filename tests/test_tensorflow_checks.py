@@ -120,3 +120,16 @@ def test_a_gpu_request_that_ran_on_the_cpu_is_not_a_pass(tf_cpu):
                                    "placed_on": "/job:localhost/replica:0/task:0/device:CPU:0"}]
     v = judge({"tensorflow": tf, "e2e": tf_cpu["e2e"], "nvml": {}}, recipe="cpu")["tf.xla"]
     assert v.status is Status.FAIL and "ran on /job:localhost/replica:0/task:0/device:CPU:0, not on the GPU" in v.summary
+
+
+def test_a_nan_gpu_result_fails_instead_of_crashing_the_check(tf_cpu):
+    tf = copy.deepcopy(tf_cpu["tensorflow"])
+    tf["tests"]["matmul"]["gpus"] = [{"device": "/device:GPU:0", "ok": True, "rel_err": None, "parity": False,
+                                      "placed_on": "/job:localhost/replica:0/task:0/device:GPU:0"}]
+    v = judge({"tensorflow": tf, "e2e": tf_cpu["e2e"], "nvml": {}}, recipe="cpu")["tf.matmul"]
+    assert v.status is Status.FAIL and "NaN or infinite" in v.summary
+
+
+def test_a_snapshot_without_tensorflow_facts_skips_the_tensorflow_checks(tf_cpu):
+    v = judge({"nvml": {"loaded": False, "error": "NVML Shared Library Not Found"}}, recipe="cpu")
+    assert v["tf.import"].status is Status.SKIP and "holds no 'tensorflow' facts" in v["tf.import"].summary

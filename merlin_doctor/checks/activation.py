@@ -97,6 +97,8 @@ def libdevice_found(facts, recipe) -> Finding:
     act = facts["activation"]
     data_dir = act.get("xla_data_dir")
     fallback = act.get("fallback_libdevice") or {}
+    if not act.get("prefix") and any(v.name == "XLA_FLAGS" for v in recipe.activate):
+        return skipped("not inside a conda env (CONDA_PREFIX is unset): the env's XLA_FLAGS cannot apply")
     if not data_dir and fallback.get("exists") and not any(v.name == "XLA_FLAGS" for v in recipe.activate):
         return passed(f"XLA_FLAGS is unset and XLA finds libdevice where it looks last: {fallback['path']}",
                       path=fallback["path"])

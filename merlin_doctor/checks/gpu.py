@@ -103,20 +103,22 @@ def kernel_module(facts, recipe) -> Finding:
     return passed(f"nvidia kernel module {module} loaded, {len(kernel['device_nodes'])} device nodes usable", **evidence)
 
 
-def _visible(value: str, count: int, uuids: List[str]) -> Tuple[List[int], List[str]]:
-    """Which GPUs CUDA_VISIBLE_DEVICES lets CUDA see; parsing stops at the first bad entry, as CUDA's does."""
-    seen: List[int] = []
-    bad: List[str] = []
-    for item in value.split(","):
-        item = item.strip()
+def visible_gpus(value: str, devices: List[Dict]) -> Tuple[List[str], List[str]]:
+    """What CUDA_VISIBLE_DEVICES lets CUDA see (GPU indices, or MIG instance ids), and the
+    entry it stopped at: CUDA's own parsing stops at the first bad or repeated entry."""
+    uuids = [d.get("uuid") or "" for d in devices]
+    seen: List[str] = []
+    for item in (x.strip() for x in value.split(",")):
+        if item.startswith("MIG-") and item not in seen:  # a MIG instance of some GPU
+            seen.append(item)
+            continue
         index = next((i for i, u in enumerate(uuids) if u and item.startswith("GPU-") and u.startswith(item)), None)
-        if index is None and item.lstrip("-").isdigit() and 0 <= int(item) < count:
+        if index is None and item.lstrip("-").isdigit() and 0 <= int(item) < len(devices):
             index = int(item)
-        if index is None or index in seen:
-            bad.append(item)
-            break
-        seen.append(index)
-    return seen, bad
+        if index is None or str(index) in seen:
+            return seen, [item]
+        seen.append(str(index))
+    return seen, []
 
 
 @check("gpu.visible-devices", probes=["kernel", "nvml"], needs=["gpu.nvml"], gpu=True)
@@ -126,7 +128,7 @@ def visible_devices(facts, recipe) -> Finding:
     devices = facts["nvml"].get("devices", [])
     if value is None:
         return passed(f"CUDA_VISIBLE_DEVICES is unset: CUDA sees all {len(devices)} GPU(s)")
-    seen, bad = _visible(value, len(devices), [d.get("uuid") or "" for d in devices])
+    seen, bad = visible_gpus(value, devices)
     evidence = {"CUDA_VISIBLE_DEVICES": value, "visible": seen, "gpus": len(devices)}
     if not seen:
         why = f"names {bad[0]!r}, which is not a GPU here, so it " if bad and bad[0] not in ("", "-1") else ""
@@ -135,9 +137,9 @@ def visible_devices(facts, recipe) -> Finding:
                       **evidence)
     if bad:
         return warned(f"CUDA_VISIBLE_DEVICES={value!r} names {bad[0]!r}, which is not a GPU here; CUDA stops there "
-                      f"and sees only {seen}", fix=f"export CUDA_VISIBLE_DEVICES={','.join(map(str, range(len(devices))))}",
+                      f"and sees only {', '.join(seen)}", fix=f"export CUDA_VISIBLE_DEVICES={','.join(map(str, range(len(devices))))}",
                       **evidence)
-    return passed(f"CUDA_VISIBLE_DEVICES={value} shows GPU(s) {seen}", **evidence)
+    return passed(f"CUDA_VISIBLE_DEVICES={value} shows GPU(s) {', '.join(seen)}", **evidence)
 
 
 @check("gpu.cuda-driver", probes=["libcuda", "kernel"], needs=["gpu.nvml", "gpu.visible-devices"], gpu=True)
@@ -191,8 +193,10 @@ def compute_capability(facts, recipe) -> Finding:
     for dev in facts["nvml"].get("devices", []):
         cc, label = dev["compute_capability"], f"GPU {dev['index']} {dev['name']} (CC {dev['compute_capability']})"
         support = _arch_support(cc, caps)
-        if _ver(cc) < _ver(known["min_compute_capability"]) or support == "none":
+        if _ver(cc) < _ver(known["min_compute_capability"]):
             verdicts["fail"].append(f"{label} is older than TensorFlow's oldest target {known['min_compute_capability']}")
+        elif support == "none":
+            verdicts["fail"].append(f"{label}: TensorFlow was built with neither kernels nor PTX it can run")
         elif support == "ptx":
             verdicts["warn"].append(f"{label}: no kernels built for it, {table['ptx_jit_note']}")
         release = ptxas.get("release")

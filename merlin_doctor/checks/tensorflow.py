@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional
 from packaging.specifiers import SpecifierSet
 
 from merlin_doctor.checks import check
+from merlin_doctor.checks.gpu import visible_gpus
 from merlin_doctor.verdict import Finding, Status, failed, passed, skipped, warned
 
 EXPLAINED_SHOWN = 3
@@ -27,6 +28,10 @@ def _because(found: List[Dict[str, Any]]) -> str:
     return f": {found[0]['title']} ({found[0]['id']})" if found else ""
 
 
+def _tensorflow_pin(recipe) -> str:
+    return next((str(r) for r, _ in recipe.requirements() if r.name == "tensorflow"), "tensorflow")
+
+
 def _tf(facts) -> Dict[str, Any]:
     return facts["tensorflow"]
 
@@ -42,7 +47,7 @@ def tensorflow_imports(facts, recipe) -> Finding:
                       explained=found, log_tail=tf.get("log", [])[-20:])
     imported = tf.get("import", {})
     if not imported.get("ok"):
-        pin = next((str(r) for r, _ in recipe.requirements() if r.name == "tensorflow"), "tensorflow")
+        pin = _tensorflow_pin(recipe)
         missing = "No module named 'tensorflow'" in (imported.get("error") or "")
         fix = f"python -m pip install '{pin}'" if missing else f"python -m pip install --force-reinstall '{pin}'"
         return failed(f"import tensorflow failed: {imported.get('error')}{_because(found)}",
@@ -59,7 +64,7 @@ def tensorflow_imports(facts, recipe) -> Finding:
     cuda = recipe.expect.get("cuda_runtime")
     if cuda and build.get("cuda_version") and build["cuda_version"].split(".")[0] != str(cuda).split(".")[0]:
         return failed(f"TensorFlow {version} was built for CUDA {build['cuda_version']}, not the recipe's CUDA {cuda}",
-                      fix="python -m pip install --force-reinstall tensorflow==2.10.0", **evidence)
+                      fix=f"python -m pip install --force-reinstall '{_tensorflow_pin(recipe)}'", **evidence)
     return passed(f"TensorFlow {version} imports in {imported.get('seconds')} s (built for CUDA "
                   f"{build.get('cuda_version')}, cuDNN {build.get('cudnn_version')})", **evidence)
 
@@ -70,10 +75,9 @@ def tensorflow_sees_gpus(facts, recipe) -> Finding:
     tf, nvml = _tf(facts), facts["nvml"]
     devices = (tf.get("devices") or {})
     registered = devices.get("GPU", []) if devices.get("ok") else []
-    expected = len(nvml.get("devices", []))
+    gpus = nvml.get("devices", [])
     cvd = (tf.get("env") or {}).get("CUDA_VISIBLE_DEVICES")
-    if cvd is not None:
-        expected = min(expected, len([x for x in cvd.split(",") if x.strip() not in ("", "-1")]))
+    expected = len(visible_gpus(cvd, gpus)[0]) if cvd is not None else len(gpus)
     evidence = {"tensorflow_gpus": [d["name"] for d in registered], "nvml_gpus": len(nvml.get("devices", [])),
                 "CUDA_VISIBLE_DEVICES": cvd}
     if len(registered) < expected:
@@ -96,8 +100,10 @@ def _device_problem(g: Dict[str, Any], tolerance: Optional[float]) -> Optional[s
         return g.get("error") or "it failed"
     if "GPU" not in (g.get("placed_on") or "GPU"):  # TensorFlow falls back to the CPU silently
         return f"it ran on {g['placed_on']}, not on the GPU"
+    if g.get("rel_err") is None:
+        return "its result is NaN or infinite"
     if not g.get("parity"):
-        return f"relative error {g.get('rel_err'):.2e} against the CPU (> {tolerance:g})"
+        return f"relative error {g['rel_err']:.2e} against the CPU (> {tolerance:g})"
     return None
 
 

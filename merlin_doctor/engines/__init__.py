@@ -17,12 +17,11 @@ from merlin_doctor.engines.base import (
 )
 from merlin_doctor.engines.cli import CliEngine
 from merlin_doctor.engines.rattler import RattlerEngine
+from merlin_doctor.names import AUTO_ENGINES, ENGINE_CHOICES
 
-AUTO_ORDER = ("micromamba", "mamba", "conda", "rattler")
-ENGINE_CHOICES = ("auto",) + AUTO_ORDER
 
 __all__ = [
-    "AUTO_ORDER",
+    "AUTO_ENGINES",
     "ENGINE_CHOICES",
     "CliEngine",
     "Engine",
@@ -46,14 +45,14 @@ def make_engine(name: str) -> Engine:
 
 
 def select_engine(name: str = "auto") -> Engine:
-    """The engine to use: ``name`` itself, or the first usable one in ``AUTO_ORDER``.
+    """The engine to use: ``name`` itself, or the first usable one in ``AUTO_ENGINES``.
 
     Raises ``EngineUnavailable`` saying what was looked for when none is usable, and
     ``ValueError`` for a name that is no engine.
     """
     if name not in ENGINE_CHOICES:
         raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_CHOICES)}")
-    engines = [make_engine(n) for n in (AUTO_ORDER if name == "auto" else (name,))]
+    engines = [make_engine(n) for n in (AUTO_ENGINES if name == "auto" else (name,))]
     for engine in engines:
         if engine.available():
             return engine

@@ -8,6 +8,7 @@ TensorFlow, training) are `isolated`: they run in a child process with a timeout
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 import os
 import threading
@@ -44,9 +45,15 @@ class ProbeContext:
         return cls(**data)
 
     def recipe(self):  # -> Recipe; imported lazily to keep child start-up small
-        from merlin_doctor.recipe import load_recipe
+        return _recipe_at(self.recipe_path)
 
-        return load_recipe(self.recipe_path)
+
+@functools.lru_cache(maxsize=8)
+def _recipe_at(path: Optional[str]):
+    """Probes ask for the recipe several times a run; parse each file once."""
+    from merlin_doctor.recipe import load_recipe
+
+    return load_recipe(path)
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,12 @@ from typing import Callable, List, Tuple
 
 from merlin_doctor.atomic import write_atomic
 from merlin_doctor.engines import Engine
+from merlin_doctor.names import STEP_IDS
 from merlin_doctor.recipe import Recipe
 
 Progress = Callable[[str], None]
 
 #: The steps in the order they run; each module defines `STEP`.
-STEP_MODULES = ("env", "pip", "links", "activation", "copies")
 
 #: Test hook: a run sleeps when it reaches the point this variable names (a step id after
 #: that step, `pip:GROUP` after a pip group, `env:LINE` at an engine progress line), so a
@@ -73,7 +73,7 @@ class Step:
 
 
 def all_steps() -> List[Step]:
-    return [importlib.import_module(f"merlin_doctor.steps.{name}").STEP for name in STEP_MODULES]
+    return [importlib.import_module(f"merlin_doctor.steps.{name}").STEP for name in STEP_IDS]
 
 
 def pause_point(name: str) -> None:
