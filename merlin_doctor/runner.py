@@ -27,7 +27,7 @@ def is_slow(check: Check) -> bool:
     return any(probe_named(p).slow for p in check.probes)
 
 
-def _matches(check: Check, selector: str) -> bool:
+def matches(check: Check, selector: str) -> bool:
     """`gpu.driver` selects one check; `gpu` selects the whole area."""
     return check.id == selector or check.area == selector
 
@@ -36,10 +36,10 @@ def select_checks(checks: List[Check], only: Iterable[str] = (), skip: Iterable[
     """Apply --only/--skip (ids or areas); an unknown selector is a usage error."""
     only, skip = list(only), list(skip)
     for selector in only + skip:
-        if not any(_matches(c, selector) for c in checks):
+        if not any(matches(c, selector) for c in checks):
             raise InputError(f"unknown check id {selector!r}; `merlin-doctor list` shows them all")
-    skipped = {c.id for c in checks if any(_matches(c, s) for s in skip)}
-    wanted = {c.id for c in checks if (not only or any(_matches(c, s) for s in only)) and c.id not in skipped}
+    skipped = {c.id for c in checks if any(matches(c, s) for s in skip)}
+    wanted = {c.id for c in checks if (not only or any(matches(c, s) for s in only)) and c.id not in skipped}
     by_id = {c.id: c for c in checks}
     pending = list(wanted)
     while pending:  # what the chosen checks need runs too (unless --skip named it)

@@ -79,13 +79,13 @@ def _names(value: Names) -> List[str]:
 
 def _side(checks: List[Check], host: bool, selectors: List[str]) -> List[Check]:
     """The host checks for --host, every other check otherwise; a selector from the wrong side is an error."""
-    from merlin_doctor.runner import select_checks
+    from merlin_doctor.runner import matches
 
-    on_host = select_checks(checks, only=HOST_SELECTORS)
+    on_host = [c for c in checks if any(matches(c, s) for s in HOST_SELECTORS)]
     in_env = [c for c in checks if c.area != "container"]  # the GPU checks belong to both sides
     mine = on_host if host else in_env
     for selector in selectors:
-        chosen = select_checks(checks, only=[selector])
+        chosen = [c for c in checks if matches(c, selector)]
         if chosen and not any(c in mine for c in chosen):
             hint = ("it judges an env, not the container host: drop --host" if host
                     else "it judges the host of a container recipe: add --host")

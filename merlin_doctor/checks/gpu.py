@@ -210,8 +210,7 @@ def compute_capability(facts, recipe) -> Finding:
                       f"{known['min_compute_capability']}", **evidence)
     if verdicts["warn"]:
         return warned("; ".join(verdicts["warn"]),
-                      fix="conda install -c nvidia cuda-nvcc=11.8  # a ptxas that knows the GPU; "
-                          "or export CUDA_CACHE_MAXSIZE=4294967296 to keep JIT results", **evidence)
+                      fix=knowledge.load("gpu")["arch_fix"], **evidence)
     return passed(f"TensorFlow has kernels for every GPU here ({', '.join(evidence['devices'])}; built for "
                   f"{', '.join(caps)})", **evidence)
 

@@ -70,7 +70,8 @@ def enough_disk(facts, recipe) -> Finding:
                       fix="Free disk space, or create the env elsewhere: ./setup_env --prefix /bigger/disk/merlin",
                       **evidence)
     if free < table["disk_warn_bytes"]:
-        return warned(f"{_gib(free)} free on {disk.get('path')}; the full env and pip's caches need about 20 GiB",
+        return warned(f"{_gib(free)} free on {disk.get('path')}; the full env and pip's caches need about "
+                      f"{_gib(table['disk_warn_bytes'])}",
                       fix="Free disk space, or create the env elsewhere: ./setup_env --prefix /bigger/disk/merlin",
                       **evidence)
     return passed(f"{_gib(free)} free on {disk.get('path')}", **evidence)

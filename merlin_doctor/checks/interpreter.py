@@ -38,7 +38,7 @@ def running_from_env(facts, recipe) -> Finding:
     prefix, conda_prefix = info.get("prefix"), env.get("CONDA_PREFIX")
     evidence = {"sys_prefix": prefix, "CONDA_PREFIX": conda_prefix, "VIRTUAL_ENV": env.get("VIRTUAL_ENV")}
     wanted = recipe.env_name
-    if conda_prefix and os.path.realpath(conda_prefix) != os.path.realpath(prefix or "") and not env.get("VIRTUAL_ENV"):
+    if conda_prefix and not info.get("is_active_conda_env", conda_prefix == prefix) and not env.get("VIRTUAL_ENV"):
         active = env.get("CONDA_DEFAULT_ENV") or conda_prefix
         return failed(f"the doctor runs from {prefix}, not from the active conda env {active}",
                       fix=f"python -m pip install merlin-doctor  # inside `conda activate {active}`", **evidence)

@@ -19,5 +19,8 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
         "prefix": sys.prefix,
         "base_prefix": sys.base_prefix,
         "is_conda_env": os.path.isdir(os.path.join(sys.prefix, "conda-meta")),
+        # Resolved here, on the machine itself: a saved snapshot is judged elsewhere.
+        "is_active_conda_env": bool(ctx.env.get("CONDA_PREFIX"))
+        and os.path.realpath(ctx.env["CONDA_PREFIX"]) == os.path.realpath(sys.prefix),
         "env": {k: ctx.env[k] for k in ENV_VARS if k in ctx.env},
     }
