@@ -426,35 +426,15 @@ def fleet(scheduler: Optional[str], local: Optional[int], recipe: Optional[str],
     Exit code: 0 every worker answered, they agree and nothing failed; 1 otherwise;
     2 bad usage or an unreachable scheduler.
     """
-    import time
-
-    from merlin_doctor import fleet as fleet_mod
-    from merlin_doctor.checks import all_checks
-    from merlin_doctor.fleet_table import document, table_lines
-    from merlin_doctor.recipe import load_recipe
+    from merlin_doctor.fleet import run_fleet
+    from merlin_doctor.fleet_table import table_lines
     from merlin_doctor.render import HumanReport
-    from merlin_doctor.runner import RunOptions, select_checks
 
     if bool(scheduler) == bool(local):
         raise click.UsageError("give one of --scheduler ADDRESS or --local N")
-    loaded = load_recipe(recipe)
-    checks = select_checks(all_checks(), skip=["container"])  # container checks judge a host, not a worker
     human = HumanReport(quiet=quiet or as_json)
-    started = time.perf_counter()
-    human.progress(f"starting {local} local Dask worker(s) ..." if local else f"connecting to {scheduler} ...")
-    with fleet_mod.connect(scheduler, local, timeout) as (client, where):
-        connected = time.perf_counter()
-        human.progress(f"probing the workers ({where}) ...")
-        nodes = fleet_mod.probe_workers(client, fleet_mod.recipe_reference(loaded.path, loaded.name), timeout,
-                                        fast=fast, every_worker=every_worker)
-        probed = time.perf_counter()
-    closed = time.perf_counter()
-    fleet_mod.judge(nodes, checks, loaded, RunOptions(fast=fast, cpu_ok=cpu_ok))
-    groups = fleet_mod.group(nodes)
-    timings = {"cluster_start_s": connected - started, "probe_s": probed - connected,
-               "cluster_close_s": closed - probed, "judge_s": time.perf_counter() - closed,
-               "total_s": time.perf_counter() - started}
-    doc = document(nodes, groups, loaded.name, where, timings)
+    doc = run_fleet(scheduler, local, recipe, timeout, fast=fast, cpu_ok=cpu_ok, every_worker=every_worker,
+                    progress=human.progress)
     if as_json:
         _emit_json(doc)
     else:

@@ -291,3 +291,30 @@ def group(nodes: List[Node]) -> List[Group]:
             by_address[address].config = g.label
             by_address[address].outlier = norm.majority and not g.majority
     return groups
+
+
+def run_fleet(scheduler: Optional[str], local: Optional[int], recipe: Optional[str], timeout: float,
+              fast: bool = False, cpu_ok: bool = False, every_worker: bool = False,
+              progress: Callable[[str], None] = lambda message: None) -> Dict[str, Any]:
+    """Connect (or start a local cluster), probe the workers, judge centrally: the fleet document."""
+    from merlin_doctor.checks import all_checks
+    from merlin_doctor.fleet_table import document
+    from merlin_doctor.recipe import load_recipe
+    from merlin_doctor.runner import RunOptions, select_checks
+
+    loaded = load_recipe(recipe)
+    checks = select_checks(all_checks(), skip=["container"])  # container checks judge a host, not a worker
+    started = time.perf_counter()
+    progress(f"starting {local} local Dask worker(s) ..." if local else f"connecting to {scheduler} ...")
+    with connect(scheduler, local, timeout) as (client, where):
+        connected = time.perf_counter()
+        progress(f"probing the workers ({where}) ...")
+        nodes = probe_workers(client, recipe_reference(loaded.path, loaded.name), timeout,
+                              fast=fast, every_worker=every_worker)
+        probed = time.perf_counter()
+    closed = time.perf_counter()
+    judge(nodes, checks, loaded, RunOptions(fast=fast, cpu_ok=cpu_ok))
+    timings = {"cluster_start_s": connected - started, "probe_s": probed - connected,
+               "cluster_close_s": closed - probed, "judge_s": time.perf_counter() - closed,
+               "total_s": time.perf_counter() - started}
+    return document(nodes, group(nodes), loaded.name, where, timings)

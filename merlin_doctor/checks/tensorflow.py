@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional
 
 from packaging.specifiers import SpecifierSet
 
+from merlin_doctor import knowledge
 from merlin_doctor.checks import check
 from merlin_doctor.checks.gpu import visible_gpus
 from merlin_doctor.verdict import Finding, Status, failed, passed, skipped, warned
@@ -94,7 +95,7 @@ def _per_device(test: Dict[str, Any]) -> List[Dict[str, Any]]:
     return gpus if isinstance(gpus, list) else []
 
 
-def _device_problem(g: Dict[str, Any], tolerance: Optional[float]) -> Optional[str]:
+def _device_problem(g: Dict[str, Any], tolerance: float) -> Optional[str]:
     """Why one GPU's run of a sub-test does not count, or None."""
     if not g.get("ok"):
         return g.get("error") or "it failed"
@@ -102,7 +103,7 @@ def _device_problem(g: Dict[str, Any], tolerance: Optional[float]) -> Optional[s
         return f"it ran on {g['placed_on']}, not on the GPU"
     if g.get("rel_err") is None:
         return "its result is NaN or infinite"
-    if not g.get("parity"):
+    if g["rel_err"] > tolerance:
         return f"relative error {g['rel_err']:.2e} against the CPU (> {tolerance:g})"
     return None
 
@@ -117,9 +118,9 @@ def _judge_compute(tf: Dict[str, Any], name: str, what: str, fix: str, cpu_part:
         return failed(f"the {what} failed: {test.get('error')}{_because(found)}",
                       fix=found[0]["fix"] if found else fix, explained=found)
     cpu = test.get("cpu") or {}
-    tolerance = test.get("tolerance")
+    tolerance = knowledge.load("tensorflow")["parity_tolerance"]
     cpu_err = cpu.get("rel_err_vs_numpy", cpu.get("rel_err"))
-    if cpu_part and cpu_err is not None and tolerance is not None and cpu_err > tolerance:
+    if cpu_part and cpu_err is not None and cpu_err > tolerance:
         return failed(f"the {what} on the CPU is wrong: relative error {cpu_err:.2e} > {tolerance:g}",
                       fix="python -m pip install --force-reinstall tensorflow==2.10.0", cpu=cpu)
     gpus = _per_device(test)
