@@ -13,7 +13,7 @@ def _setup_command(recipe) -> str:
     if recipe.is_container:
         return f"merlin-doctor container-cmd --recipe {recipe.name}  # the doctor inside the image; the host: check --host"
     name = recipe.env_name or recipe.name
-    return f"./setup_env --recipe {recipe.name} && conda activate {name}"
+    return f"merlin-doctor setup --recipe {recipe.name} && conda activate {name}  # = ./setup_env in a checkout"
 
 
 @check("python.version", probes=["interpreter"])
