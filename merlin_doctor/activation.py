@@ -26,8 +26,7 @@ def shell_quote(text: str) -> str:
 
 def shell_value(recipe: Recipe, template: str) -> str:
     """A recipe template as a shell word: placeholders expand, literals are quoted."""
-    site = f"lib/python{recipe.python_version or '3.9'}/site-packages"
-    template = template.replace("{site_packages}", "{prefix}/" + site)
+    template = template.replace("{site_packages}", recipe.site_packages("{prefix}"))
     parts = re.split(r"(\{prefix\})", template)
     return "".join('"${CONDA_PREFIX}"' if p == "{prefix}" else shell_quote(p) for p in parts if p)
 

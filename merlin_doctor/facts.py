@@ -37,10 +37,6 @@ class Facts:
         }
         return cls(meta=meta, context=context, on_probe=on_probe)
 
-    @property
-    def is_snapshot(self) -> bool:
-        return self.context is None
-
     def prefetch(self, names: Iterable[str]) -> None:
         """Start the isolated probes among `names` in the background right away.
 

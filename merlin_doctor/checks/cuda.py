@@ -6,7 +6,7 @@ One check per library in knowledge/cuda_libraries.yml (`cuda.libcudart`, `cuda.l
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version

@@ -47,10 +47,6 @@ def nvml_sees_gpu(facts, recipe) -> Finding:
                   driver_version=nvml.get("driver_version"), devices=devices)
 
 
-def _ver(text: str) -> Version:
-    return Version(text)
-
-
 @check("gpu.driver", probes=["nvml"], needs=["gpu.nvml"], gpu=True)
 def driver_new_enough(facts, recipe) -> Finding:
     """The driver supports the recipe's CUDA runtime (fully, or through minor-version compatibility)."""
@@ -62,10 +58,10 @@ def driver_new_enough(facts, recipe) -> Finding:
     evidence = {"driver_version": found, "cuda_runtime": cuda, "toolkit_driver": row["toolkit"],
                 "minor_compat_driver": row["minor_compat"]}
     fix = f"Install NVIDIA driver >= {row['toolkit']} (e.g. `sudo ubuntu-drivers install`), then reboot"
-    if _ver(found) < _ver(row["minor_compat"]):
+    if Version(found) < Version(row["minor_compat"]):
         return failed(f"driver {found} is too old for CUDA {cuda}: it needs >= {row['toolkit']} "
                       f"(>= {row['minor_compat']} with minor-version compatibility)", fix=fix, **evidence)
-    if _ver(found) < _ver(row["toolkit"]):
+    if Version(found) < Version(row["toolkit"]):
         return warned(f"driver {found} runs CUDA {cuda} only through minor-version compatibility "
                       f"(CUDA {cuda} wants >= {row['toolkit']}): PTX newer than the driver cannot be JIT-compiled",
                       fix=fix, **evidence)
@@ -193,14 +189,14 @@ def compute_capability(facts, recipe) -> Finding:
     for dev in facts["nvml"].get("devices", []):
         cc, label = dev["compute_capability"], f"GPU {dev['index']} {dev['name']} (CC {dev['compute_capability']})"
         support = _arch_support(cc, caps)
-        if _ver(cc) < _ver(known["min_compute_capability"]):
+        if Version(cc) < Version(known["min_compute_capability"]):
             verdicts["fail"].append(f"{label} is older than TensorFlow's oldest target {known['min_compute_capability']}")
         elif support == "none":
             verdicts["fail"].append(f"{label}: TensorFlow was built with neither kernels nor PTX it can run")
         elif support == "ptx":
             verdicts["warn"].append(f"{label}: no kernels built for it, {table['ptx_jit_note']}")
         release = ptxas.get("release")
-        if cc in need_ptxas and release and _ver(release) < _ver(need_ptxas[cc]):
+        if cc in need_ptxas and release and Version(release) < Version(need_ptxas[cc]):
             verdicts["warn"].append(f"{label}: ptxas {release} cannot compile for sm_{cc.replace('.', '')}, so XLA "
                                     f"(jit_compile) fails; it needs ptxas >= {need_ptxas[cc]}")
     evidence = {"tensorflow_targets": caps, "devices": [d["compute_capability"] for d in facts["nvml"].get("devices", [])],

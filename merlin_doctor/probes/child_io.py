@@ -11,11 +11,11 @@ import json
 import math
 import os
 import sys
-import tempfile
 import traceback
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, Optional
 
+from merlin_doctor.atomic import write_atomic
 from merlin_doctor.probes.isolate import PROGRESS_PREFIX
 
 
@@ -75,15 +75,7 @@ def emit(result: Dict[str, Any], out: Optional[str]) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    directory = os.path.dirname(os.path.abspath(out))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomic(out, text.encode())
 
 
 def hard_exit(code: int) -> None:
