@@ -180,8 +180,7 @@ def compute_capability(facts, recipe) -> Finding:
     """Each GPU's architecture has kernels in the TensorFlow build (SASS), or at least PTX to JIT, and ptxas knows it."""
     build = facts["tf_build"].get("build_info") or {}
     table = knowledge.load("tf_builds")
-    series = ".".join((facts["tf_build"].get("version") or "2.10").split(".")[:2])
-    known = table["tensorflow"].get(series) or table["tensorflow"]["2.10"]
+    known = knowledge.tensorflow_build(facts["tf_build"].get("version") or recipe.expect.get("tensorflow"))
     caps = build.get("cuda_compute_capabilities") or known["compute_capabilities"]
     ptxas = facts["activation"].get("ptxas") or {}
     need_ptxas = knowledge.load("gpu")["ptxas_min_release"]

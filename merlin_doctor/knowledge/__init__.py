@@ -5,8 +5,9 @@ Logic never hard-codes a version number or threshold; it reads them from here.
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import yaml
 
@@ -23,3 +24,11 @@ def load(name: str) -> Dict[str, Any]:
     if not isinstance(data, dict) or "source" not in data:
         raise ValueError(f"{path}: a knowledge table needs a top-level 'source'")
     return data
+
+
+def tensorflow_build(version: Optional[str]) -> Dict[str, Any]:
+    """What a TensorFlow series was built against, for a version (`2.10.1`) or a recipe pin (`==2.10.*`)."""
+    table = load("tf_builds")
+    m = re.search(r"(\d+)\.(\d+)", version or "")
+    series = f"{m.group(1)}.{m.group(2)}" if m else table["default_series"]
+    return table["tensorflow"].get(series) or table["tensorflow"][table["default_series"]]

@@ -47,8 +47,11 @@ def xla_data_dir(xla_flags: str) -> Optional[str]:
 
 def _ptxas(ctx: ProbeContext, data_dir: Optional[str]) -> Dict[str, Any]:
     """ptxas where XLA looks: <cuda_data_dir>/bin, TF's build-time CUDA root, /usr/local/cuda, then PATH."""
+    from merlin_doctor import knowledge
+
+    built_with = knowledge.tensorflow_build(ctx.recipe().expect.get("tensorflow") if ctx.recipe_path else None)
     roots = [data_dir] if data_dir else []
-    roots += [ctx.host_path(r) for r in ("/usr/local/cuda-11.2", "/usr/local/cuda")]
+    roots += [ctx.host_path(r) for r in (built_with["toolkit_root"], "/usr/local/cuda")]
     candidates = [os.path.join(r, "bin", "ptxas") for r in roots]
     path = next((c for c in candidates if os.access(c, os.X_OK)), None) or \
         shutil.which("ptxas", path=ctx.env.get("PATH", ""))

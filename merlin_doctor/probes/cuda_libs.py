@@ -236,11 +236,11 @@ def _load_all(specs: List[Dict[str, Any]], timeout: float) -> List[Dict[str, Any
     return results
 
 
-def library_specs(tensorrt_soname: Optional[str]) -> List[Dict[str, Any]]:
-    """The table's libraries, with TensorRT's soname major as the recipe expects it."""
+def library_specs(tensorrt_soname: Optional[str], tensorflow: Optional[str] = None) -> List[Dict[str, Any]]:
+    """The table's libraries, with TensorRT's soname major as the recipe (or its TF build) expects it."""
     from merlin_doctor import knowledge
 
-    major = tensorrt_soname or knowledge.load("tf_builds")["tensorflow"]["2.10"]["tensorrt_soname"]
+    major = tensorrt_soname or knowledge.tensorflow_build(tensorflow)["tensorrt_soname"]
     return [dict(spec, soname=spec["soname"].replace("{tensorrt_soname}", str(major)))
             for spec in knowledge.load("cuda_libraries")["libraries"]]
 
@@ -250,7 +250,8 @@ def child_options(ctx: ProbeContext) -> Dict[str, Any]:
     from merlin_doctor import knowledge
 
     recipe = ctx.recipe() if ctx.recipe_path else None
-    return {"libraries": library_specs(recipe.expect.get("tensorrt_soname") if recipe else None),
+    expect = recipe.expect if recipe else {}
+    return {"libraries": library_specs(expect.get("tensorrt_soname"), expect.get("tensorflow")),
             "search": knowledge.load("cuda_libraries")["search"]}
 
 
