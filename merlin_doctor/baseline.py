@@ -38,7 +38,7 @@ def diff(before: Dict[str, Any], after: Dict[str, Any], ignore: Optional[Sequenc
 
 def probes_to_compare(baseline_probes: Iterable[str], fast: bool = False) -> List[str]:
     """The baseline's probes this doctor knows, the slow ones left out with --fast."""
-    from merlin_doctor.probes import PROBES
+    from merlin_doctor.probes.registry import PROBES
 
     known = {p.name: p for p in PROBES}
     return [n for n in baseline_probes if n in known and not (fast and known[n].slow)]

@@ -91,15 +91,16 @@ def check(recipe: Optional[str], only: List[str], skip: List[str], fast: bool, c
     fixes each problem. Exit code: 0 nothing failed, 1 something failed (or warned,
     with --strict), 2 bad usage or input.
     """
+    from merlin_doctor.options import CheckOptions
     from merlin_doctor.render import HumanReport
-    from merlin_doctor.session import run_check
+    from merlin_doctor.session import run_doctor
 
     report = HumanReport(verbose=verbose, quiet=quiet or as_json)
-    result = run_check(recipe, only, skip, fast=fast, cpu_ok=cpu_ok, from_file=from_file, host=host,
-                       strict=strict, timeout=timeout, debug=debug, device=device, e2e_size=e2e_size,
-                       on_probe=report.probe_started, on_verdict=None if as_json else report.verdict,
-                       on_progress=report.child_progress)
-    changes = _changes_since(baseline, result.snapshot, fast) if baseline else None
+    options = CheckOptions(recipe, only, skip, fast=fast, cpu_ok=cpu_ok, from_file=from_file, host=host,
+                           strict=strict, timeout=timeout, debug=debug, device=device, e2e_size=e2e_size)
+    result = run_doctor(options, on_probe=report.probe_started, on_verdict=None if as_json else report.verdict,
+                        on_progress=report.child_progress)
+    changes = result.changes_since(baseline) if baseline else None
     if as_json:
         data = result.to_dict()
         if changes is not None:
@@ -149,16 +150,11 @@ def facts(recipe: Optional[str], output: Optional[str], fast: bool, timeout: flo
 
     Judge it later, or on another machine, with `merlin-doctor check --from FILE`.
     """
-    from merlin_doctor.facts import Facts
-    from merlin_doctor.probes import ProbeContext
-    from merlin_doctor.recipe import load_recipe
     from merlin_doctor.render import HumanReport
+    from merlin_doctor.session import collect_facts
 
-    loaded = load_recipe(recipe)
     report = HumanReport(quiet=output is None)
-    snapshot = Facts.live(ProbeContext(recipe_path=loaded.path, timeout=timeout),
-                          on_probe=report.probe_started)
-    snapshot.collect_all(fast=fast)
+    snapshot = collect_facts(recipe, fast, timeout, on_probe=report.probe_started)
     if output:
         snapshot.save(output)
         click.echo(f"facts written to {output}", err=True)
@@ -173,8 +169,13 @@ def recipes(name: Optional[str], environment_yml: bool) -> None:
     """List the built-in recipes, or show one (NAME or a YAML file)."""
     import yaml
 
-    from merlin_doctor.recipe import (DEFAULT_RECIPE, available_recipes, conda_environment, load_buildable_recipe,
-                                      load_recipe)
+    from merlin_doctor.recipe import (
+        DEFAULT_RECIPE,
+        available_recipes,
+        conda_environment,
+        load_buildable_recipe,
+        load_recipe,
+    )
 
     if not name:
         for recipe_name in available_recipes():
@@ -259,7 +260,8 @@ def setup(**options) -> None:
     time (PREFIX.merlin-doctor.lock); everything run and changed goes to a log whose
     path is printed. Exit code: 0 done, 1 a step failed, 2 bad usage or input.
     """
-    from merlin_doctor.repair import Options, setup as run_setup
+    from merlin_doctor.setup.orchestrate import Options
+    from merlin_doctor.setup.orchestrate import setup as run_setup
 
     sys.exit(run_setup(Options(**options)))
 
@@ -274,7 +276,8 @@ def fix(**options) -> None:
     again and prints each verdict before -> after. Exit code: 0 repaired (or nothing to
     repair), 1 a step failed or a repairable check still fails, 2 bad usage or input.
     """
-    from merlin_doctor.repair import Options, fix as run_fix
+    from merlin_doctor.setup.orchestrate import Options
+    from merlin_doctor.setup.orchestrate import fix as run_fix
 
     sys.exit(run_fix(Options(**options)))
 
@@ -299,39 +302,16 @@ def container_cmd(recipe: str, jupyter_port: int, workdir: str, shell: bool, as_
     directory, and runs `merlin-doctor check` inside the image before Jupyter starts.
     Copy it, or run it: eval "$(merlin-doctor container-cmd -q)".
     """
-    import os
+    from merlin_doctor.session import container_run_line
 
-    import merlin_doctor
-    from merlin_doctor.container import docker_run
-    from merlin_doctor.facts import Facts
-    from merlin_doctor.probes import ProbeContext
-    from merlin_doctor.recipe import load_recipe
-
-    loaded = load_recipe(recipe)
-    if not loaded.is_container:
-        raise InputError(f"recipe {loaded.name!r} is a {loaded.kind} recipe; container-cmd needs a kind: container "
-                         "recipe such as merlin-tensorflow-23.02")
-    host = Facts.live(ProbeContext(recipe_path=loaded.path, timeout=timeout))["container_host"]
-    line = docker_run(loaded, host, os.path.abspath(workdir), os.path.dirname(os.path.abspath(merlin_doctor.__file__)),
-                      jupyter_port, shell)
+    name, line = container_run_line(recipe, workdir, jupyter_port, shell, timeout)
     if as_json:
-        _emit_json(dict(line.to_dict(), schema_version=1, recipe=loaded.name))
+        _emit_json(dict(line.to_dict(), schema_version=1, recipe=name))
         return
     click.echo(line.command())
     if not quiet:
         for note in line.notes:
             click.echo(f"# {note}", err=True)
-
-
-def _changes_since(path: str, snapshot, fast: bool) -> list:
-    """What changed between the baseline and this run's facts (probing what the baseline has)."""
-    from merlin_doctor.baseline import compare, probes_to_compare
-    from merlin_doctor.facts import Facts
-    from merlin_doctor.probes.identity import local_identity
-
-    good = Facts.load(path)
-    snapshot.collect(probes_to_compare(good.probes, fast))
-    return compare(good.to_dict(), snapshot.to_dict(), local_identity())
 
 
 def _print_changes(path: str, changes: list) -> None:
@@ -372,17 +352,17 @@ def report(recipe: Optional[str], output: str, from_file: Optional[str], fast: b
     """
     import datetime
 
+    from merlin_doctor.options import CheckOptions
     from merlin_doctor.probes.identity import local_identity
     from merlin_doctor.recipe import load_recipe
     from merlin_doctor.render import HumanReport
     from merlin_doctor.report import build_report, write_report
-    from merlin_doctor.session import run_check
+    from merlin_doctor.session import run_doctor
 
     progress = HumanReport(quiet=quiet)
-    result = run_check(recipe, fast=fast, cpu_ok=cpu_ok, from_file=from_file, timeout=timeout,
-                       on_probe=progress.probe_started)
-    if not from_file:
-        result.snapshot.collect_all(fast=fast)  # the whole snapshot, not only what the checks read
+    options = CheckOptions(recipe, fast=fast, cpu_ok=cpu_ok, from_file=from_file, timeout=timeout)
+    result = run_doctor(options, on_probe=progress.probe_started)
+    result.snapshot.collect_all(fast=fast)  # the whole snapshot, not only what the checks read
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     doc, redaction = build_report(result.snapshot.to_dict(), result.verdicts, result.recipe, result.exit_code,
                                   local_identity(), now, keep_words=(load_recipe(recipe).env_name or "",))
@@ -427,7 +407,7 @@ def fleet(scheduler: Optional[str], local: Optional[int], recipe: Optional[str],
     2 bad usage or an unreachable scheduler.
     """
     from merlin_doctor.fleet import run_fleet
-    from merlin_doctor.fleet_table import table_lines
+    from merlin_doctor.fleet.table import table_lines
     from merlin_doctor.render import HumanReport
 
     if bool(scheduler) == bool(local):

@@ -16,8 +16,20 @@ import re
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, BinaryIO, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, \
-    Tuple
+from typing import (
+    Any,
+    BinaryIO,
+    Dict,
+    FrozenSet,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+)
 
 from merlin_doctor import knowledge
 from merlin_doctor.errors import InputError

@@ -14,7 +14,9 @@ from typing import Any, Callable, Dict, Iterable, Optional
 from merlin_doctor import __version__
 from merlin_doctor.atomic import write_atomic
 from merlin_doctor.errors import InputError
-from merlin_doctor.probes import PROBES, Probe, ProbeContext, probe_named, run_probe, start_isolated
+from merlin_doctor.probes.context import ProbeContext
+from merlin_doctor.probes.registry import PROBES, Probe, probe_named
+from merlin_doctor.probes.scheduler import run_probe, start_isolated
 
 SCHEMA_VERSION = 1
 

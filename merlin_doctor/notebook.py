@@ -13,7 +13,8 @@ import time
 from typing import Any, List, Optional
 
 from merlin_doctor.errors import InputError
-from merlin_doctor.session import CheckResult, Names, run_check
+from merlin_doctor.options import CheckOptions, Names
+from merlin_doctor.session import CheckResult, run_doctor
 from merlin_doctor.verdict import Verdict
 
 
@@ -68,9 +69,9 @@ def check(recipe: Optional[str] = None, only: Names = None, skip: Names = None, 
     """`merlin-doctor check` from Python: the same flags as keyword arguments, the result as an object."""
     progress = Progress(quiet)
     try:
-        return run_check(recipe, only, skip, fast=fast, cpu_ok=cpu_ok, from_file=from_file, host=host,
-                         strict=strict, timeout=timeout, debug=debug, device=device, e2e_size=e2e_size,
-                         on_probe=progress.probe, on_verdict=progress.verdict)
+        options = CheckOptions(recipe, only, skip, fast=fast, cpu_ok=cpu_ok, from_file=from_file, host=host,
+                               strict=strict, timeout=timeout, debug=debug, device=device, e2e_size=e2e_size)
+        return run_doctor(options, on_probe=progress.probe, on_verdict=progress.verdict)
     finally:
         progress.finish()
 

@@ -12,8 +12,8 @@ import json
 from typing import Any, Dict, Iterable, List, Tuple
 
 from merlin_doctor.errors import InputError
-from merlin_doctor.facts import write_json_atomic
 from merlin_doctor.factpaths import headline
+from merlin_doctor.facts import write_json_atomic
 from merlin_doctor.redact import Identity, Redaction, redact
 from merlin_doctor.render import SYMBOLS, json_report, safe_text
 from merlin_doctor.verdict import Status, Verdict

@@ -3,24 +3,15 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from merlin_doctor.checks import Check
 from merlin_doctor.errors import InputError
 from merlin_doctor.facts import Facts
-from merlin_doctor.probes import probe_named
+from merlin_doctor.options import CheckOptions
+from merlin_doctor.probes.registry import probe_named
 from merlin_doctor.recipe import Recipe
 from merlin_doctor.verdict import Finding, Status, Verdict
-
-
-@dataclass
-class RunOptions:
-    only: List[str] = field(default_factory=list)
-    skip: List[str] = field(default_factory=list)
-    fast: bool = False
-    cpu_ok: bool = False
-    debug: bool = False
 
 
 def is_slow(check: Check) -> bool:
@@ -62,7 +53,7 @@ class _FactsView:
         return self._facts[name]
 
 
-def _skip_reason(check: Check, recipe: Recipe, options: RunOptions, done: Dict[str, Verdict]) -> Optional[str]:
+def _skip_reason(check: Check, recipe: Recipe, options: CheckOptions, done: Dict[str, Verdict]) -> Optional[str]:
     if check.gpu and options.cpu_ok:
         return "GPU check skipped: --cpu-ok says this machine runs on the CPU"
     if check.gpu and recipe.gpu == "none":
@@ -78,7 +69,7 @@ def _skip_reason(check: Check, recipe: Recipe, options: RunOptions, done: Dict[s
     return None
 
 
-def probes_to_run(checks: List[Check], recipe: Recipe, options: RunOptions) -> List[str]:
+def probes_to_run(checks: List[Check], recipe: Recipe, options: CheckOptions) -> List[str]:
     """The probes the checks will read, leaving out those of checks skipped by flags or recipe."""
     names: List[str] = []
     for check in checks:
@@ -99,7 +90,7 @@ def _unusable_facts(check: Check, facts: Facts) -> Optional[Finding]:
     return None
 
 
-def run_check(check: Check, facts: Facts, recipe: Recipe, options: RunOptions,
+def judge_check(check: Check, facts: Facts, recipe: Recipe, options: CheckOptions,
               done: Dict[str, Verdict]) -> Verdict:
     started = time.perf_counter()
     reason = _skip_reason(check, recipe, options, done)
@@ -122,11 +113,11 @@ def run_check(check: Check, facts: Facts, recipe: Recipe, options: RunOptions,
                    time.perf_counter() - started)
 
 
-def run_checks(checks: List[Check], facts: Facts, recipe: Recipe, options: RunOptions,
+def run_checks(checks: List[Check], facts: Facts, recipe: Recipe, options: CheckOptions,
                on_verdict: Optional[Callable[[Verdict], None]] = None) -> List[Verdict]:
     done: Dict[str, Verdict] = {}
     for check in checks:
-        verdict = run_check(check, facts, recipe, options, done)
+        verdict = judge_check(check, facts, recipe, options, done)
         done[check.id] = verdict
         if on_verdict:
             on_verdict(verdict)

@@ -1,23 +1,22 @@
 """One doctor run: load the recipe, choose the checks, collect facts, judge, return the result.
 
-`merlin-doctor check` and the notebook API (`merlin_doctor.check()`) both call `run_check`,
-so a flag means the same thing in both; they differ only in how they show the result.
+`merlin-doctor check`, `report` and the notebook API (`merlin_doctor.check()`) all call
+`run_doctor` with one `CheckOptions`, so a flag means the same thing in each; they differ
+only in how they show the result.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional
 
 from merlin_doctor.checks import Check
 from merlin_doctor.errors import InputError
 from merlin_doctor.facts import Facts
+from merlin_doctor.options import CheckOptions
 from merlin_doctor.verdict import Status, Verdict
 
 #: What `check --host` judges: the machine that runs a container image, not an env.
 HOST_SELECTORS = ("container", "gpu.nvml")
-
-Names = Union[str, Iterable[str], None]
-
 
 @dataclass
 class CheckResult:
@@ -27,6 +26,7 @@ class CheckResult:
     verdicts: List[Verdict]
     snapshot: Facts
     exit_code: int
+    fast: bool = False
 
     @property
     def ok(self) -> bool:
@@ -60,6 +60,16 @@ class CheckResult:
 
         return json_report(self.verdicts, self.snapshot.to_dict(), self.recipe, self.exit_code)
 
+    def changes_since(self, path: str) -> list:
+        """What changed between a baseline snapshot and this run's facts (probing what the
+        baseline has that this run did not read yet)."""
+        from merlin_doctor.baseline import compare, probes_to_compare
+        from merlin_doctor.probes.identity import local_identity
+
+        good = Facts.load(path)
+        self.snapshot.collect(probes_to_compare(good.probes, self.fast))
+        return compare(good.to_dict(), self.snapshot.to_dict(), local_identity())
+
     def _repr_html_(self) -> str:
         from merlin_doctor.render_html import report_table
 
@@ -68,13 +78,6 @@ class CheckResult:
     def __repr__(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in self.to_dict()["summary"].items() if n)
         return f"<CheckResult recipe={self.recipe!r} ok={self.ok} ({counts})>"
-
-
-def _names(value: Names) -> List[str]:
-    """`only="gpu"` and `only=["gpu", "host"]` both work from Python."""
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
 
 
 def _side(checks: List[Check], host: bool, selectors: List[str]) -> List[Check]:
@@ -93,35 +96,59 @@ def _side(checks: List[Check], host: bool, selectors: List[str]) -> List[Check]:
     return mine
 
 
-def run_check(recipe: Optional[str] = None, only: Names = None, skip: Names = None, fast: bool = False,
-              cpu_ok: bool = False, from_file: Optional[str] = None, host: bool = False, strict: bool = False,
-              timeout: float = 30.0, debug: bool = False, device: str = "auto", e2e_size: str = "quick",
-              on_probe: Optional[Callable[[Any], None]] = None,
-              on_verdict: Optional[Callable[[Verdict], None]] = None,
-              on_progress: Optional[Callable[[Dict[str, Any]], None]] = None) -> CheckResult:
-    """Judge this machine (or a saved snapshot) against a recipe; the arguments are `check`'s flags."""
+def run_doctor(options: CheckOptions, on_probe: Optional[Callable[[Any], None]] = None,
+               on_verdict: Optional[Callable[[Verdict], None]] = None,
+               on_progress: Optional[Callable[[Dict[str, Any]], None]] = None) -> CheckResult:
+    """Judge this machine (or a saved snapshot) against a recipe, as `options` say."""
     from merlin_doctor.checks import all_checks
-    from merlin_doctor.probes import PROBES, ProbeContext
+    from merlin_doctor.probes.context import ProbeContext
+    from merlin_doctor.probes.scheduler import early_batch
     from merlin_doctor.recipe import DEFAULT_CONTAINER_RECIPE, load_recipe
-    from merlin_doctor.runner import RunOptions, exit_code, probes_to_run, run_checks, select_checks
+    from merlin_doctor.runner import exit_code, probes_to_run, run_checks, select_checks
 
-    only, skip = _names(only), _names(skip)
-    loaded = load_recipe(recipe or (DEFAULT_CONTAINER_RECIPE if host else None))
-    if host and not loaded.is_container:
+    o = options
+    loaded = load_recipe(o.recipe or (DEFAULT_CONTAINER_RECIPE if o.host else None))
+    if o.host and not loaded.is_container:
         raise InputError(f"--host judges the machine that runs a container image, and recipe {loaded.name!r} is a "
                          f"{loaded.kind} recipe (try --recipe {DEFAULT_CONTAINER_RECIPE})")
-    if from_file:
-        facts = Facts.load(from_file)
+    if o.from_file:
+        facts = Facts.load(o.from_file)
     else:
-        context = ProbeContext(recipe_path=loaded.path, timeout=timeout, progress=on_progress,
-                               options={"device": device, "e2e_size": e2e_size})
+        context = ProbeContext(recipe_path=loaded.path, timeout=o.timeout, progress=on_progress,
+                               options={"device": o.device, "e2e_size": o.e2e_size})
         facts = Facts.live(context, on_probe=on_probe)
-        if not (only or host or cpu_ok or loaded.gpu == "none"):
-            # The isolated GPU probes' child is the long pole of a run: start it before
-            # the checks are even imported, so it works while this process does.
-            facts.prefetch(p.name for p in PROBES if p.isolated and not p.slow)
-    checks = select_checks(_side(all_checks(), host, only + skip), only, skip)
-    options = RunOptions(only=only, skip=skip, fast=fast, cpu_ok=cpu_ok, debug=debug)
-    facts.prefetch(probes_to_run(checks, loaded, options))
-    verdicts = run_checks(checks, facts, loaded, options, on_verdict=on_verdict)
-    return CheckResult(loaded.name, verdicts, facts, exit_code(verdicts, strict))
+    if not (o.only or o.host or o.cpu_ok or loaded.gpu == "none"):
+        facts.prefetch(early_batch())  # before the checks are imported: probes/scheduler.py says why
+    checks = select_checks(_side(all_checks(), o.host, o.only + o.skip), o.only, o.skip)
+    facts.prefetch(probes_to_run(checks, loaded, o))
+    verdicts = run_checks(checks, facts, loaded, o, on_verdict=on_verdict)
+    return CheckResult(loaded.name, verdicts, facts, exit_code(verdicts, o.strict), o.fast)
+
+
+def collect_facts(recipe: Optional[str], fast: bool, timeout: float,
+                  on_probe: Optional[Callable[[Any], None]] = None) -> Facts:
+    """Every probe's facts (`merlin-doctor facts`), the slow ones unless `fast`."""
+    from merlin_doctor.probes.context import ProbeContext
+    from merlin_doctor.recipe import load_recipe
+
+    snapshot = Facts.live(ProbeContext(recipe_path=load_recipe(recipe).path, timeout=timeout), on_probe=on_probe)
+    snapshot.collect_all(fast=fast)
+    return snapshot
+
+
+def container_run_line(recipe: str, workdir: str, jupyter_port: int, shell: bool, timeout: float):
+    """The `docker run` line (container.RunLine) for a container recipe on this host's facts."""
+    import os
+
+    import merlin_doctor
+    from merlin_doctor.container import docker_run
+    from merlin_doctor.probes.context import ProbeContext
+    from merlin_doctor.recipe import load_recipe
+
+    loaded = load_recipe(recipe)
+    if not loaded.is_container:
+        raise InputError(f"recipe {loaded.name!r} is a {loaded.kind} recipe; container-cmd needs a kind: container "
+                         "recipe such as merlin-tensorflow-23.02")
+    host = Facts.live(ProbeContext(recipe_path=loaded.path, timeout=timeout))["container_host"]
+    package = os.path.dirname(os.path.abspath(merlin_doctor.__file__))
+    return loaded.name, docker_run(loaded, host, os.path.abspath(workdir), package, jupyter_port, shell)

@@ -5,6 +5,7 @@ import copy
 import json
 
 from conftest import doctor, doctor_json, load_fixture
+
 from merlin_doctor.baseline import change_lines, diff
 
 CUDNN = {"soname": "libcudnn.so.8", "required": True, "loaded": True, "version": "8.1.0",

@@ -1,15 +1,14 @@
 """Foundation checks judged on facts fixtures: no probing, only data in and verdicts out."""
 from __future__ import annotations
 
-import copy
-
 import pytest
-
 from conftest import load_fixture
+
 from merlin_doctor.checks import all_checks
 from merlin_doctor.facts import Facts
+from merlin_doctor.options import CheckOptions
 from merlin_doctor.recipe import load_recipe
-from merlin_doctor.runner import RunOptions, exit_code, run_checks, select_checks
+from merlin_doctor.runner import exit_code, run_checks, select_checks
 from merlin_doctor.verdict import Status
 
 FOUNDATION_AREAS = ("host", "python", "packages", "gpu", "activation")
@@ -18,7 +17,7 @@ FOUNDATION_AREAS = ("host", "python", "packages", "gpu", "activation")
 def judge(snapshot: dict, recipe: str = "tf210-cuda112", **options) -> dict:
     checks = select_checks(all_checks(), only=[a for a in FOUNDATION_AREAS])
     checks = [c for c in checks if not c.id.startswith("gpu.") or c.id == "gpu.nvml"]
-    verdicts = run_checks(checks, Facts(snapshot["probes"]), load_recipe(recipe), RunOptions(**options))
+    verdicts = run_checks(checks, Facts(snapshot["probes"]), load_recipe(recipe), CheckOptions(**options))
     return {v.id: v for v in verdicts}
 
 
@@ -172,5 +171,5 @@ def test_every_check_is_documented_and_listed():
 def test_mig_instances_in_cuda_visible_devices_are_visible_devices(healthy):
     healthy["probes"]["kernel"]["cuda_visible_devices"] = "MIG-4f1a6c1e-0000-5555-8888-000000000001"
     checks = select_checks(all_checks(), only=["gpu.visible-devices"])
-    v = run_checks(checks, Facts(healthy["probes"]), load_recipe("tf210-cuda112"), RunOptions())
+    v = run_checks(checks, Facts(healthy["probes"]), load_recipe("tf210-cuda112"), CheckOptions())
     assert {x.id: x.status for x in v}["gpu.visible-devices"] is Status.PASS

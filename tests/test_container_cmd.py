@@ -6,8 +6,9 @@ import shlex
 import subprocess
 from pathlib import Path
 
-import merlin_doctor
 from conftest import doctor
+
+import merlin_doctor
 from merlin_doctor.container import DOCTOR_MOUNT, docker_run
 from merlin_doctor.recipe import load_recipe
 

@@ -12,14 +12,13 @@ import types
 from typing import Any, Dict, List
 
 import pytest
+from conftest import REPO
 
 from merlin_doctor.e2e import load_spec, ple_command
 from merlin_doctor.e2e.judge import judge_ple
 from merlin_doctor.e2e.ple import _GpuMemory, _select_device
 from merlin_doctor.probes.isolate import run_json_command
 from merlin_doctor.verdict import Status
-
-from conftest import REPO
 
 THRESHOLDS = load_spec()["thresholds"]
 CHILD_TIMEOUT = 180

@@ -12,9 +12,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conda_channel import build_channel, find_python39, require_rattler
-from merlin_doctor.engines import (
+
+from merlin_doctor.setup.engines import (
     CliEngine,
     EngineError,
     EngineUnavailable,
@@ -218,7 +218,7 @@ def test_engines_import_on_python39_and_rattler_says_how_to_get_it() -> None:
     """py-rattler has no Python 3.9 wheel: the engine must say so, not crash the import."""
     home, _ = find_python39()
     code = (
-        "from merlin_doctor.engines import select_engine, EngineUnavailable\n"
+        "from merlin_doctor.setup.engines import select_engine, EngineUnavailable\n"
         "try:\n    select_engine('rattler')\nexcept EngineUnavailable as e:\n    print(e)\n"
     )
     done = subprocess.run(

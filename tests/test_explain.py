@@ -16,11 +16,19 @@ from typing import Iterator, List
 
 import pytest
 import yaml
-
 from conftest import doctor
+
 from merlin_doctor import knowledge
-from merlin_doctor.explain import (MAX_LINE, SignatureError, compile_knowledge, explain_lines, explain_stream,
-                                   explain_text, format_text, load_knowledge)
+from merlin_doctor.explain import (
+    MAX_LINE,
+    SignatureError,
+    compile_knowledge,
+    explain_lines,
+    explain_stream,
+    explain_text,
+    format_text,
+    load_knowledge,
+)
 
 DATA = Path(__file__).parent / "data" / "explain"
 VOCABULARY = ["tensorrt-missing", "libdevice-missing", "ptxas-missing", "cudnn-version-mismatch", "cudnn-missing",
@@ -51,7 +59,7 @@ def test_knowledge_base_holds_the_vocabulary_and_enough_entries():
 
 def test_check_and_step_links_name_real_checks_and_steps():
     from merlin_doctor.checks import all_checks
-    from merlin_doctor.steps import STEP_IDS
+    from merlin_doctor.setup.steps import STEP_IDS
 
     checks = {c.id for c in all_checks()}
     assert {s.check for s in KB.signatures if s.check} <= checks

@@ -14,11 +14,12 @@ import json
 import time
 
 import pytest
-
 from conftest import doctor, load_fixture
-from merlin_doctor import fleet
-from merlin_doctor.fleet import DIED, NO_DOCTOR, OK, TIMED_OUT, Node
-from merlin_doctor.fleet_table import document, table_lines
+
+from merlin_doctor.fleet import cluster as fleet_cluster
+from merlin_doctor.fleet import judge as fleet_judge
+from merlin_doctor.fleet.model import DIED, NO_DOCTOR, OK, TIMED_OUT, Node
+from merlin_doctor.fleet.table import document, table_lines
 
 T4 = {"index": 0, "name": "Tesla T4", "compute_capability": "7.5", "memory_total_bytes": 16106127360,
       "memory_used_bytes": 0}
@@ -43,7 +44,7 @@ def test_groups_the_majority_and_flags_the_outliers_with_what_differs():
     nodes = [node("tcp://a:1", fixture_with()), node("tcp://a:2", fixture_with()), node("tcp://a:3", fixture_with()),
              node("tcp://b:1", fixture_with(driver="418.87.01")), node("tcp://c:1", fixture_with(cudnn="8.0.5")),
              node("tcp://d:1", None, status=DIED)]
-    groups = fleet.group(nodes)
+    groups = fleet_judge.group(nodes)
     assert [(g.label, g.members, g.majority) for g in groups] == [
         ("A", ["tcp://a:1", "tcp://a:2", "tcp://a:3"], True), ("B", ["tcp://b:1"], False), ("C", ["tcp://c:1"], False)]
     assert groups[1].differs == [{"path": "nvml.driver_version", "majority": "525.85.12", "value": "418.87.01"}]
@@ -59,13 +60,13 @@ def test_measurements_do_not_split_a_configuration():
     other["probes"]["host"]["disk"]["free_bytes"] = 1
     other["probes"]["nvml"]["duration_s"] = 9.9
     other["probes"]["packages"]["distributions"]["some-tool"] = {"name": "some-tool", "version": "1.0"}
-    groups = fleet.group([node("tcp://a:1", fixture_with()), node("tcp://a:2", other)])
+    groups = fleet_judge.group([node("tcp://a:1", fixture_with()), node("tcp://a:2", other)])
     assert len(groups) == 1 and groups[0].majority
 
 
 def test_a_tie_has_no_majority_and_no_outlier():
     nodes = [node("tcp://a:1", fixture_with()), node("tcp://b:1", fixture_with(driver="418.87.01"))]
-    groups = fleet.group(nodes)
+    groups = fleet_judge.group(nodes)
     assert len(groups) == 2 and not groups[0].majority and not any(n.outlier for n in nodes)
     doc = document(nodes, groups, "tf210-cuda112", "test", {})
     assert doc["exit_code"] == 1 and doc["summary"]["majority"] is None
@@ -74,29 +75,29 @@ def test_a_tie_has_no_majority_and_no_outlier():
 
 def test_identical_workers_are_probed_once_unless_every_worker():
     nodes = [Node("tcp://x:2", fingerprint="k1"), Node("tcp://x:1", fingerprint="k1"), Node("tcp://x:3", fingerprint="k2")]
-    reps = fleet.representatives(nodes, every_worker=False)
+    reps = fleet_cluster.representatives(nodes, every_worker=False)
     assert {rep: [n.address for n in members] for rep, members in reps.items()} == {
         "tcp://x:1": ["tcp://x:1", "tcp://x:2"], "tcp://x:3": ["tcp://x:3"]}
-    assert len(fleet.representatives(nodes, every_worker=True)) == 3
+    assert len(fleet_cluster.representatives(nodes, every_worker=True)) == 3
 
 
 def test_a_worker_without_merlin_doctor_is_named_with_the_fix():
-    status, detail = fleet._failure(ModuleNotFoundError("import of merlin_doctor halted; None in sys.modules"))
+    status, detail = fleet_cluster._failure(ModuleNotFoundError("import of merlin_doctor halted; None in sys.modules"))
     assert status == NO_DOCTOR and "pip install 'merlin-doctor==" in detail
-    assert fleet._failure(ValueError("boom")) == ("error", "ValueError: boom")
+    assert fleet_cluster._failure(ValueError("boom")) == ("error", "ValueError: boom")
 
 
 def test_table_shows_groups_outliers_verdicts_and_unreachable_workers():
     from merlin_doctor.checks import all_checks
+    from merlin_doctor.options import CheckOptions
     from merlin_doctor.recipe import load_recipe
-    from merlin_doctor.runner import RunOptions
 
     nodes = [node("tcp://a:1", fixture_with()), node("tcp://a:2", fixture_with()),
              node("tcp://b:1", fixture_with(driver="418.87.01")),
              Node("tcp://d:1", status=TIMED_OUT, detail="no answer before the deadline")]
     recipe = load_recipe(None)
-    fleet.judge(nodes, [c for c in all_checks() if c.area != "container"], recipe, RunOptions(fast=True))
-    doc = document(nodes, fleet.group(nodes), recipe.name, "test cluster", {"probe_s": 1.0})
+    fleet_judge.judge(nodes, [c for c in all_checks() if c.area != "container"], recipe, CheckOptions(fast=True))
+    doc = document(nodes, fleet_judge.group(nodes), recipe.name, "test cluster", {"probe_s": 1.0})
     statuses = {w["address"]: {p["id"]: p["status"] for p in w["problems"]} for w in doc["workers"]}
     assert statuses["tcp://b:1"]["gpu.driver"] == "fail" and "gpu.driver" not in statuses["tcp://a:1"]
     text = "\n".join(table_lines(doc))

@@ -10,8 +10,13 @@ import json
 import sys
 
 import pytest
-
-from gpu_sim.build import SCENARIOS_FILE, Compiler, build_scenario, default_cache_dir, load_scenarios
+from gpu_sim.build import (
+    SCENARIOS_FILE,
+    Compiler,
+    build_scenario,
+    default_cache_dir,
+    load_scenarios,
+)
 
 AREAS = ("--only", "gpu", "--only", "cuda", "--only", "activation.ptxas")
 

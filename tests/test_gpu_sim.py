@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from gpu_sim.build import Compiler, Scenario, Variant, build_scenario, load_scenarios
 
 SCENARIOS = load_scenarios()

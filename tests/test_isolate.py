@@ -4,8 +4,9 @@ from __future__ import annotations
 import sys
 import time
 
-from merlin_doctor.probes import ProbeContext, run_probe
+from merlin_doctor.probes.context import ProbeContext
 from merlin_doctor.probes.isolate import run_json_command
+from merlin_doctor.probes.scheduler import run_probe
 
 
 def _py(code: str, timeout: float = 5, **kw):
@@ -48,7 +49,7 @@ def test_missing_interpreter_is_data():
 
 
 def test_the_real_nvml_probe_on_a_gpu_less_machine_answers_cleanly():
-    from merlin_doctor.probes import probe_named
+    from merlin_doctor.probes.registry import probe_named
 
     r = run_probe(probe_named("nvml"), ProbeContext(timeout=20))
     assert r["loaded"] is False

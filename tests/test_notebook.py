@@ -9,9 +9,9 @@ from types import SimpleNamespace
 from typing import List
 
 import pytest
+from conftest import FIXTURES, doctor_json, load_fixture
 
 import merlin_doctor
-from conftest import FIXTURES, doctor_json, load_fixture
 from merlin_doctor.notebook import Progress
 from merlin_doctor.render_html import MARKS, report_table
 

@@ -5,11 +5,13 @@ import json
 import subprocess
 
 from merlin_doctor.checks.packages import _unmet
-from merlin_doctor.probes import ProbeContext, probe_named, run_probe
+from merlin_doctor.probes.context import ProbeContext
+from merlin_doctor.probes.registry import probe_named
+from merlin_doctor.probes.scheduler import run_probe
 
 
 def _probe_in(python: str, name: str) -> dict:
-    code = ("import json; from merlin_doctor.probes import ProbeContext, probe_named, run_probe;"
+    code = ("import json; from merlin_doctor.probes.context import ProbeContext; from merlin_doctor.probes.registry import probe_named; from merlin_doctor.probes.scheduler import run_probe;"
             f"print(json.dumps(run_probe(probe_named({name!r}), ProbeContext())))")
     return json.loads(subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout)
 

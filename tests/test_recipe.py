@@ -5,10 +5,15 @@ import textwrap
 
 import pytest
 import yaml
-
 from conftest import REPO, doctor
+
 from merlin_doctor.errors import InputError
-from merlin_doctor.recipe import available_recipes, conda_environment, load_recipe, parse_recipe
+from merlin_doctor.recipe import (
+    available_recipes,
+    conda_environment,
+    load_recipe,
+    parse_recipe,
+)
 
 
 @pytest.mark.parametrize("name", available_recipes())

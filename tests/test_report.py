@@ -9,6 +9,7 @@ import re
 import socket
 
 from conftest import doctor, doctor_json, load_fixture
+
 from merlin_doctor.redact import Identity, redact, vocabulary
 
 USER, HOME = "quasimodo", "/home/quasimodo"

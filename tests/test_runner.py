@@ -6,8 +6,9 @@ import pytest
 from merlin_doctor.checks import Check
 from merlin_doctor.errors import InputError
 from merlin_doctor.facts import Facts
+from merlin_doctor.options import CheckOptions
 from merlin_doctor.recipe import load_recipe
-from merlin_doctor.runner import RunOptions, exit_code, run_checks, select_checks
+from merlin_doctor.runner import exit_code, run_checks, select_checks
 from merlin_doctor.verdict import Status, failed, passed, warned
 
 
@@ -16,7 +17,7 @@ def _check(id, fn, probes=("host",), **kw):
 
 
 def _run(checks, **options):
-    verdicts = run_checks(checks, Facts({"host": {"system": "Linux"}}), load_recipe("tf210-cuda112"), RunOptions(**options))
+    verdicts = run_checks(checks, Facts({"host": {"system": "Linux"}}), load_recipe("tf210-cuda112"), CheckOptions(**options))
     return {v.id: v for v in verdicts}
 
 
@@ -94,8 +95,8 @@ def test_a_probe_missing_from_a_snapshot_skips_and_a_probe_that_raised_is_an_err
         return passed(str(facts["nvml"]["devices"]))
 
     check = [_check("a.gpu", reads_nvml, probes=("nvml",))]
-    verdicts = run_checks(check, Facts({}), load_recipe("tf210-cuda112"), RunOptions())
+    verdicts = run_checks(check, Facts({}), load_recipe("tf210-cuda112"), CheckOptions())
     assert verdicts[0].status is Status.SKIP and "holds no 'nvml' facts" in verdicts[0].summary
     broken = Facts({"nvml": {"error": "KeyError: 'x'", "traceback": "Traceback ..."}})
-    verdicts = run_checks(check, broken, load_recipe("tf210-cuda112"), RunOptions())
+    verdicts = run_checks(check, broken, load_recipe("tf210-cuda112"), CheckOptions())
     assert verdicts[0].status is Status.ERROR and verdicts[0].summary == "the nvml probe failed: KeyError: 'x'"

@@ -27,15 +27,15 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
-
 from conda_channel import find_python39, require_rattler
 from conftest import REPO, doctor
+from setup_world import SETUP_ENV, World, make_world
+
 from merlin_doctor.activation import activate_script, deactivate_script, expected_values
 from merlin_doctor.probes.activation import xla_data_dir
 from merlin_doctor.recipe import load_recipe
-from merlin_doctor.steps import PAUSE_VAR
-from merlin_doctor.steps.env import spec_satisfied
-from setup_world import SETUP_ENV, World, make_world
+from merlin_doctor.setup.steps import PAUSE_VAR
+from merlin_doctor.setup.steps.env import spec_satisfied
 
 
 @pytest.fixture(scope="module")
@@ -522,7 +522,8 @@ def test_xla_flags_are_read_as_xla_reads_them() -> None:
 def test_env_checks_name_the_repair_and_when_it_needs_force() -> None:
     from merlin_doctor.checks import all_checks
     from merlin_doctor.facts import Facts
-    from merlin_doctor.runner import RunOptions, run_checks
+    from merlin_doctor.options import CheckOptions
+    from merlin_doctor.runner import run_checks
 
     link = {"path": "/my env/x/libnvinfer.so.7", "target": "libnvinfer.so.8", "points_to": None}
     copy = {"from": "/my env/lib/libdevice.10.bc", "to": "/my env/lib/nvvm/libdevice/libdevice.10.bc",
@@ -530,14 +531,14 @@ def test_env_checks_name_the_repair_and_when_it_needs_force() -> None:
     facts = Facts({"recipe_files": {"prefix": "/my env", "links": [dict(link, state="file"), dict(link, state="no-target")],
                                     "copies": [dict(copy, state="no-source")]}})
     checks = [c for c in all_checks() if c.area == "env"]
-    verdicts = {v.id: v for v in run_checks(checks, facts, load_recipe("tf210-cuda112"), RunOptions())}
+    verdicts = {v.id: v for v in run_checks(checks, facts, load_recipe("tf210-cuda112"), CheckOptions())}
     assert verdicts["env.links"].status.value == "fail" and verdicts["env.links"].step == "links"
     assert verdicts["env.links"].fix == "merlin-doctor fix --only links --force"
     assert verdicts["env.copies"].fix == "merlin-doctor setup --prefix '/my env' --only env"
     settled = Facts({"recipe_files": {"prefix": "/e", "links": [dict(link, state="ok"), dict(link, state="no-target")],
                                       "copies": []}})
-    verdicts = {v.id: v for v in run_checks(checks, settled, load_recipe("cpu"), RunOptions())}
+    verdicts = {v.id: v for v in run_checks(checks, settled, load_recipe("cpu"), CheckOptions())}
     assert verdicts["env.links"].summary == "1 link(s) in place; 1 not made because their target is not installed"
     assert (verdicts["env.copies"].status.value, verdicts["env.copies"].summary) == ("pass", "recipe cpu makes no copies")
     outside = Facts({"recipe_files": {"prefix": None, "links": [], "copies": []}})
-    assert {v.status.value for v in run_checks(checks, outside, load_recipe("cpu"), RunOptions())} == {"skip"}
+    assert {v.status.value for v in run_checks(checks, outside, load_recipe("cpu"), CheckOptions())} == {"skip"}

@@ -6,7 +6,12 @@ import re
 
 from packaging.version import Version
 
-from merlin_doctor.activation import SCRIPT_NAME, activate_script, deactivate_script, expected_values
+from merlin_doctor.activation import (
+    SCRIPT_NAME,
+    activate_script,
+    deactivate_script,
+    expected_values,
+)
 from merlin_doctor.checks import check
 from merlin_doctor.verdict import Finding, failed, passed, skipped, warned
 

@@ -9,7 +9,7 @@ import shlex
 from typing import Optional, Tuple
 
 from merlin_doctor.checks import check
-from merlin_doctor.steps.links import SETTLED
+from merlin_doctor.setup.steps.links import SETTLED
 from merlin_doctor.verdict import Finding, failed, passed, skipped
 
 NOT_IN_ENV = "not inside a conda env (CONDA_PREFIX is unset): no env to judge"

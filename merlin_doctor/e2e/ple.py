@@ -18,7 +18,13 @@ import time
 from typing import Any, Dict, List, Optional
 
 from merlin_doctor.e2e import DEVICES, SABOTAGES, load_spec
-from merlin_doctor.probes.child_io import Progress, emit, error_data, hard_exit, stdout_to_stderr
+from merlin_doctor.probes.child_io import (
+    Progress,
+    emit,
+    error_data,
+    hard_exit,
+    stdout_to_stderr,
+)
 
 SCHEMA_VERSION = 1
 
@@ -69,9 +75,9 @@ def train(size: str, device: str, sabotage: Optional[str], progress: Progress) -
     stage = "import"
     try:
         mark = _stage(progress, stage)
+        import merlin.models
         import numpy as np
         import tensorflow as tf
-        import merlin.models
         from merlin.io import Dataset
 
         from merlin_doctor.e2e import data as planted

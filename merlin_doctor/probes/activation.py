@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from merlin_doctor.probes import ProbeContext
+from merlin_doctor.probes.context import ProbeContext
 
 WATCHED = ("LD_LIBRARY_PATH", "XLA_FLAGS", "PATH", "CONDA_PREFIX", "CUDA_HOME", "CUDA_PATH")
 SCRIPT_DIRS = ("etc/conda/activate.d", "etc/conda/deactivate.d")

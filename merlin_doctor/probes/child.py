@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import sys
 
-from merlin_doctor.probes import ProbeContext, collect_each, probe_named
+from merlin_doctor.probes.context import ProbeContext
+from merlin_doctor.probes.registry import probe_named
+from merlin_doctor.probes.scheduler import collect_each
 
 
 def main(argv: list) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from merlin_doctor import knowledge
-from merlin_doctor.probes import ProbeContext
+from merlin_doctor.probes.context import ProbeContext
 
 MAX_TEXT = 4000  # characters of any command's output kept as evidence
 

@@ -16,7 +16,7 @@ import re
 import subprocess
 from typing import Any, Dict, List, Optional
 
-from merlin_doctor.probes import ProbeContext
+from merlin_doctor.probes.context import ProbeContext
 from merlin_doctor.probes.isolate import call_in_fork
 
 RTLD_DI_LINKMAP = 2

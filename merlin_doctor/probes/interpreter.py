@@ -6,7 +6,7 @@ import platform
 import sys
 from typing import Any, Dict
 
-from merlin_doctor.probes import ProbeContext
+from merlin_doctor.probes.context import ProbeContext
 
 ENV_VARS = ("CONDA_PREFIX", "CONDA_DEFAULT_ENV", "CONDA_EXE", "VIRTUAL_ENV", "CONDA_SHLVL")
 

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from merlin_doctor.probes import ProbeContext
+from merlin_doctor.probes.context import ProbeContext
 
 #: Lines a child writes to stderr that start with this are progress, not log text.
 PROGRESS_PREFIX = "PROGRESS "
@@ -25,11 +25,16 @@ def run_in_child(names: List[str], ctx: ProbeContext, env: Optional[Dict[str, st
     The child gives each probe `ctx.timeout` seconds (in a fork of its own); if the child
     itself dies or overruns, every probe it held gets that failure as its facts.
     """
-    from merlin_doctor.probes import _per_probe
-
     cmd = [python or sys.executable, "-m", "merlin_doctor.probes.child", *names]
     out = run_json_command(cmd, ctx.timeout * len(names) + 10, stdin=json.dumps(ctx.to_dict()), env=env or ctx.env)
-    return _per_probe(out.get("results") if isinstance(out.get("results"), dict) else out, names)
+    return per_probe(out.get("results") if isinstance(out.get("results"), dict) else out, names)
+
+
+def per_probe(out: Dict[str, Any], names: List[str]) -> Dict[str, Dict[str, Any]]:
+    """A child's results by probe; when the child itself failed, that failure for each of them."""
+    if all(isinstance(out.get(n), dict) for n in names):
+        return {n: out[n] for n in names}
+    return {n: dict(out) for n in names}
 
 
 class Forked:

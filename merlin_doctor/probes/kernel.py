@@ -6,7 +6,7 @@ import os
 import re
 from typing import Any, Dict, List, Optional
 
-from merlin_doctor.probes import ProbeContext
+from merlin_doctor.probes.context import ProbeContext
 
 
 def _read(path: str) -> Optional[str]:

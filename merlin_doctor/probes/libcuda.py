@@ -4,7 +4,7 @@ from __future__ import annotations
 import ctypes
 from typing import Any, Dict, List
 
-from merlin_doctor.probes import ProbeContext
+from merlin_doctor.probes.context import ProbeContext
 
 
 def _error_name(lib: ctypes.CDLL, code: int) -> str:

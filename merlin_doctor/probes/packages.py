@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional
 
 from packaging.utils import canonicalize_name
 
-from merlin_doctor.probes import ProbeContext
+from merlin_doctor.probes.context import ProbeContext
 from merlin_doctor.sitepath import metadata_dirs
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from merlin_doctor.probes import ProbeContext
-from merlin_doctor.steps import copies, links
+from merlin_doctor.probes.context import ProbeContext
+from merlin_doctor.setup.steps import copies, links
 
 
 def probe(ctx: ProbeContext) -> Dict[str, Any]:

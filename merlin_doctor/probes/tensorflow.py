@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Dict
 
-from merlin_doctor.probes import ProbeContext
+from merlin_doctor.probes.context import ProbeContext
 from merlin_doctor.probes.isolate import run_json_command
 
 #: Importing TensorFlow alone takes 5-15 s on a small CPU; the tests run in a few more.

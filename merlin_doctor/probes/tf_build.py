@@ -8,7 +8,7 @@ import re
 import sys
 from typing import Any, Dict, List, Optional
 
-from merlin_doctor.probes import ProbeContext
+from merlin_doctor.probes.context import ProbeContext
 
 BUILD_INFO = os.path.join("tensorflow", "python", "platform", "build_info.py")
 

@@ -19,7 +19,13 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from merlin_doctor.probes.child_io import Progress, emit, error_data, hard_exit, stdout_to_stderr
+from merlin_doctor.probes.child_io import (
+    Progress,
+    emit,
+    error_data,
+    hard_exit,
+    stdout_to_stderr,
+)
 
 SCHEMA_VERSION = 1
 NO_GPU = "no GPU visible to TensorFlow"

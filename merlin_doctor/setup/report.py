@@ -10,9 +10,16 @@ from typing import Any, Dict, List, Optional, TextIO
 
 import click
 
-from merlin_doctor.converge import PlannedStep, Reporter, RunResult, StepOutcome
-from merlin_doctor.render import ASCII, COLOURS, SYMBOLS, _can_encode, safe_text, use_colour
-from merlin_doctor.steps import STEP_IDS, Step, StepContext
+from merlin_doctor.render import (
+    ASCII,
+    COLOURS,
+    SYMBOLS,
+    _can_encode,
+    safe_text,
+    use_colour,
+)
+from merlin_doctor.setup.converge import PlannedStep, Reporter, RunResult, StepOutcome
+from merlin_doctor.setup.steps import STEP_IDS, Step, StepContext
 from merlin_doctor.verdict import Status, Verdict
 
 JSON_SCHEMA_VERSION = 1

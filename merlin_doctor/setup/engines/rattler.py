@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from merlin_doctor.engines.base import (
+from merlin_doctor.setup.engines.base import (
     EngineError,
     Progress,
     first_writable,

@@ -11,9 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List
 
-from merlin_doctor.activation import HEADER, SCRIPT_NAME, activate_script, deactivate_script
+from merlin_doctor.activation import (
+    HEADER,
+    SCRIPT_NAME,
+    activate_script,
+    deactivate_script,
+)
 from merlin_doctor.recipe import Recipe
-from merlin_doctor.steps import Progress, Step, StepContext, StepError, write_file
+from merlin_doctor.setup.steps import Progress, Step, StepContext, StepError, write_file
 
 
 def inspect(recipe: Recipe, prefix: Path) -> List[Dict[str, Any]]:

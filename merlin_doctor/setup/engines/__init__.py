@@ -6,7 +6,8 @@ needs no conda at all.
 """
 from __future__ import annotations
 
-from merlin_doctor.engines.base import (
+from merlin_doctor.names import AUTO_ENGINES, ENGINE_CHOICES
+from merlin_doctor.setup.engines.base import (
     Engine,
     EngineError,
     EngineUnavailable,
@@ -15,10 +16,8 @@ from merlin_doctor.engines.base import (
     prefix_for_name,
     prefix_state,
 )
-from merlin_doctor.engines.cli import CliEngine
-from merlin_doctor.engines.rattler import RattlerEngine
-from merlin_doctor.names import AUTO_ENGINES, ENGINE_CHOICES
-
+from merlin_doctor.setup.engines.cli import CliEngine
+from merlin_doctor.setup.engines.rattler import RattlerEngine
 
 __all__ = [
     "AUTO_ENGINES",

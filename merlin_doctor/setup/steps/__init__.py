@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Callable, List, Tuple
 
 from merlin_doctor.atomic import write_atomic
-from merlin_doctor.engines import Engine
 from merlin_doctor.names import STEP_IDS
 from merlin_doctor.recipe import Recipe
+from merlin_doctor.setup.engines import Engine
 
 Progress = Callable[[str], None]
 
@@ -73,7 +73,7 @@ class Step:
 
 
 def all_steps() -> List[Step]:
-    return [importlib.import_module(f"merlin_doctor.steps.{name}").STEP for name in STEP_IDS]
+    return [importlib.import_module(f"merlin_doctor.setup.steps.{name}").STEP for name in STEP_IDS]
 
 
 def pause_point(name: str) -> None:

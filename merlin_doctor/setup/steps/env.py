@@ -14,8 +14,8 @@ from typing import Dict, List
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from merlin_doctor.engines import installed_packages, prefix_state
-from merlin_doctor.steps import Progress, Step, StepContext, pause_point
+from merlin_doctor.setup.engines import installed_packages, prefix_state
+from merlin_doctor.setup.steps import Progress, Step, StepContext, pause_point
 
 _SPEC = re.compile(r"^\s*(?:[^:\s]+::)?([A-Za-z0-9_][A-Za-z0-9_.\-]*)\s*(.*?)\s*$")
 

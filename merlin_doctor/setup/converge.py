@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Sequence, TextIO, Tuple
 
-from merlin_doctor.engines import (
+from merlin_doctor.errors import InputError
+from merlin_doctor.recipe import Recipe
+from merlin_doctor.setup.engines import (
     Engine,
     EngineError,
     EngineUnavailable,
@@ -29,9 +31,13 @@ from merlin_doctor.engines import (
     prefix_state,
     select_engine,
 )
-from merlin_doctor.errors import InputError
-from merlin_doctor.recipe import Recipe
-from merlin_doctor.steps import Step, StepContext, StepError, all_steps, pause_point
+from merlin_doctor.setup.steps import (
+    Step,
+    StepContext,
+    StepError,
+    all_steps,
+    pause_point,
+)
 from merlin_doctor.verdict import Status
 
 #: How long a second run waits for the lock before it gives up and says who holds it.

@@ -12,7 +12,7 @@ import shlex
 from typing import Any, Dict, List
 
 from merlin_doctor.recipe import Recipe
-from merlin_doctor.steps import Progress, Step, StepContext, StepError
+from merlin_doctor.setup.steps import Progress, Step, StepContext, StepError
 
 #: States that need no work: the link is right, or its target is absent so none can be made.
 SETTLED = ("ok", "no-target")

@@ -20,7 +20,13 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from merlin_doctor.recipe import PipGroup
-from merlin_doctor.steps import Progress, Step, StepContext, StepError, pause_point
+from merlin_doctor.setup.steps import (
+    Progress,
+    Step,
+    StepContext,
+    StepError,
+    pause_point,
+)
 
 ERROR_TAIL_LINES = 15
 

@@ -20,11 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from merlin_doctor.converge import Busy, check_prefix, resolve_engine, resolve_prefix, run, select_steps
 from merlin_doctor.errors import InputError
 from merlin_doctor.recipe import DEFAULT_RECIPE, Recipe, load_buildable_recipe
-from merlin_doctor.setup_report import HumanSetupReport, json_result
-from merlin_doctor.steps import StepContext
+from merlin_doctor.setup.converge import (
+    Busy,
+    check_prefix,
+    resolve_engine,
+    resolve_prefix,
+    run,
+    select_steps,
+)
+from merlin_doctor.setup.report import HumanSetupReport, json_result
+from merlin_doctor.setup.steps import StepContext
 from merlin_doctor.verdict import Status, Verdict
 
 #: Probes that describe the interpreter running the doctor rather than the env judged.
@@ -131,8 +138,9 @@ def judge(recipe: Recipe, prefix: Path) -> Tuple[List[Verdict], Optional[str]]:
     and a note naming the checks left out because the doctor runs in another interpreter."""
     from merlin_doctor.checks import all_checks
     from merlin_doctor.facts import Facts
-    from merlin_doctor.probes import ProbeContext
-    from merlin_doctor.runner import RunOptions, run_checks
+    from merlin_doctor.options import CheckOptions
+    from merlin_doctor.probes.context import ProbeContext
+    from merlin_doctor.runner import run_checks
 
     facts = Facts.live(ProbeContext(recipe_path=recipe.path, env=as_activated(recipe, prefix, dict(os.environ))))
     checks = [c for c in all_checks() if c.step]
@@ -144,7 +152,7 @@ def judge(recipe: Recipe, prefix: Path) -> Tuple[List[Verdict], Optional[str]]:
             note = (f"left out {', '.join(left_out)}: they read the Python running the doctor ({sys.prefix}), "
                     f"not the env's; to judge its packages run `{shlex.quote(str(prefix / 'bin' / 'python'))} "
                     "-m merlin_doctor fix` with merlin-doctor installed there")
-    return run_checks(checks, facts, recipe, RunOptions(fast=True)), note
+    return run_checks(checks, facts, recipe, CheckOptions(fast=True)), note
 
 
 def as_activated(recipe: Recipe, prefix: Path, env: Dict[str, str]) -> Dict[str, str]:

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Sequence
 
-from merlin_doctor.engines.base import (
+from merlin_doctor.setup.engines.base import (
     EngineError,
     Progress,
     first_writable,

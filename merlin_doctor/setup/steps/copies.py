@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from merlin_doctor.recipe import Recipe
-from merlin_doctor.steps import Progress, Step, StepContext, StepError, write_file
+from merlin_doctor.setup.steps import Progress, Step, StepContext, StepError, write_file
 
 CHUNK = 1 << 20
 

@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Mapping, Tuple
 
 from merlin_doctor import __version__
 from merlin_doctor.factpaths import headline, show
-from merlin_doctor.fleet import OK, Group, Node
+from merlin_doctor.fleet.model import OK, Group, Node
 from merlin_doctor.render import SYMBOLS, safe_text
 from merlin_doctor.verdict import Status
 
