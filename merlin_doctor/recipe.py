@@ -81,6 +81,25 @@ class AcceptedConflict:
     why: str
 
 
+@dataclass(frozen=True)
+class Expect:
+    """What the checks judge an env against (the recipe's `expect:`); None: not judged."""
+
+    python: Optional[str] = None
+    tensorflow: Optional[str] = None
+    cuda_runtime: Optional[str] = None
+    cudnn: Optional[str] = None
+    tensorrt: Optional[str] = None
+    tensorrt_soname: Optional[str] = None
+    e2e: Optional[str] = None
+    gpu: str = "required"
+
+    def constraint(self, key: str) -> Optional[str]:
+        """A constraint by the name a knowledge table uses for it (`cudnn`, `cuda_runtime`)."""
+        value = getattr(self, key)
+        return None if value is None else str(value)
+
+
 @dataclass
 class Recipe:
     name: str
@@ -97,7 +116,7 @@ class Recipe:
     links: List[Link] = field(default_factory=list)
     activate: List[EnvVar] = field(default_factory=list)
     copies: List[Copy] = field(default_factory=list)
-    expect: Dict[str, Any] = field(default_factory=dict)
+    expect: Expect = field(default_factory=Expect)
     sources: List[str] = field(default_factory=list)
 
     @property
@@ -111,7 +130,7 @@ class Recipe:
 
     @property
     def gpu(self) -> str:
-        return str(self.expect.get("gpu", "required"))
+        return self.expect.gpu
 
     @property
     def is_container(self) -> bool:
@@ -301,7 +320,7 @@ def parse_recipe(text: str, file: str) -> Recipe:
         links=[Link(**x) for x in data.get("links") or []],
         activate=[EnvVar(name=k, **v) for k, v in (data.get("activate") or {}).items()],
         copies=[Copy(src=c["from"], dst=c["to"]) for c in data.get("copies") or []],
-        expect=dict(data.get("expect") or {}),
+        expect=Expect(**{k: (str(v) if v is not None and k != "gpu" else v) for k, v in (data.get("expect") or {}).items()}),
         sources=list(data.get("sources") or []),
     )
 

@@ -30,20 +30,23 @@ class Finding:
     step: Optional[str] = None  # overrides the check's step when this finding needs another repair
 
 
-def passed(summary: str, **evidence: Any) -> Finding:
-    return Finding(Status.PASS, summary, evidence)
+Evidence = Optional[Dict[str, Any]]
 
 
-def warned(summary: str, fix: Optional[str] = None, **evidence: Any) -> Finding:
-    return Finding(Status.WARN, summary, evidence, fix)
+def passed(summary: str, evidence: Evidence = None) -> Finding:
+    return Finding(Status.PASS, summary, dict(evidence or {}))
 
 
-def failed(summary: str, fix: Optional[str] = None, step: Optional[str] = None, **evidence: Any) -> Finding:
-    return Finding(Status.FAIL, summary, evidence, fix, step)
+def warned(summary: str, fix: Optional[str] = None, step: Optional[str] = None, evidence: Evidence = None) -> Finding:
+    return Finding(Status.WARN, summary, dict(evidence or {}), fix, step)
 
 
-def skipped(reason: str, **evidence: Any) -> Finding:
-    return Finding(Status.SKIP, reason, evidence)
+def failed(summary: str, fix: Optional[str] = None, step: Optional[str] = None, evidence: Evidence = None) -> Finding:
+    return Finding(Status.FAIL, summary, dict(evidence or {}), fix, step)
+
+
+def skipped(reason: str, evidence: Evidence = None) -> Finding:
+    return Finding(Status.SKIP, reason, dict(evidence or {}))
 
 
 @dataclass

@@ -80,7 +80,7 @@ def test_container_recipes_describe_their_image(name):
     r = load_recipe(name)
     assert r.is_container and r.image == f"nvcr.io/nvidia/merlin/merlin-tensorflow:{name.rsplit('-', 1)[1]}"
     assert not (r.conda_dependencies or r.links or r.activate or r.copies)
-    assert r.expect["cuda_runtime"] and r.expect["tensorrt_soname"] == "8" and r.expect["tensorrt"]
+    assert r.expect.cuda_runtime and r.expect.tensorrt_soname == "8" and r.expect.tensorrt
     assert any(g.name == "tensorflow" for g in r.pip) and r.sources
 
 

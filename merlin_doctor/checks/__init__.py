@@ -12,15 +12,24 @@ import importlib
 import os
 import pathlib
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from merlin_doctor.verdict import Finding
+
+if TYPE_CHECKING:
+    from merlin_doctor.recipe import Recipe
+
+
+class FactsView(Protocol):
+    """The facts a check may read: each declared probe's data, by probe name."""
+
+    def __getitem__(self, name: str) -> Dict[str, Any]: ...
 
 #: Modules of built-in checks, in the order their checks run (slow ones run last anyway).
 BUILTIN_MODULES = ("host", "interpreter", "packages", "gpu", "cuda", "activation", "env", "container", "tensorflow")
 ENTRY_POINT_GROUP = "merlin_doctor.checks"
 
-CheckFunction = Callable[..., Finding]
+CheckFunction = Callable[["FactsView", "Recipe"], Finding]
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,7 @@ def _plugin_dirs() -> List[str]:
 
 
 def _register_broken_plugin(name: str, error: str) -> None:
-    def broken(facts, recipe) -> Finding:
+    def broken(facts: FactsView, recipe: "Recipe") -> Finding:
         raise RuntimeError(f"the check plugin {name!r} failed to load: {error}")
 
     broken.__doc__ = f"Check plugin {name} (failed to load)."

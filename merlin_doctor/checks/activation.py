@@ -12,7 +12,8 @@ from merlin_doctor.activation import (
     deactivate_script,
     expected_values,
 )
-from merlin_doctor.checks import check
+from merlin_doctor.checks import FactsView, check
+from merlin_doctor.recipe import Recipe
 from merlin_doctor.verdict import Finding, failed, passed, skipped, warned
 
 REACTIVATE = "conda deactivate && conda activate {env}"
@@ -30,7 +31,7 @@ def _leaky_scripts(scripts) -> list:
 
 
 @check("activation.scripts", probes=["activation"], step="activation")
-def scripts_written(facts, recipe) -> Finding:
+def scripts_written(facts: FactsView, recipe: Recipe) -> Finding:
     """activate.d and deactivate.d scripts exist and set/undo exactly the recipe's variables."""
     act = facts["activation"]
     if not recipe.activate:
@@ -46,19 +47,21 @@ def scripts_written(facts, recipe) -> Finding:
     if on is None or off is None:
         missing = [k for k, v in (("activate", on), ("deactivate", off)) if v is None]
         what = "the activate.d and deactivate.d scripts are" if len(missing) == 2 else f"the {missing[0]}.d script is"
-        return failed(f"{what} missing, so the recipe's variables are never set", **where)
+        return failed(f"{what} missing, so the recipe's variables are never set", evidence=where)
     if on != activate_script(recipe) or off != deactivate_script(recipe):
-        return failed("the activation scripts differ from what the recipe implies (edited or stale)", **where)
+        return failed("the activation scripts differ from what the recipe implies (edited or stale)",
+                      evidence=where)
     leaky = _leaky_scripts(scripts)
     if leaky:
         return warned(f"{', '.join(leaky)} in activate.d changes LD_LIBRARY_PATH and nothing undoes it, "
                       "so it leaks into every env activated afterwards",
-                      fix=f"rm {prefix}/etc/conda/activate.d/{leaky[0]}  # merlin-doctor.sh does its job", leaky=leaky, **where)
-    return passed("activation scripts are in place and match the recipe", **where)
+                      fix=f"rm {prefix}/etc/conda/activate.d/{leaky[0]}  # merlin-doctor.sh does its job",
+                      evidence={"leaky": leaky, **where})
+    return passed("activation scripts are in place and match the recipe", evidence=where)
 
 
 @check("activation.applied", probes=["activation"], needs=["activation.scripts"])
-def variables_applied(facts, recipe) -> Finding:
+def variables_applied(facts: FactsView, recipe: Recipe) -> Finding:
     """This shell actually has the recipe's variables (the env was activated after the scripts were written)."""
     act = facts["activation"]
     prefix = act.get("prefix")
@@ -78,26 +81,29 @@ def variables_applied(facts, recipe) -> Finding:
             wrong[name] = {"expected_entries": absent, "found": value}
     if wrong:
         return failed(f"{', '.join(wrong)} not set as the recipe says in this shell",
-                      fix=REACTIVATE.format(env=_env_label(recipe, prefix)), variables=wrong)
+                      fix=REACTIVATE.format(env=_env_label(recipe, prefix)), evidence={"variables": wrong})
     return passed(f"{', '.join(v.name for v in recipe.activate)} are set for this env")
 
 
 @check("activation.ld-path", probes=["activation"])
-def ld_path_entries_exist(facts, recipe) -> Finding:
+def ld_path_entries_exist(facts: FactsView, recipe: Recipe) -> Finding:
     """Every LD_LIBRARY_PATH entry exists (a stale entry hides what it was meant to provide)."""
     entries = facts["activation"].get("ld_library_path", [])
     missing = [e["path"] for e in entries if not e["exists"]]
     if missing and recipe.is_container:  # images set some (/usr/local/nvidia/lib): the loader skips them
         return passed(f"{len(entries)} LD_LIBRARY_PATH entries; {len(missing)} absent ones set by the image are "
-                      f"skipped by the loader: {', '.join(missing[:3])}", missing=missing)
+                      f"skipped by the loader: {', '.join(missing[:3])}",
+                      evidence={"missing": missing})
     if missing:
         return warned(f"LD_LIBRARY_PATH names {len(missing)} directory(ies) that do not exist: {', '.join(missing[:3])}",
-                      fix="Remove them from LD_LIBRARY_PATH (check ~/.bashrc and activate.d scripts)", missing=missing)
-    return passed(f"{len(entries)} LD_LIBRARY_PATH entries, all present", entries=[e["path"] for e in entries])
+                      fix="Remove them from LD_LIBRARY_PATH (check ~/.bashrc and activate.d scripts)",
+                      evidence={"missing": missing})
+    return passed(f"{len(entries)} LD_LIBRARY_PATH entries, all present",
+                  evidence={"entries": [e["path"] for e in entries]})
 
 
 @check("activation.libdevice", probes=["activation"], step="copies", gpu=True)
-def libdevice_found(facts, recipe) -> Finding:
+def libdevice_found(facts: FactsView, recipe: Recipe) -> Finding:
     """XLA's --xla_gpu_cuda_data_dir holds nvvm/libdevice/libdevice.10.bc."""
     act = facts["activation"]
     data_dir = act.get("xla_data_dir")
@@ -106,14 +112,15 @@ def libdevice_found(facts, recipe) -> Finding:
         return skipped("not inside a conda env (CONDA_PREFIX is unset): the env's XLA_FLAGS cannot apply")
     if not data_dir and fallback.get("exists") and not any(v.name == "XLA_FLAGS" for v in recipe.activate):
         return passed(f"XLA_FLAGS is unset and XLA finds libdevice where it looks last: {fallback['path']}",
-                      path=fallback["path"])
+                      evidence={"path": fallback["path"]})
     if not data_dir:
         return failed("XLA_FLAGS sets no --xla_gpu_cuda_data_dir, so XLA looks for libdevice in /usr/local/cuda",
-                      variables={"XLA_FLAGS": act.get("variables", {}).get("XLA_FLAGS")})
+                      evidence={"variables": {"XLA_FLAGS": act.get("variables", {}).get("XLA_FLAGS")}})
     lib = act.get("libdevice", {})
     if not lib.get("exists"):
-        return failed(f"libdevice is missing at {lib.get('path')}: XLA-compiled functions will fail", path=lib.get("path"))
-    return passed(f"libdevice at {lib['path']}", path=lib["path"])
+        return failed(f"libdevice is missing at {lib.get('path')}: XLA-compiled functions will fail",
+                      evidence={"path": lib.get("path")})
+    return passed(f"libdevice at {lib['path']}", evidence={"path": lib["path"]})
 
 
 def _nvcc_install(recipe) -> str:
@@ -123,17 +130,18 @@ def _nvcc_install(recipe) -> str:
 
 
 @check("activation.ptxas", probes=["activation"], gpu=True)
-def ptxas_found(facts, recipe) -> Finding:
+def ptxas_found(facts: FactsView, recipe: Recipe) -> Finding:
     """ptxas (from cuda-nvcc) is where XLA looks for it, and not older than the CUDA runtime."""
     ptxas = facts["activation"].get("ptxas") or {}
     if not ptxas.get("path"):
         return failed("ptxas is not where XLA looks (cuda data dir, /usr/local/cuda, PATH): XLA cannot compile GPU kernels",
-                      fix=_nvcc_install(recipe), searched=ptxas.get("searched"))
-    runtime = recipe.expect.get("cuda_runtime")
+                      fix=_nvcc_install(recipe), evidence={"searched": ptxas.get("searched")})
+    runtime = recipe.expect.cuda_runtime
     release = ptxas.get("release")
     if not release:
-        return warned(f"ptxas at {ptxas['path']} did not report its version", fix=_nvcc_install(recipe), **ptxas)
+        return warned(f"ptxas at {ptxas['path']} did not report its version", fix=_nvcc_install(recipe),
+                      evidence=ptxas)
     if runtime and Version(release) < Version(runtime):
         return failed(f"ptxas {ptxas.get('version')} at {ptxas['path']} is older than the CUDA {runtime} runtime",
-                      fix=_nvcc_install(recipe), **ptxas)
-    return passed(f"ptxas {ptxas.get('version')} at {ptxas['path']}", **ptxas)
+                      fix=_nvcc_install(recipe), evidence=ptxas)
+    return passed(f"ptxas {ptxas.get('version')} at {ptxas['path']}", evidence=ptxas)

@@ -11,9 +11,10 @@ from typing import Any, Dict, Optional
 from packaging.version import InvalidVersion, Version
 
 from merlin_doctor import knowledge
-from merlin_doctor.checks import check
+from merlin_doctor.checks import FactsView, check
 from merlin_doctor.checks.gpu import driver_new_enough
 from merlin_doctor.container import gpus_flag_supported
+from merlin_doctor.recipe import Recipe
 from merlin_doctor.verdict import Finding, Status, failed, passed, skipped, warned
 
 GB = 1000 ** 3  # image sizes are quoted in decimal GB, as NGC and `docker images` print them
@@ -43,7 +44,7 @@ def _toolkit_install(host: Dict[str, Any]) -> str:
 
 
 @check("container.docker", probes=["container_host"])
-def docker_answers(facts, recipe) -> Finding:
+def docker_answers(facts: FactsView, recipe: Recipe) -> Finding:
     """The docker client is installed and its daemon answers `docker info`."""
     host = facts["container_host"]
     docker = host.get("docker") or {}
@@ -53,29 +54,30 @@ def docker_answers(facts, recipe) -> Finding:
                 "DOCKER_HOST": docker.get("host")}
     if docker.get("reachable"):
         return passed(f"Docker {docker.get('server_version')} answers (client {docker.get('client_version')}), "
-                      f"data root {docker.get('root_dir')}", server_version=docker.get("server_version"), **evidence)
+                      f"data root {docker.get('root_dir')}",
+                      evidence={"server_version": docker.get("server_version"), **evidence})
     error = docker.get("error") or ""
     evidence["error"] = error
     client = " ".join(w for w in ("the docker client", docker.get("client_version")) if w)
     what = f"{client} is installed but the daemon "
     if docker.get("timed_out"):
-        return failed(what + f"does not answer: {error}", fix=_fix("restart_docker"), **evidence)
+        return failed(what + f"does not answer: {error}", fix=_fix("restart_docker"), evidence=evidence)
     if _table()["docker_errors"]["permission_denied"] in error.lower():
-        return failed(what + f"refuses this user: {error}", fix=_fix("docker_group"), **evidence)
+        return failed(what + f"refuses this user: {error}", fix=_fix("docker_group"), evidence=evidence)
     clash = _runtime_clash(host)
     if clash:
         return failed(what + f"is not running, and cannot start: runtime {', '.join(clash['runtimes'])} is defined "
                       f"both by --add-runtime in {clash['dropin']} and in daemon.json",
-                      fix=_fix("remove_runtime_flag", dropin=clash["dropin"]), clash=clash, **evidence)
+                      fix=_fix("remove_runtime_flag", dropin=clash["dropin"]), evidence={"clash": clash, **evidence})
     daemon_json = host.get("daemon_json") or {}
     if daemon_json.get("error"):
         return failed(what + f"is not running, and {daemon_json.get('path')} is broken: {daemon_json['error']}",
-                      fix=_fix("fix_daemon_json"), **evidence)
-    return failed(what + f"is not running: {error}", fix=_fix("start_docker"), **evidence)
+                      fix=_fix("fix_daemon_json"), evidence=evidence)
+    return failed(what + f"is not running: {error}", fix=_fix("start_docker"), evidence=evidence)
 
 
 @check("container.nvidia-runtime", probes=["container_host"])
-def nvidia_runtime(facts, recipe) -> Finding:
+def nvidia_runtime(facts: FactsView, recipe: Recipe) -> Finding:
     """Docker can hand the GPUs to a container: the nvidia runtime is registered (or --gpus has its hook)."""
     host = facts["container_host"]
     docker, daemon_json = host.get("docker") or {}, host.get("daemon_json") or {}
@@ -85,33 +87,37 @@ def nvidia_runtime(facts, recipe) -> Finding:
     if clash:
         return failed(f"dockerd will refuse to start: runtime {', '.join(clash['runtimes'])} is defined both by "
                       f"--add-runtime in {clash['dropin']} and in {daemon_json.get('path')} (the article sets both)",
-                      fix=_fix("remove_runtime_flag", dropin=clash["dropin"]), **evidence)
+                      fix=_fix("remove_runtime_flag", dropin=clash["dropin"]), evidence=evidence)
     if daemon_json.get("error"):
         return failed(f"{daemon_json.get('path')} is {daemon_json['error']}: dockerd will not start with it",
-                      fix=_fix("fix_daemon_json"), **evidence)
+                      fix=_fix("fix_daemon_json"), evidence=evidence)
     nested = "default-runtime" in (daemon_json.get("runtimes") or {}).get("nvidia", {})
     note = (" (its \"default-runtime\" sits inside runtimes.nvidia, where dockerd ignores it: "
             "nvidia is not the default runtime)") if nested else ""
     if docker.get("reachable"):
         if "nvidia" in (docker.get("runtimes") or []):
-            return passed(f"the nvidia runtime is registered (default: {docker.get('default_runtime')}){note}", **evidence)
+            return passed(f"the nvidia runtime is registered (default: {docker.get('default_runtime')}){note}",
+                          evidence=evidence)
         if host["toolkit"].get("hook") and gpus_flag_supported(docker):
             return warned("the nvidia runtime is not registered: `docker run --gpus all` works through the "
-                          "toolkit's hook, but the article's `--runtime=nvidia` fails", fix=_fix("configure_runtime"),
-                          **evidence)
+                          "toolkit's hook, but the article's `--runtime=nvidia` fails",
+                          fix=_fix("configure_runtime"), evidence=evidence)
         fix = _fix("configure_runtime") if host["toolkit"].get("nvidia_ctk", {}).get("path") else _toolkit_install(host)
         return failed(f"docker cannot give containers a GPU: no nvidia runtime (runtimes: "
-                      f"{', '.join(docker.get('runtimes') or []) or 'none'}) and no --gpus hook", fix=fix, **evidence)
+                      f"{', '.join(docker.get('runtimes') or []) or 'none'}) and no --gpus hook",
+                      fix=fix, evidence=evidence)
     if "nvidia" in (daemon_json.get("runtimes") or {}):
         return passed(f"{daemon_json.get('path')} registers the nvidia runtime; the daemon is not running to "
-                      f"confirm it{note}", **evidence)
+                      f"confirm it{note}",
+                      evidence=evidence)
     fix = _fix("configure_runtime") if host["toolkit"].get("nvidia_ctk", {}).get("path") else _toolkit_install(host)
     return failed(f"the nvidia runtime is not registered ({daemon_json.get('path')} "
-                  f"{'names no nvidia runtime' if daemon_json.get('exists') else 'does not exist'})", fix=fix, **evidence)
+                  f"{'names no nvidia runtime' if daemon_json.get('exists') else 'does not exist'})",
+                  fix=fix, evidence=evidence)
 
 
 @check("container.toolkit", probes=["container_host"])
-def toolkit_installed(facts, recipe) -> Finding:
+def toolkit_installed(facts: FactsView, recipe: Recipe) -> Finding:
     """The NVIDIA Container Toolkit is installed (`nvidia-ctk --version` answers)."""
     toolkit = facts["container_host"]["toolkit"]
     ctk = toolkit.get("nvidia_ctk") or {}
@@ -119,19 +125,19 @@ def toolkit_installed(facts, recipe) -> Finding:
                 "nvidia_container_runtime": toolkit.get("runtime"), "hook": toolkit.get("hook"),
                 "apt_repository": toolkit.get("apt_list")}
     if ctk.get("path") and ctk.get("version"):
-        return passed(f"NVIDIA Container Toolkit {ctk['version']} ({ctk['path']})", **evidence)
+        return passed(f"NVIDIA Container Toolkit {ctk['version']} ({ctk['path']})", evidence=evidence)
     if ctk.get("path"):
         return warned(f"{ctk['path']} did not report its version: {ctk.get('error') or 'no version in its output'}",
-                      fix=_fix("install_toolkit"), **evidence)
+                      fix=_fix("install_toolkit"), evidence=evidence)
     if toolkit.get("runtime") or toolkit.get("hook"):
         return warned("an old NVIDIA Container Toolkit without nvidia-ctk: `nvidia-ctk runtime configure` is unavailable",
-                      fix=_fix("install_toolkit"), **evidence)
+                      fix=_fix("install_toolkit"), evidence=evidence)
     return failed("the NVIDIA Container Toolkit is not installed (no nvidia-ctk, nvidia-container-runtime or hook)",
-                  fix=_toolkit_install(facts["container_host"]), **evidence)
+                  fix=_toolkit_install(facts["container_host"]), evidence=evidence)
 
 
 @check("container.cli-info", probes=["container_host"], needs=["container.toolkit"], gpu=True)
-def cli_info(facts, recipe) -> Finding:
+def cli_info(facts: FactsView, recipe: Recipe) -> Finding:
     """`nvidia-container-cli info` reaches the driver: what every GPU container is started through."""
     info = facts["container_host"].get("cli_info") or {}
     if not info.get("ran"):
@@ -139,11 +145,12 @@ def cli_info(facts, recipe) -> Finding:
                       fix=_fix("install_toolkit"))
     if info.get("ok"):
         return passed(f"nvidia-container-cli sees {info.get('devices')} GPU(s), driver {info.get('nvrm_version')}, "
-                      f"CUDA {info.get('cuda_version')}", **info)
+                      f"CUDA {info.get('cuda_version')}",
+                      evidence=info)
     error = info.get("error") or "it failed"
     fix = _fix("install_driver") if "driver" in error.lower() else \
         "sudo nvidia-container-cli -k -d /dev/tty info  # shows why it cannot reach the driver"
-    return failed(f"nvidia-container-cli cannot reach the driver: {error}", fix=fix, **info)
+    return failed(f"nvidia-container-cli cannot reach the driver: {error}", fix=fix, evidence=info)
 
 
 def _forward_compat_minimum(driver: str, cuda: Optional[str]) -> Optional[str]:
@@ -157,29 +164,29 @@ def _forward_compat_minimum(driver: str, cuda: Optional[str]) -> Optional[str]:
 
 
 @check("container.driver", probes=["nvml"], needs=["gpu.nvml"], gpu=True)
-def driver_for_image(facts, recipe) -> Finding:
+def driver_for_image(facts: FactsView, recipe: Recipe) -> Finding:
     """The host driver runs the image's CUDA (natively, by forward compatibility, or minor-version compatibility)."""
     finding = driver_new_enough(facts, recipe)
     if finding.status is Status.PASS:
         return finding
-    driver, cuda = facts["nvml"].get("driver_version") or "", recipe.expect.get("cuda_runtime")
+    driver, cuda = facts["nvml"].get("driver_version") or "", recipe.expect.cuda_runtime
     minimum = _forward_compat_minimum(driver, cuda)
     if not minimum:
         return finding
     return warned(f"driver {driver} is older than CUDA {cuda} wants: the image still runs it in full on a data-center "
                   f"GPU (T4, V100, A100, ...) through its CUDA forward-compatibility package (branch "
                   f"{driver.split('.')[0]} >= {minimum}); on a GeForce/RTX card only minor-version compatibility applies",
-                  fix=finding.fix, forward_compat_minimum=minimum, **finding.evidence)
+                  fix=finding.fix, evidence={"forward_compat_minimum": minimum, **finding.evidence})
 
 
 @check("container.disk", probes=["container_host"], needs=["container.docker"])
-def disk_for_image(facts, recipe) -> Finding:
+def disk_for_image(facts: FactsView, recipe: Recipe) -> Finding:
     """Docker's data root has room to pull the image (its compressed size times the unpack factor)."""
     docker = facts["container_host"].get("docker") or {}
     image = docker.get("image") or {}
     if image.get("present"):
         size = image.get("size_bytes") or 0
-        return passed(f"{recipe.image} is already pulled ({size / GB:.1f} GB)", **image)
+        return passed(f"{recipe.image} is already pulled ({size / GB:.1f} GB)", evidence=image)
     if docker.get("remote"):
         return skipped(f"the daemon is remote ({docker.get('host')}): its disk cannot be judged from here")
     if not recipe.image_compressed_bytes:
@@ -193,6 +200,7 @@ def disk_for_image(facts, recipe) -> Finding:
     if free < need:
         return failed(f"only {free / GB:.1f} GB free on {docker.get('root_dir')}: pulling {recipe.image} "
                       f"({recipe.image_compressed_bytes / GB:.2f} GB compressed) needs about {need / GB:.0f} GB",
-                      fix=_fix("free_docker_disk"), **evidence)
+                      fix=_fix("free_docker_disk"), evidence=evidence)
     return passed(f"{free / GB:.0f} GB free on {docker.get('root_dir')} (pulling needs about {need / GB:.0f} GB): "
-                  f"docker pull {recipe.image}", **evidence)
+                  f"docker pull {recipe.image}",
+                  evidence=evidence)

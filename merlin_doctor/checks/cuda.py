@@ -12,7 +12,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from merlin_doctor import knowledge
-from merlin_doctor.checks import check
+from merlin_doctor.checks import FactsView, check
+from merlin_doctor.recipe import Recipe
 from merlin_doctor.verdict import Finding, failed, passed, skipped, warned
 
 TENSORRT = ("libnvinfer", "libnvinfer_plugin")
@@ -47,7 +48,7 @@ def _owner(entry: Dict[str, Any]) -> str:
 def _version_problem(spec: Dict[str, Any], version: Optional[str], recipe) -> Optional[str]:
     """Why the reported version is not what TensorFlow accepts, or None."""
     key = spec.get("expect")
-    wanted = recipe.expect.get(key) if key else None
+    wanted = recipe.expect.constraint(key) if key else None
     if not wanted or not version or key == "tensorrt_soname":
         return None
     try:
@@ -90,7 +91,7 @@ def _judge_library(spec: Dict[str, Any], facts, recipe) -> Finding:
         return failed(f"{soname} ({spec['what']}) is broken: {entry.get('error')}; TensorFlow would die or hang "
                       "the same way when it loads it",
                       fix=f"{_install_command(spec, recipe)}  # reinstall it: the file is corrupt or built for another system",
-                      step="env", **evidence)
+                      step="env", evidence=evidence)
     if not entry.get("loaded"):
         others = entry.get("other_sonames", [])
         extra = f"; found only {', '.join(o['path'] for o in others[:3])}, another major TensorFlow 2.10 does not load" \
@@ -99,25 +100,28 @@ def _judge_library(spec: Dict[str, Any], facts, recipe) -> Finding:
             dirs = sorted({os.path.dirname(c["path"]) for c in entry["copies"]})
             return failed(f"{soname} ({spec['what']}) exists in {', '.join(dirs)} but is not on the loader path",
                           fix=f"export LD_LIBRARY_PATH={dirs[0]}:$LD_LIBRARY_PATH  # or: merlin-doctor fix --only activation",
-                          **evidence)
+                          evidence=evidence)
         if not spec["required"]:
-            return passed(f"{soname} ({spec['what']}) is not installed; only profiling needs it", **evidence)
+            return passed(f"{soname} ({spec['what']}) is not installed; only profiling needs it",
+                          evidence=evidence)
         return failed(f"{soname} ({spec['what']}) cannot be loaded: {entry.get('error')}{extra}",
-                      fix=_install_command(spec, recipe), step="env", **evidence)
+                      fix=_install_command(spec, recipe), step="env", evidence=evidence)
     problem = _version_problem(spec, entry.get("version"), recipe)
     where = f"{soname} {entry.get('version') or '(version unknown)'} from {entry.get('path')} ({_owner(entry)})"
     if problem:
         return failed(f"{soname} {problem} (loaded from {entry.get('path')})", fix=_install_command(spec, recipe),
-                      step="env", **evidence)
+                      step="env", evidence=evidence)
     shadow = _shadowing(entry, facts["cuda_libs"].get("prefix"))
     if shadow:
-        return warned(f"{soname} {shadow}", fix="Remove the stray directory from LD_LIBRARY_PATH so the env's copy "
-                      "wins (check ~/.bashrc and activate.d scripts)", **evidence)
-    return passed(where, **evidence)
+        return warned(f"{soname} {shadow}",
+                      fix="Remove the stray directory from LD_LIBRARY_PATH so the env's copy "
+                      "wins (check ~/.bashrc and activate.d scripts)",
+                      evidence=evidence)
+    return passed(where, evidence=evidence)
 
 
 def _register(spec: Dict[str, Any]) -> None:
-    def judge(facts, recipe) -> Finding:
+    def judge(facts: FactsView, recipe: Recipe) -> Finding:
         return _judge_library(spec, facts, recipe)
 
     judge.__doc__ = f"{spec['soname']} ({spec['what']}) loads from the env at a version TensorFlow accepts."
@@ -131,9 +135,9 @@ for _spec in knowledge.load("cuda_libraries")["libraries"]:
 
 
 @check("cuda.tensorrt", probes=["cuda_libs"], step="links", gpu=True)
-def tensorrt(facts, recipe) -> Finding:
+def tensorrt(facts: FactsView, recipe: Recipe) -> Finding:
     """libnvinfer / libnvinfer_plugin (TF-TRT) load at the soname TensorFlow opens; TensorRT 8 linked as .so.7 is flagged."""
-    wanted = recipe.expect.get("tensorrt_soname")
+    wanted = recipe.expect.tensorrt_soname
     if not wanted:
         return skipped(f"recipe {recipe.name} does not use TensorRT")
     entries = [e for e in (_entry(facts, s) for s in TENSORRT) if e]
@@ -146,12 +150,14 @@ def tensorrt(facts, recipe) -> Finding:
         if other:
             return failed(f"{missing[0]['soname']} is missing while {other[0]['path']} (another TensorRT major) is "
                           f"installed: TensorFlow only looks for .so.{wanted}, so TF-TRT is unavailable",
-                          **evidence, other_tensorrt=[o["path"] for o in other])
+                          evidence={**evidence, "other_tensorrt": [o["path"] for o in other]})
         return skipped(f"TensorRT is not installed ({missing[0]['soname']} not found): TF-TRT inference conversion is "
-                       "unavailable; GPU training is unaffected", **evidence)
+                       "unavailable; GPU training is unaffected",
+                       evidence=evidence)
     major = [e for e in entries if (e.get("version") or "").split(".")[0] not in ("", str(wanted))]
     if major:
         return warned(f"{major[0]['soname']} is TensorRT {major[0]['version']} ({major[0].get('realpath')}) behind a "
                       f".so.{wanted} name: the load warning is silenced, but TensorFlow was built against TensorRT "
-                      f"{wanted}.x, so TF-TRT conversion is not supported with it (GPU training is unaffected)", **evidence)
-    return passed(f"TensorRT {entries[0].get('version')} loads as TensorFlow 2.10 expects", **evidence)
+                      f"{wanted}.x, so TF-TRT conversion is not supported with it (GPU training is unaffected)",
+                      evidence=evidence)
+    return passed(f"TensorRT {entries[0].get('version')} loads as TensorFlow 2.10 expects", evidence=evidence)

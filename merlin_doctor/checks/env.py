@@ -8,7 +8,8 @@ from __future__ import annotations
 import shlex
 from typing import Optional, Tuple
 
-from merlin_doctor.checks import check
+from merlin_doctor.checks import FactsView, check
+from merlin_doctor.recipe import Recipe
 from merlin_doctor.setup.steps.links import SETTLED
 from merlin_doctor.verdict import Finding, failed, passed, skipped
 
@@ -31,7 +32,7 @@ def _fix(step: str, entries: list) -> str:
 
 
 @check("env.links", probes=["recipe_files"], step="links")
-def links_in_place(facts, recipe) -> Finding:
+def links_in_place(facts: FactsView, recipe: Recipe) -> Finding:
     """The recipe's symlinks are in the env (TensorRT's .so.7 names for its .so.8 libraries)."""
     entries, nothing = _entries(facts, recipe, "links")
     if nothing:
@@ -39,14 +40,15 @@ def links_in_place(facts, recipe) -> Finding:
     bad = [e for e in entries if e["state"] not in SETTLED]
     if bad:
         listed = ", ".join(f"{e['path']} ({e['state']})" for e in bad[:3])
-        return failed(f"{len(bad)} of the recipe's links missing or wrong: {listed}", fix=_fix("links", bad), links=bad)
+        return failed(f"{len(bad)} of the recipe's links missing or wrong: {listed}", fix=_fix("links", bad),
+                      evidence={"links": bad})
     absent = [e["path"] for e in entries if e["state"] == "no-target"]
     note = f"; {len(absent)} not made because their target is not installed" if absent else ""
-    return passed(f"{len(entries) - len(absent)} link(s) in place{note}", links=entries)
+    return passed(f"{len(entries) - len(absent)} link(s) in place{note}", evidence={"links": entries})
 
 
 @check("env.copies", probes=["recipe_files"], step="copies")
-def copies_in_place(facts, recipe) -> Finding:
+def copies_in_place(facts: FactsView, recipe: Recipe) -> Finding:
     """The recipe's copies in the env match their sources by sha256 (libdevice where XLA looks)."""
     entries, nothing = _entries(facts, recipe, "copies")
     if nothing:
@@ -57,5 +59,6 @@ def copies_in_place(facts, recipe) -> Finding:
         prefix = facts["recipe_files"]["prefix"]
         fix = (f"merlin-doctor setup --prefix {shlex.quote(prefix)} --only env" if first["state"] == "no-source"
                else _fix("copies", bad))
-        return failed(f"{len(bad)} copy(ies) missing or stale: {first['to']} ({first['state']})", fix=fix, copies=bad)
-    return passed(f"{len(entries)} copy(ies) match their sources", copies=[e["to"] for e in entries])
+        return failed(f"{len(bad)} copy(ies) missing or stale: {first['to']} ({first['state']})", fix=fix,
+                      evidence={"copies": bad})
+    return passed(f"{len(entries)} copy(ies) match their sources", evidence={"copies": [e["to"] for e in entries]})

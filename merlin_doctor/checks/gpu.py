@@ -6,97 +6,107 @@ from typing import Dict, List, Tuple
 from packaging.version import Version
 
 from merlin_doctor import knowledge
-from merlin_doctor.checks import check
+from merlin_doctor.checks import FactsView, check
+from merlin_doctor.recipe import Recipe
 from merlin_doctor.verdict import Finding, failed, passed, warned
 
 
 def driver_requirement(recipe) -> str:
     """`>= 460.27.03` for the recipe's CUDA runtime, from the knowledge table."""
-    cuda = recipe.expect.get("cuda_runtime")
+    cuda = recipe.expect.cuda_runtime
     row = knowledge.load("cuda_drivers")["cuda"].get(str(cuda)) if cuda else None
     return f">= {row['toolkit']}" if row else "a current NVIDIA driver"
 
 
 @check("gpu.nvml", probes=["nvml"], gpu=True)
-def nvml_sees_gpu(facts, recipe) -> Finding:
+def nvml_sees_gpu(facts: FactsView, recipe: Recipe) -> Finding:
     """The NVIDIA driver's NVML library loads and sees at least one GPU."""
     nvml = facts["nvml"]
     need = driver_requirement(recipe)
     error = nvml.get("error") or ""
     if nvml.get("timed_out"):
         return failed(f"NVML did not answer: {error} — the driver is wedged",
-                      fix="sudo nvidia-smi  # if it hangs too, reboot", error=error, timed_out=True)
+                      fix="sudo nvidia-smi  # if it hangs too, reboot", evidence={"error": error, "timed_out": True})
     known = next((row for row in knowledge.load("nvml_errors")["errors"] if row["match"] in error), None)
     if known:
-        return failed(f"{known['summary']} ({error})", fix=known["fix"], error=error)
+        return failed(f"{known['summary']} ({error})", fix=known["fix"], evidence={"error": error})
     if not nvml.get("loaded"):
         return failed(f"no NVIDIA driver: {nvml.get('error', 'NVML did not load')}",
-                      fix=f"Install the NVIDIA driver ({need} for CUDA {recipe.expect.get('cuda_runtime')}), "
+                      fix=f"Install the NVIDIA driver ({need} for CUDA {recipe.expect.cuda_runtime}), "
                           "e.g. `sudo ubuntu-drivers install`, then reboot; or run with --cpu-ok on a CPU-only machine",
-                      error=nvml.get("error"), timed_out=nvml.get("timed_out", False))
+                      evidence={"error": nvml.get("error"), "timed_out": nvml.get("timed_out", False)})
     if nvml.get("error"):
         return failed(f"the NVIDIA driver answers but cannot be queried: {nvml['error']}",
-                      fix="Check `nvidia-smi`; reload the driver or reboot", error=nvml["error"])
+                      fix="Check `nvidia-smi`; reload the driver or reboot", evidence={"error": nvml["error"]})
     devices = nvml.get("devices", [])
     if not devices:
         return failed(f"NVIDIA driver {nvml.get('driver_version')} loaded but it sees no GPU",
                       fix="Check `nvidia-smi` and `lspci | grep -i nvidia`; reseat or enable the GPU",
-                      driver_version=nvml.get("driver_version"))
+                      evidence={"driver_version": nvml.get("driver_version")})
     names = ", ".join(f"{d['name']} (CC {d['compute_capability']})" for d in devices)
     return passed(f"driver {nvml.get('driver_version')} sees {len(devices)} GPU(s): {names}",
-                  driver_version=nvml.get("driver_version"), devices=devices)
+                  evidence={"driver_version": nvml.get("driver_version"), "devices": devices})
 
 
 @check("gpu.driver", probes=["nvml"], needs=["gpu.nvml"], gpu=True)
-def driver_new_enough(facts, recipe) -> Finding:
+def driver_new_enough(facts: FactsView, recipe: Recipe) -> Finding:
     """The driver supports the recipe's CUDA runtime (fully, or through minor-version compatibility)."""
     found = facts["nvml"].get("driver_version")
-    cuda = recipe.expect.get("cuda_runtime")
+    cuda = recipe.expect.cuda_runtime
     row = knowledge.load("cuda_drivers")["cuda"].get(str(cuda)) if cuda else None
     if not row:
-        return passed(f"driver {found} (the recipe names no CUDA runtime to judge it against)", driver_version=found)
+        return passed(f"driver {found} (the recipe names no CUDA runtime to judge it against)",
+                      evidence={"driver_version": found})
     evidence = {"driver_version": found, "cuda_runtime": cuda, "toolkit_driver": row["toolkit"],
                 "minor_compat_driver": row["minor_compat"]}
     fix = f"Install NVIDIA driver >= {row['toolkit']} (e.g. `sudo ubuntu-drivers install`), then reboot"
     if Version(found) < Version(row["minor_compat"]):
         return failed(f"driver {found} is too old for CUDA {cuda}: it needs >= {row['toolkit']} "
-                      f"(>= {row['minor_compat']} with minor-version compatibility)", fix=fix, **evidence)
+                      f"(>= {row['minor_compat']} with minor-version compatibility)",
+                      fix=fix, evidence=evidence)
     if Version(found) < Version(row["toolkit"]):
         return warned(f"driver {found} runs CUDA {cuda} only through minor-version compatibility "
                       f"(CUDA {cuda} wants >= {row['toolkit']}): PTX newer than the driver cannot be JIT-compiled",
-                      fix=fix, **evidence)
+                      fix=fix, evidence=evidence)
     return passed(f"driver {found} supports CUDA {cuda} (needs >= {row['toolkit']}); it offers CUDA "
-                  f"{facts['nvml'].get('cuda_driver_version')}", **evidence)
+                  f"{facts['nvml'].get('cuda_driver_version')}",
+                  evidence=evidence)
 
 
 @check("gpu.kernel-module", probes=["kernel", "nvml"], gpu=True)
-def kernel_module(facts, recipe) -> Finding:
+def kernel_module(facts: FactsView, recipe: Recipe) -> Finding:
     """The nvidia kernel module is loaded (not nouveau), matches the driver library, and /dev/nvidia* is usable."""
     kernel, nvml = facts["kernel"], facts["nvml"]
     evidence = {k: kernel.get(k) for k in ("module_version", "modules_loaded", "device_nodes", "wsl")}
     if kernel.get("nouveau_loaded"):
         return failed("the open-source nouveau driver is loaded; it blocks the NVIDIA driver",
                       fix="echo 'blacklist nouveau' | sudo tee /etc/modprobe.d/blacklist-nouveau.conf && "
-                          "sudo update-initramfs -u && sudo reboot", **evidence)
+                          "sudo update-initramfs -u && sudo reboot",
+                      evidence=evidence)
     if kernel.get("wsl"):
         if not any(n["path"].endswith("/dxg") for n in kernel.get("device_nodes", [])):
             return failed("WSL2 without /dev/dxg: GPU paravirtualization is off",
-                          fix="Update Windows' NVIDIA driver and run `wsl --update` in PowerShell", **evidence)
-        return passed("WSL2: the GPU is reached through /dev/dxg and /usr/lib/wsl/lib", **evidence)
+                          fix="Update Windows' NVIDIA driver and run `wsl --update` in PowerShell",
+                          evidence=evidence)
+        return passed("WSL2: the GPU is reached through /dev/dxg and /usr/lib/wsl/lib", evidence=evidence)
     module, library = kernel.get("module_version"), nvml.get("driver_version")
     if not module:
         return failed("the nvidia kernel module is not loaded (/proc/driver/nvidia/version is missing)",
-                      fix="sudo modprobe nvidia  # if that fails, reinstall the driver and reboot", **evidence)
+                      fix="sudo modprobe nvidia  # if that fails, reinstall the driver and reboot",
+                      evidence=evidence)
     if library and module != library:
         return failed(f"driver/library version mismatch: kernel module {module}, user-space library {library} "
-                      "(the driver was upgraded without a reboot)", fix="sudo reboot", **evidence)
+                      "(the driver was upgraded without a reboot)",
+                      fix="sudo reboot", evidence=evidence)
     unusable = [n["path"] for n in kernel.get("device_nodes", []) if not (n["readable"] and n["writable"])]
     if unusable:
         return failed(f"no read/write access to {', '.join(unusable)}",
-                      fix="sudo usermod -aG video $USER  # then log out and in", **evidence)
+                      fix="sudo usermod -aG video $USER  # then log out and in", evidence=evidence)
     if not kernel.get("device_nodes"):
-        return failed("no /dev/nvidia* device nodes", fix="sudo nvidia-modprobe -u -c=0  # or reboot", **evidence)
-    return passed(f"nvidia kernel module {module} loaded, {len(kernel['device_nodes'])} device nodes usable", **evidence)
+        return failed("no /dev/nvidia* device nodes", fix="sudo nvidia-modprobe -u -c=0  # or reboot",
+                      evidence=evidence)
+    return passed(f"nvidia kernel module {module} loaded, {len(kernel['device_nodes'])} device nodes usable",
+                  evidence=evidence)
 
 
 def visible_gpus(value: str, devices: List[Dict]) -> Tuple[List[str], List[str]]:
@@ -118,7 +128,7 @@ def visible_gpus(value: str, devices: List[Dict]) -> Tuple[List[str], List[str]]
 
 
 @check("gpu.visible-devices", probes=["kernel", "nvml"], needs=["gpu.nvml"], gpu=True)
-def visible_devices(facts, recipe) -> Finding:
+def visible_devices(facts: FactsView, recipe: Recipe) -> Finding:
     """CUDA_VISIBLE_DEVICES does not hide every GPU or name one that does not exist."""
     value = facts["kernel"].get("cuda_visible_devices")
     devices = facts["nvml"].get("devices", [])
@@ -130,23 +140,24 @@ def visible_devices(facts, recipe) -> Finding:
         why = f"names {bad[0]!r}, which is not a GPU here, so it " if bad and bad[0] not in ("", "-1") else ""
         return failed(f"CUDA_VISIBLE_DEVICES={value!r} {why}hides every GPU from CUDA and TensorFlow",
                       fix="unset CUDA_VISIBLE_DEVICES  # or list the GPUs to use, e.g. export CUDA_VISIBLE_DEVICES=0",
-                      **evidence)
+                      evidence=evidence)
     if bad:
         return warned(f"CUDA_VISIBLE_DEVICES={value!r} names {bad[0]!r}, which is not a GPU here; CUDA stops there "
-                      f"and sees only {', '.join(seen)}", fix=f"export CUDA_VISIBLE_DEVICES={','.join(map(str, range(len(devices))))}",
-                      **evidence)
-    return passed(f"CUDA_VISIBLE_DEVICES={value} shows GPU(s) {', '.join(seen)}", **evidence)
+                      f"and sees only {', '.join(seen)}",
+                      fix=f"export CUDA_VISIBLE_DEVICES={','.join(map(str, range(len(devices))))}",
+                      evidence=evidence)
+    return passed(f"CUDA_VISIBLE_DEVICES={value} shows GPU(s) {', '.join(seen)}", evidence=evidence)
 
 
 @check("gpu.cuda-driver", probes=["libcuda", "kernel"], needs=["gpu.nvml", "gpu.visible-devices"], gpu=True)
-def cuda_driver_api(facts, recipe) -> Finding:
+def cuda_driver_api(facts: FactsView, recipe: Recipe) -> Finding:
     """libcuda.so.1 loads and cuInit succeeds (what TensorFlow's own cuInit will get)."""
     lib, kernel = facts["libcuda"], facts["kernel"]
     if not lib.get("loaded"):
         fix = ("export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH" if kernel.get("wsl") else
                "Install the NVIDIA driver (it provides libcuda.so.1), then run `sudo ldconfig`")
         return failed(f"libcuda.so.1 cannot be loaded: {lib.get('error')}", fix=fix,
-                      error=lib.get("error"), timed_out=lib.get("timed_out", False), crashed=lib.get("crashed", False))
+                      evidence={"error": lib.get("error"), "timed_out": lib.get("timed_out", False), "crashed": lib.get("crashed", False)})
     result = lib.get("cu_init")
     evidence = {"path": lib.get("path"), "cu_init": result, "driver_cuda_version": lib.get("driver_cuda_version"),
                 "devices": lib.get("devices")}
@@ -157,9 +168,10 @@ def cuda_driver_api(facts, recipe) -> Finding:
                 "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH": "reboot after the driver upgrade",
                 "CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE": "remove the cuda-compat package from LD_LIBRARY_PATH"}
         return failed(f"cuInit failed with {result}", fix=hint.get(result, "Run `nvidia-smi`; reinstall the driver"),
-                      **evidence)
+                      evidence=evidence)
     return passed(f"cuInit OK: {len(lib.get('devices', []))} CUDA device(s), driver API CUDA "
-                  f"{lib.get('driver_cuda_version')}", **evidence)
+                  f"{lib.get('driver_cuda_version')}",
+                  evidence=evidence)
 
 
 def _arch_support(cc: str, caps: List[str]) -> str:
@@ -176,11 +188,11 @@ def _arch_support(cc: str, caps: List[str]) -> str:
 
 
 @check("gpu.compute-capability", probes=["nvml", "tf_build", "activation"], needs=["gpu.nvml"], gpu=True)
-def compute_capability(facts, recipe) -> Finding:
+def compute_capability(facts: FactsView, recipe: Recipe) -> Finding:
     """Each GPU's architecture has kernels in the TensorFlow build (SASS), or at least PTX to JIT, and ptxas knows it."""
     build = facts["tf_build"].get("build_info") or {}
     table = knowledge.load("tf_builds")
-    known = knowledge.tensorflow_build(facts["tf_build"].get("version") or recipe.expect.get("tensorflow"))
+    known = knowledge.tensorflow_build(facts["tf_build"].get("version") or recipe.expect.tensorflow)
     caps = build.get("cuda_compute_capabilities") or known["compute_capabilities"]
     ptxas = facts["activation"].get("ptxas") or {}
     need_ptxas = knowledge.load("gpu")["ptxas_min_release"]
@@ -201,17 +213,19 @@ def compute_capability(facts, recipe) -> Finding:
     evidence = {"tensorflow_targets": caps, "devices": [d["compute_capability"] for d in facts["nvml"].get("devices", [])],
                 "ptxas_release": ptxas.get("release")}
     if verdicts["fail"]:
-        return failed("; ".join(verdicts["fail"]), fix="Use a GPU with compute capability >= "
-                      f"{known['min_compute_capability']}", **evidence)
+        return failed("; ".join(verdicts["fail"]),
+                      fix="Use a GPU with compute capability >= "
+                      f"{known['min_compute_capability']}",
+                      evidence=evidence)
     if verdicts["warn"]:
-        return warned("; ".join(verdicts["warn"]),
-                      fix=knowledge.load("gpu")["arch_fix"], **evidence)
+        return warned("; ".join(verdicts["warn"]), fix=knowledge.load("gpu")["arch_fix"], evidence=evidence)
     return passed(f"TensorFlow has kernels for every GPU here ({', '.join(evidence['devices'])}; built for "
-                  f"{', '.join(caps)})", **evidence)
+                  f"{', '.join(caps)})",
+                  evidence=evidence)
 
 
 @check("gpu.mig", probes=["nvml", "libcuda"], needs=["gpu.nvml"], gpu=True)
-def mig_usable(facts, recipe) -> Finding:
+def mig_usable(facts: FactsView, recipe: Recipe) -> Finding:
     """A GPU in MIG mode is usable only through a MIG instance that CUDA can see."""
     on = [d for d in facts["nvml"].get("devices", []) if d.get("mig_mode") == 1]
     if not on:
@@ -221,12 +235,12 @@ def mig_usable(facts, recipe) -> Finding:
     if len(cuda_devices) < len(facts["nvml"].get("devices", [])):
         return warned(f"MIG is enabled on {names} but CUDA sees no MIG instance there",
                       fix="sudo nvidia-smi mig -cgi 9,9 -C  # create instances, or: sudo nvidia-smi -i 0 -mig 0",
-                      mig_devices=[d["index"] for d in on], cuda_devices=cuda_devices)
-    return passed(f"MIG is enabled on {names} and CUDA sees its instances", cuda_devices=cuda_devices)
+                      evidence={"mig_devices": [d["index"] for d in on], "cuda_devices": cuda_devices})
+    return passed(f"MIG is enabled on {names} and CUDA sees its instances", evidence={"cuda_devices": cuda_devices})
 
 
 @check("gpu.memory", probes=["nvml"], needs=["gpu.nvml"], gpu=True)
-def memory_free(facts, recipe) -> Finding:
+def memory_free(facts: FactsView, recipe: Recipe) -> Finding:
     """No GPU has most of its memory taken by other processes (TensorFlow would start out of memory)."""
     limit = knowledge.load("gpu")["memory_used_warn_fraction"]
     busy = [d for d in facts["nvml"].get("devices", [])
@@ -237,13 +251,13 @@ def memory_free(facts, recipe) -> Finding:
         return warned(f"GPU {d['index']} {d['name']} has {d['memory_used_bytes'] / 2 ** 30:.1f} of "
                       f"{d['memory_total_bytes'] / 2 ** 30:.1f} GiB in use (by {pids})",
                       fix="nvidia-smi  # see who holds it; or train on another GPU with CUDA_VISIBLE_DEVICES",
-                      busy=[{k: x.get(k) for k in ("index", "memory_used_bytes", "memory_total_bytes", "processes")}
-                            for x in busy])
+                      evidence={"busy": [{k: x.get(k) for k in ("index", "memory_used_bytes", "memory_total_bytes", "processes")}
+                            for x in busy]})
     return passed("GPU memory is free for training")
 
 
 @check("gpu.health", probes=["nvml"], needs=["gpu.nvml"], gpu=True)
-def gpu_health(facts, recipe) -> Finding:
+def gpu_health(facts: FactsView, recipe: Recipe) -> Finding:
     """No GPU reports uncorrected ECC errors or retired memory pages."""
     sick = [d for d in facts["nvml"].get("devices", [])
             if (d.get("ecc_uncorrected_total") or 0) > 0 or (d.get("retired_pages_double_bit") or 0) > 0]
@@ -252,5 +266,5 @@ def gpu_health(facts, recipe) -> Finding:
         return warned(f"GPU {d['index']} {d['name']} reports {d.get('ecc_uncorrected_total') or 0} uncorrected ECC "
                       f"errors and {d.get('retired_pages_double_bit') or 0} retired pages",
                       fix="nvidia-smi -q -d ECC,PAGE_RETIREMENT  # reset with a reboot; replace the GPU if it grows",
-                      devices=[d["index"] for d in sick])
+                      evidence={"devices": [d["index"] for d in sick]})
     return passed("no ECC errors or retired pages reported")

@@ -10,7 +10,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from merlin_doctor import knowledge
-from merlin_doctor.checks import check
+from merlin_doctor.checks import FactsView, check
+from merlin_doctor.recipe import Recipe
 from merlin_doctor.verdict import Finding, failed, passed, warned
 
 
@@ -25,7 +26,7 @@ def _pip_command(requirements: List[str], group) -> str:
 
 
 @check("packages.required", probes=["packages"], step="pip")
-def required_packages(facts, recipe) -> Finding:
+def required_packages(facts: FactsView, recipe: Recipe) -> Finding:
     """Every package the recipe installs is present at an allowed version (optional groups warn)."""
     dists = _dists(facts)
     problems: List[Dict[str, Any]] = []
@@ -47,10 +48,10 @@ def required_packages(facts, recipe) -> Finding:
     listed = ", ".join(f"{p['requirement']} (found {p['found'] or 'nothing'})" for p in (hard or problems)[:6])
     if hard:
         return failed(f"{len(hard)} required package(s) missing or at the wrong version: {listed}",
-                      fix=" && ".join(fixes), problems=problems)
+                      fix=" && ".join(fixes), evidence={"problems": problems})
     groups = sorted({p["group"] for p in problems})
     return warned(f"optional group(s) {', '.join(groups)} not installed: {problems[0]['why'] or listed}",
-                  fix=" && ".join(fixes), problems=problems)
+                  fix=" && ".join(fixes), evidence={"problems": problems})
 
 
 _EXTRA_ONLY = re.compile(r";(?!.*\bor\b).*\bextra\s*==")
@@ -97,24 +98,24 @@ def _accepted(unmet: List[Dict[str, Any]], recipe) -> Tuple[List[Dict[str, Any]]
 
 
 @check("packages.conflicts", probes=["packages"])
-def no_conflicts(facts, recipe) -> Finding:
+def no_conflicts(facts: FactsView, recipe: Recipe) -> Finding:
     """Installed packages' own requirements are met (what `pip check` reports)."""
     unmet, accepted = _accepted(_unmet(_dists(facts)), recipe)
     note = (f" ({len(accepted)} the recipe accepts, see evidence: "
             + ", ".join(f"{a['package']} requires {a['requires']}" for a in accepted) + ")") if accepted else ""
     if not unmet:
-        return passed("no broken requirements among installed packages" + note, accepted=accepted)
+        return passed("no broken requirements among installed packages" + note, evidence={"accepted": accepted})
     conflicts = [u for u in unmet if u["found"]]
     first = (conflicts or unmet)[0]
     text = f"{first['package']} requires {first['requires']}, found {first['found'] or 'nothing'}"
     fix = f"python -m pip install '{first['requires']}'"
     if conflicts:
-        return failed(f"{len(conflicts)} version conflict(s): {text}", fix=fix, unmet=unmet)
-    return warned(f"{len(unmet)} missing dependency(ies): {text}", fix=fix, unmet=unmet)
+        return failed(f"{len(conflicts)} version conflict(s): {text}", fix=fix, evidence={"unmet": unmet})
+    return warned(f"{len(unmet)} missing dependency(ies): {text}", fix=fix, evidence={"unmet": unmet})
 
 
 @check("packages.duplicates", probes=["packages"])
-def no_duplicate_modules(facts, recipe) -> Finding:
+def no_duplicate_modules(facts: FactsView, recipe: Recipe) -> Finding:
     """No module is installed by two distributions (pynvml and nvidia-ml-py; cupy and cupy-cuda11x)."""
     shared = facts["packages"].get("shared_modules", {})
     clashes = {name: info for name, info in shared.items() if {"module", "package"} & set(info["kinds"])}
@@ -133,8 +134,8 @@ def no_duplicate_modules(facts, recipe) -> Finding:
     if not judged or max(j[0] for j in judged) == 0:
         notes = "; ".join(j[1] for j in judged)
         return passed("no conflicting module installs" + (f" (known and harmless: {notes})" if notes else ""),
-                      modules=clashes)
+                      evidence={"modules": clashes})
     problems = [j for j in judged if j[0] > 0]
     make = failed if max(j[0] for j in problems) == 2 else warned
     return make("module installed twice: " + "; ".join(j[1] for j in problems),
-                fix=" && ".join(j[2] for j in problems), modules=clashes)
+                fix=" && ".join(j[2] for j in problems), evidence={"modules": clashes})

@@ -10,8 +10,9 @@ from typing import Any, Dict, List, Optional
 from packaging.specifiers import SpecifierSet
 
 from merlin_doctor import knowledge
-from merlin_doctor.checks import check
+from merlin_doctor.checks import FactsView, check
 from merlin_doctor.checks.gpu import visible_gpus
+from merlin_doctor.recipe import Recipe
 from merlin_doctor.verdict import Finding, Status, failed, passed, skipped, warned
 
 EXPLAINED_SHOWN = 3
@@ -38,14 +39,14 @@ def _tf(facts) -> Dict[str, Any]:
 
 
 @check("tf.import", probes=["tensorflow"])
-def tensorflow_imports(facts, recipe) -> Finding:
+def tensorflow_imports(facts: FactsView, recipe: Recipe) -> Finding:
     """`import tensorflow` works and its version and CUDA build are the recipe's."""
     tf = _tf(facts)
     found = explained(tf.get("log", []))
     if tf.get("error"):
         return failed(f"the TensorFlow probe did not finish: {tf['error']}{_because(found)}",
                       fix=found[0]["fix"] if found else "python -c 'import tensorflow'  # read its error",
-                      explained=found, log_tail=tf.get("log", [])[-20:])
+                      evidence={"explained": found, "log_tail": tf.get("log", [])[-20:]})
     imported = tf.get("import", {})
     if not imported.get("ok"):
         pin = _tensorflow_pin(recipe)
@@ -53,25 +54,27 @@ def tensorflow_imports(facts, recipe) -> Finding:
         fix = f"python -m pip install '{pin}'" if missing else f"python -m pip install --force-reinstall '{pin}'"
         return failed(f"import tensorflow failed: {imported.get('error')}{_because(found)}",
                       fix=found[0]["fix"] if found and not missing else fix,
-                      explained=found, traceback=imported.get("traceback"))
+                      evidence={"explained": found, "traceback": imported.get("traceback")})
     version = imported["version"]
-    wanted = recipe.expect.get("tensorflow")
+    wanted = recipe.expect.tensorflow
     build = (tf.get("build_info") or {}).get("info", {})
     evidence = {"version": version, "cuda_version": build.get("cuda_version"),
                 "cudnn_version": build.get("cudnn_version"), "import_s": imported.get("seconds")}
     if wanted and not SpecifierSet(wanted).contains(version, prereleases=True):
         return failed(f"TensorFlow {version} is installed; recipe {recipe.name} needs {wanted}",
-                      fix=f"python -m pip install 'tensorflow{wanted}'", **evidence)
-    cuda = recipe.expect.get("cuda_runtime")
+                      fix=f"python -m pip install 'tensorflow{wanted}'", evidence=evidence)
+    cuda = recipe.expect.cuda_runtime
     if cuda and build.get("cuda_version") and build["cuda_version"].split(".")[0] != str(cuda).split(".")[0]:
         return failed(f"TensorFlow {version} was built for CUDA {build['cuda_version']}, not the recipe's CUDA {cuda}",
-                      fix=f"python -m pip install --force-reinstall '{_tensorflow_pin(recipe)}'", **evidence)
+                      fix=f"python -m pip install --force-reinstall '{_tensorflow_pin(recipe)}'",
+                      evidence=evidence)
     return passed(f"TensorFlow {version} imports in {imported.get('seconds')} s (built for CUDA "
-                  f"{build.get('cuda_version')}, cuDNN {build.get('cudnn_version')})", **evidence)
+                  f"{build.get('cuda_version')}, cuDNN {build.get('cudnn_version')})",
+                  evidence=evidence)
 
 
 @check("tf.gpus", probes=["tensorflow", "nvml"], needs=["tf.import", "gpu.nvml"], gpu=True)
-def tensorflow_sees_gpus(facts, recipe) -> Finding:
+def tensorflow_sees_gpus(facts: FactsView, recipe: Recipe) -> Finding:
     """TensorFlow registers every GPU the driver sees (the log says why when it does not)."""
     tf, nvml = _tf(facts), facts["nvml"]
     devices = (tf.get("devices") or {})
@@ -85,9 +88,9 @@ def tensorflow_sees_gpus(facts, recipe) -> Finding:
         found = explained(tf.get("log", []))
         return failed(f"TensorFlow registers {len(registered)} of {expected} GPU(s){_because(found)}",
                       fix=found[0]["fix"] if found else "merlin-doctor check --only cuda  # which library is missing",
-                      explained=found, **evidence)
+                      evidence={"explained": found, **evidence})
     return passed(f"TensorFlow registers {len(registered)} GPU(s): {', '.join(evidence['tensorflow_gpus'])}",
-                  **evidence)
+                  evidence=evidence)
 
 
 def _per_device(test: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -116,13 +119,13 @@ def _judge_compute(tf: Dict[str, Any], name: str, what: str, fix: str, cpu_part:
     if not test.get("ok"):
         found = explained(log)
         return failed(f"the {what} failed: {test.get('error')}{_because(found)}",
-                      fix=found[0]["fix"] if found else fix, explained=found)
+                      fix=found[0]["fix"] if found else fix, evidence={"explained": found})
     cpu = test.get("cpu") or {}
     tolerance = knowledge.load("tensorflow")["parity_tolerance"]
     cpu_err = cpu.get("rel_err_vs_numpy", cpu.get("rel_err"))
     if cpu_part and cpu_err is not None and cpu_err > tolerance:
         return failed(f"the {what} on the CPU is wrong: relative error {cpu_err:.2e} > {tolerance:g}",
-                      fix="python -m pip install --force-reinstall tensorflow==2.10.0", cpu=cpu)
+                      fix="python -m pip install --force-reinstall tensorflow==2.10.0", evidence={"cpu": cpu})
     gpus = _per_device(test)
     evidence = {"cpu": cpu, "gpus": gpus, "tolerance": tolerance}
     broken = [(g, why) for g in gpus for why in [_device_problem(g, tolerance)] if why]
@@ -130,36 +133,36 @@ def _judge_compute(tf: Dict[str, Any], name: str, what: str, fix: str, cpu_part:
         found = explained(log)
         g, why = broken[0]
         return failed(f"the {what} on {g['device']} is wrong: {why}{_because(found)}",
-                      fix=found[0]["fix"] if found else fix, explained=found, **evidence)
+                      fix=found[0]["fix"] if found else fix, evidence={"explained": found, **evidence})
     where = f"on the CPU and {len(gpus)} GPU(s)" if gpus else "on the CPU (no GPU visible to TensorFlow)"
-    return passed(f"the {what} runs {where} and agrees within {tolerance:g}", **evidence)
+    return passed(f"the {what} runs {where} and agrees within {tolerance:g}", evidence=evidence)
 
 
 @check("tf.matmul", probes=["tensorflow"], needs=["tf.import"])
-def matmul_parity(facts, recipe) -> Finding:
+def matmul_parity(facts: FactsView, recipe: Recipe) -> Finding:
     """A float32 matmul on each GPU matches the same one on the CPU."""
     return _judge_compute(_tf(facts), "matmul", "matmul (cuBLAS on a GPU)",
                           "merlin-doctor check --only cuda.libcublas", cpu_part=True)
 
 
 @check("tf.cudnn", probes=["tensorflow"], needs=["tf.import"], gpu=True)
-def cudnn_convolution(facts, recipe) -> Finding:
+def cudnn_convolution(facts: FactsView, recipe: Recipe) -> Finding:
     """A cuDNN convolution runs on each GPU (catches 'DNN library is not found', 'Failed to get convolution algorithm')."""
     return _judge_compute(_tf(facts), "conv", "cuDNN convolution",
                           "merlin-doctor check --only cuda.libcudnn", cpu_part=False)
 
 
 @check("tf.xla", probes=["tensorflow"], needs=["tf.import"])
-def xla_compiles(facts, recipe) -> Finding:
+def xla_compiles(facts: FactsView, recipe: Recipe) -> Finding:
     """An XLA `jit_compile=True` function compiles and runs (on a GPU it needs libdevice and ptxas)."""
     return _judge_compute(_tf(facts), "xla", "XLA-compiled function",
                           "merlin-doctor fix --only copies  # libdevice; and check activation.ptxas", cpu_part=True)
 
 
 @check("tf.tensorrt", probes=["tensorflow"], needs=["tf.import"], step="links", gpu=True)
-def tensorrt_in_tensorflow(facts, recipe) -> Finding:
+def tensorrt_in_tensorflow(facts: FactsView, recipe: Recipe) -> Finding:
     """TF-TRT loads TensorRT, and the version it loads is the one TensorFlow was linked against."""
-    if not recipe.expect.get("tensorrt_soname"):
+    if not recipe.expect.tensorrt_soname:
         return skipped(f"recipe {recipe.name} does not use TensorRT")
     test = ((_tf(facts).get("tests") or {}).get("tensorrt")) or {}
     if not test.get("ok"):
@@ -170,15 +173,17 @@ def tensorrt_in_tensorflow(facts, recipe) -> Finding:
     if not test.get("enabled"):
         found = explained(_tf(facts).get("log", []))
         return warned(f"TF-TRT cannot load TensorRT (TensorFlow was linked against {linked}){_because(found)}; "
-                      "inference conversion is unavailable, training is unaffected", explained=found, **evidence)
+                      "inference conversion is unavailable, training is unaffected",
+                      evidence={"explained": found, **evidence})
     if linked and loaded and linked.split(".")[0] != loaded.split(".")[0]:
         return warned(f"TF-TRT loads TensorRT {loaded} but TensorFlow was linked against {linked}: conversion is "
-                      "not supported across majors (training is unaffected)", **evidence)
-    return passed(f"TF-TRT loads TensorRT {loaded} (linked against {linked})", **evidence)
+                      "not supported across majors (training is unaffected)",
+                      evidence=evidence)
+    return passed(f"TF-TRT loads TensorRT {loaded} (linked against {linked})", evidence=evidence)
 
 
 @check("tf.merlin-imports", probes=["tensorflow", "nvml"], needs=["tf.import"])
-def merlin_imports(facts, recipe) -> Finding:
+def merlin_imports(facts: FactsView, recipe: Recipe) -> Finding:
     """nvtabular and merlin.models.tf import; without cudf a GPU machine runs NVTabular in CPU mode."""
     imports = _tf(facts).get("imports") or {}
     broken = {m: r.get("error") for m, r in imports.items() if m in ("nvtabular", "merlin.models.tf") and not r.get("ok")}
@@ -187,28 +192,30 @@ def merlin_imports(facts, recipe) -> Finding:
         module, error = next(iter(broken.items()))
         found = explained([error or ""] + _tf(facts).get("log", []))
         return failed(f"import {module} failed: {error}{_because(found)}",
-                      fix=found[0]["fix"] if found else "merlin-doctor check --only packages", explained=found,
-                      versions=versions)
+                      fix=found[0]["fix"] if found else "merlin-doctor check --only packages",
+                      evidence={"explained": found, "versions": versions})
     no_cudf = [m for m in ("cudf", "dask_cudf") if not (imports.get(m) or {}).get("ok")]
     on_gpu = bool(facts["nvml"].get("devices")) and recipe.gpu != "none"
     if no_cudf and on_gpu:
         return warned(f"{' and '.join(no_cudf)} do not import on this GPU machine: NVTabular runs in its experimental "
                       "CPU mode (pandas/dask) instead of on the GPU",
                       fix="python -m pip install --extra-index-url https://pypi.nvidia.com 'cudf-cu11==23.4.*' "
-                          "'dask-cudf-cu11==23.4.*'", versions=versions)
+                          "'dask-cudf-cu11==23.4.*'",
+                      evidence={"versions": versions})
     note = f"; {', '.join(no_cudf)} absent, so NVTabular uses the CPU" if no_cudf else ""
     return passed(f"nvtabular {versions.get('nvtabular')} and merlin.models.tf {versions.get('merlin.models.tf')} "
-                  f"import{note}", versions=versions)
+                  f"import{note}",
+                  evidence={"versions": versions})
 
 
 def _e2e_thresholds(recipe) -> Optional[Dict[str, Any]]:
     from merlin_doctor.e2e import load_spec
 
-    return load_spec()["thresholds"] if recipe.expect.get("e2e") == "ple" else None
+    return load_spec()["thresholds"] if recipe.expect.e2e == "ple" else None
 
 
 @check("e2e.ple", probes=["e2e"], needs=["tf.import"])
-def ple_learns(facts, recipe) -> Finding:
+def ple_learns(facts: FactsView, recipe: Recipe) -> Finding:
     """The article's PLE multi-task model trains end to end and beats chance on every task (held-out data)."""
     from merlin_doctor.e2e.judge import judge_ple
 

@@ -49,7 +49,7 @@ def _ptxas(ctx: ProbeContext, data_dir: Optional[str]) -> Dict[str, Any]:
     """ptxas where XLA looks: <cuda_data_dir>/bin, TF's build-time CUDA root, /usr/local/cuda, then PATH."""
     from merlin_doctor import knowledge
 
-    built_with = knowledge.tensorflow_build(ctx.recipe().expect.get("tensorflow") if ctx.recipe_path else None)
+    built_with = knowledge.tensorflow_build(ctx.recipe().expect.tensorflow if ctx.recipe_path else None)
     roots = [data_dir] if data_dir else []
     roots += [ctx.host_path(r) for r in (built_with["toolkit_root"], "/usr/local/cuda")]
     candidates = [os.path.join(r, "bin", "ptxas") for r in roots]

@@ -248,10 +248,11 @@ def library_specs(tensorrt_soname: Optional[str], tensorflow: Optional[str] = No
 def child_options(ctx: ProbeContext) -> Dict[str, Any]:
     """Prepared in the parent: the libraries to load and where to look for copies."""
     from merlin_doctor import knowledge
+    from merlin_doctor.recipe import Expect
 
     recipe = ctx.recipe() if ctx.recipe_path else None
-    expect = recipe.expect if recipe else {}
-    return {"libraries": library_specs(expect.get("tensorrt_soname"), expect.get("tensorflow")),
+    expect = recipe.expect if recipe else Expect()
+    return {"libraries": library_specs(expect.tensorrt_soname, expect.tensorflow),
             "search": knowledge.load("cuda_libraries")["search"]}
 
 
