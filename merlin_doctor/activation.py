@@ -4,39 +4,40 @@ The step that writes them and the check that judges them both use these function
 so "stale" simply means "not what this version of the doctor would write".
 
 The scripts refer to the env as "${CONDA_PREFIX}" (set by `conda activate` before it
-sources activate.d), so a prefix with spaces or shell characters is never pasted into
-shell code; every literal part of a value is single-quoted.
+sources activate.d; "${VIRTUAL_ENV}" in a venv), so a prefix with spaces or shell
+characters is never pasted into shell code; every literal part of a value is
+single-quoted. What the scripts leave in the environment is modelled by
+`activated.ActivatedEnv`, and a test holds the two together.
 """
 from __future__ import annotations
 
 import re
-from typing import Dict, List
 
+from merlin_doctor.activated import CONDA, PREFIX_VARIABLE, SAVED, WAS_UNSET
 from merlin_doctor.recipe import EnvVar, Recipe
 
 SCRIPT_NAME = "merlin-doctor.sh"
 HEADER = "# Written by merlin-doctor"  # first words of both scripts: the step rewrites only files that start so
-SAVED = "_MERLIN_DOCTOR_OLD_"
-WAS_UNSET = "_MERLIN_DOCTOR_UNSET_"
 
 
 def shell_quote(text: str) -> str:
     return "'" + text.replace("'", "'\"'\"'") + "'" if text else ""
 
 
-def shell_value(recipe: Recipe, template: str) -> str:
+def shell_value(recipe: Recipe, template: str, kind: str = CONDA) -> str:
     """A recipe template as a shell word: placeholders expand, literals are quoted."""
     template = template.replace("{site_packages}", recipe.site_packages("{prefix}"))
     parts = re.split(r"(\{prefix\})", template)
-    return "".join('"${CONDA_PREFIX}"' if p == "{prefix}" else shell_quote(p) for p in parts if p)
+    prefix = f'"${{{PREFIX_VARIABLE[kind]}}}"'
+    return "".join(prefix if p == "{prefix}" else shell_quote(p) for p in parts if p)
 
 
-def _new_value(recipe: Recipe, var: EnvVar) -> str:
+def _new_value(recipe: Recipe, var: EnvVar, kind: str) -> str:
     """`set` replaces; `prepend`/`append` keep the old value between, without stray colons."""
     if var.set is not None:
-        return shell_value(recipe, var.set)
-    before = ":".join(shell_value(recipe, p) for p in var.prepend)
-    after = ":".join(shell_value(recipe, p) for p in var.append)
+        return shell_value(recipe, var.set, kind)
+    before = ":".join(shell_value(recipe, p, kind) for p in var.prepend)
+    after = ":".join(shell_value(recipe, p, kind) for p in var.append)
     n = var.name
     if before and after:
         return f'{before}"${{{n}:+:${{{n}}}}}":{after}'
@@ -45,7 +46,7 @@ def _new_value(recipe: Recipe, var: EnvVar) -> str:
     return f'"${{{n}:+${{{n}}}:}}"{after}'
 
 
-def activate_script(recipe: Recipe) -> str:
+def activate_script(recipe: Recipe, kind: str = CONDA) -> str:
     lines = [
         f"{HEADER} for recipe {recipe.name}; `merlin-doctor fix` rewrites it.",
         "# Saves what it changes so deactivate.d/merlin-doctor.sh restores it exactly.",
@@ -55,7 +56,7 @@ def activate_script(recipe: Recipe) -> str:
         lines += [
             f'if [ -n "${{{n}+x}}" ]; then export {SAVED}{n}="${{{n}}}"; unset {WAS_UNSET}{n}; '
             f"else export {WAS_UNSET}{n}=1; fi",
-            f"export {n}={_new_value(recipe, var)}",
+            f"export {n}={_new_value(recipe, var, kind)}",
         ]
     return "\n".join(lines) + "\n"
 
@@ -69,14 +70,3 @@ def deactivate_script(recipe: Recipe) -> str:
             f"unset {SAVED}{n} {WAS_UNSET}{n}",
         ]
     return "\n".join(lines) + "\n"
-
-
-def expected_values(recipe: Recipe, prefix: str) -> Dict[str, Dict[str, List[str]]]:
-    """What each variable must hold in an activated env at `prefix` (for the checks)."""
-    out: Dict[str, Dict[str, List[str]]] = {}
-    for var in recipe.activate:
-        if var.set is not None:
-            out[var.name] = {"equals": [recipe.expand(var.set, prefix)]}
-        else:
-            out[var.name] = {"contains": [recipe.expand(p, prefix) for p in var.prepend + var.append]}
-    return out

@@ -5,7 +5,8 @@ import subprocess
 
 import pytest
 
-from merlin_doctor.activation import activate_script, deactivate_script, expected_values
+from merlin_doctor.activated import ActivatedEnv
+from merlin_doctor.activation import activate_script, deactivate_script
 from merlin_doctor.recipe import load_recipe
 
 DUMP = 'for v in LD_LIBRARY_PATH XLA_FLAGS; do if [ -n "$(eval echo \\${$v+x})" ]; then printf "%s=[%s]\\n" $v "$(eval echo \\"\\$$v\\")"; else echo "$v unset"; fi; done'
@@ -34,7 +35,7 @@ export CONDA_PREFIX='{prefix}'
 def test_activate_then_deactivate_restores_exactly(tmp_path, prefix, before):
     initial, active, after = _shell(tmp_path, prefix, before)
     assert after == initial, "deactivate.d must restore the variables byte for byte"
-    expected = expected_values(load_recipe("tf210-cuda112"), prefix)
+    expected = ActivatedEnv(load_recipe("tf210-cuda112"), prefix).expected()
     ld = active[0][len("LD_LIBRARY_PATH=["):-1].split(":")
     assert ld[:2] == expected["LD_LIBRARY_PATH"]["contains"]
     assert active[1] == f"XLA_FLAGS=[{expected['XLA_FLAGS']['equals'][0]}]"

@@ -41,7 +41,9 @@ EXPECTED = {
     "tensorrt8-without-so7": {"cuda.tensorrt": "fail"},
     "tensorrt-symlinked": {"cuda.tensorrt": "warn"},
     "cublas-twice": {"cuda.libcublas": "warn", "cuda.libcublasLt": "warn"},
-    "shadow-cuda-10.2": {"cuda.libcufft": "warn", "cuda.libcurand": "warn", "cuda.libcudnn": "fail"},
+    # Activation puts the env's lib first (activated.py), so the env's copies load and the
+    # CUDA 10.2 ones are only other copies on the path: a warning each, not a cuDNN 8.0 failure.
+    "shadow-cuda-10.2": {"cuda.libcufft": "warn", "cuda.libcurand": "warn", "cuda.libcudnn": "warn"},
     "cuda12-libs-only": {"cuda.libcudart": "fail", "cuda.libcublas": "fail", "cuda.libcublasLt": "fail",
                          "cuda.libcufft": "fail", "cuda.libcusparse": "fail"},
     "wsl2": {},
@@ -68,8 +70,9 @@ DETAILS = {
     "tensorrt8-without-so7": [("cuda.tensorrt", "libnvinfer.so.7 is missing while", "merlin-doctor fix --only links")],
     "tensorrt-symlinked": [("cuda.tensorrt", "TensorRT 8.5.3", None)],
     "cublas-twice": [("cuda.libcublas", "nvidia/cublas/lib/libcublas.so.11 (11.10.3", None)],
-    "shadow-cuda-10.2": [("cuda.libcufft", "usr/local/cuda-10.2/lib64/libcufft.so.10 although the env has its own", None),
-                         ("cuda.libcudnn", "is 8.0.5", None)],
+    "shadow-cuda-10.2": [("cuda.libcufft", "2 copies on the loader path", None),
+                         ("cuda.libcudnn", "env/lib/libcudnn.so.8 (8.1.0, conda:cudnn 8.1.0.77); ", None),
+                         ("cuda.libcudnn", "usr/local/cuda-10.2/lib64/libcudnn.so.8 (8.0.5, no package)", None)],
     "cuda12-libs-only": [("cuda.libcudart", "libcudart.so.12", "cudatoolkit=11.2.2")],
     "mig-on": [("gpu.mig", "MIG is enabled", "nvidia-smi mig")],
     "busy-gpu": [("gpu.memory", "by 4242", "nvidia-smi")],

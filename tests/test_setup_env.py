@@ -31,7 +31,8 @@ from conda_channel import find_python39, require_rattler
 from conftest import REPO, doctor
 from setup_world import SETUP_ENV, World, make_world
 
-from merlin_doctor.activation import activate_script, deactivate_script, expected_values
+from merlin_doctor.activated import ActivatedEnv
+from merlin_doctor.activation import activate_script, deactivate_script
 from merlin_doctor.probes.activation import xla_data_dir
 from merlin_doctor.recipe import load_recipe
 from merlin_doctor.setup.steps import PAUSE_VAR
@@ -168,7 +169,7 @@ snap after
     before, during, after = read("before"), read("during"), read("after")
     before.pop("_", None), during.pop("_", None), after.pop("_", None)
     assert after == before
-    want = expected_values(recipe, str(prefix))
+    want = ActivatedEnv(recipe, str(prefix)).expected()
     assert during["LD_LIBRARY_PATH"] == ":".join(want["LD_LIBRARY_PATH"]["contains"] + [before["LD_LIBRARY_PATH"]])
     assert during["XLA_FLAGS"] == want["XLA_FLAGS"]["equals"][0]
     assert xla_data_dir(during["XLA_FLAGS"]) == f"{prefix}/lib"

@@ -6,11 +6,11 @@ import re
 
 from packaging.version import Version
 
+from merlin_doctor.activated import ActivatedEnv
 from merlin_doctor.activation import (
     SCRIPT_NAME,
     activate_script,
     deactivate_script,
-    expected_values,
 )
 from merlin_doctor.checks import FactsView, check
 from merlin_doctor.recipe import Recipe
@@ -71,7 +71,7 @@ def variables_applied(facts: FactsView, recipe: Recipe) -> Finding:
         return skipped("not inside a conda env (CONDA_PREFIX is unset)")
     live = act.get("variables", {})
     wrong = {}
-    for name, rule in expected_values(recipe, prefix).items():
+    for name, rule in ActivatedEnv(recipe, prefix).expected().items():
         value = live.get(name)
         if "equals" in rule and value != rule["equals"][0]:
             wrong[name] = {"expected": rule["equals"][0], "found": value}

@@ -9,8 +9,8 @@ import shlex
 from typing import Optional, Tuple
 
 from merlin_doctor.checks import FactsView, check
+from merlin_doctor.envstate import SETTLED_LINKS
 from merlin_doctor.recipe import Recipe
-from merlin_doctor.setup.steps.links import SETTLED
 from merlin_doctor.verdict import Finding, failed, passed, skipped
 
 NOT_IN_ENV = "not inside a conda env (CONDA_PREFIX is unset): no env to judge"
@@ -37,7 +37,7 @@ def links_in_place(facts: FactsView, recipe: Recipe) -> Finding:
     entries, nothing = _entries(facts, recipe, "links")
     if nothing:
         return nothing
-    bad = [e for e in entries if e["state"] not in SETTLED]
+    bad = [e for e in entries if e["state"] not in SETTLED_LINKS]
     if bad:
         listed = ", ".join(f"{e['path']} ({e['state']})" for e in bad[:3])
         return failed(f"{len(bad)} of the recipe's links missing or wrong: {listed}", fix=_fix("links", bad),

@@ -11,6 +11,7 @@ from packaging.utils import canonicalize_name
 
 from merlin_doctor import knowledge
 from merlin_doctor.checks import FactsView, check
+from merlin_doctor.envstate import unmet
 from merlin_doctor.recipe import Recipe
 from merlin_doctor.verdict import Finding, failed, passed, warned
 
@@ -29,14 +30,12 @@ def _pip_command(requirements: List[str], group) -> str:
 def required_packages(facts: FactsView, recipe: Recipe) -> Finding:
     """Every package the recipe installs is present at an allowed version (optional groups warn)."""
     dists = _dists(facts)
+    installed = {key: d["version"] for key, d in dists.items()}
     problems: List[Dict[str, Any]] = []
-    for req, group in recipe.requirements():
-        found = dists.get(canonicalize_name(req.name))
-        version = found["version"] if found else None
-        if found and req.specifier.contains(version, prereleases=True):
-            continue
-        problems.append({"requirement": str(req), "found": version, "group": group.name,
-                         "optional": group.optional, "why": group.why})
+    for group in recipe.pip:
+        for req, version in unmet(group.requirements, installed, facts["packages"].get("python_version")):
+            problems.append({"requirement": str(req), "found": version, "group": group.name,
+                             "optional": group.optional, "why": group.why})
     if not problems:
         return passed(f"all {len(recipe.requirements())} required packages are installed at allowed versions")
     hard = [p for p in problems if not p["optional"]]

@@ -20,6 +20,8 @@ class ProbeContext:
     #: Where /proc, /dev, /usr/local/cuda* and /usr/lib/wsl are read from. "/" on a real
     #: machine; the tests' simulated GPU trees set MERLIN_DOCTOR_SYSROOT to their own root.
     root: str = field(default_factory=lambda: os.environ.get("MERLIN_DOCTOR_SYSROOT", "/"))
+    #: The env being judged; None: the one this process runs in (CONDA_PREFIX, else VIRTUAL_ENV).
+    prefix: Optional[str] = None
     #: Where slow probes report progress as it happens (not serialized: children get none).
     progress: Optional[Callable[[Dict[str, Any]], None]] = field(default=None, repr=False, compare=False)
 
@@ -37,6 +39,20 @@ class ProbeContext:
 
     def recipe(self):  # -> Recipe; imported lazily to keep child start-up small
         return _recipe_at(self.recipe_path)
+
+    def judged_prefix(self) -> Optional[str]:
+        """The env being judged: the one named, else the activated conda env or venv, if any."""
+        return self.prefix or self.env.get("CONDA_PREFIX") or self.env.get("VIRTUAL_ENV") or None
+
+    def activated(self):  # -> Optional[ActivatedEnv]
+        """The judged env as activation leaves it (activated.py), when there is an env and a recipe."""
+        from merlin_doctor.activated import ActivatedEnv
+        from merlin_doctor.envstate import env_kind
+
+        prefix = self.judged_prefix()
+        if not prefix or not self.recipe_path:
+            return None
+        return ActivatedEnv(self.recipe(), prefix, env_kind(prefix) or "conda")
 
 
 @functools.lru_cache(maxsize=8)

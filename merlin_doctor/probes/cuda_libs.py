@@ -39,23 +39,12 @@ def loaded_path(lib: ctypes.CDLL) -> Optional[str]:
     return None
 
 
-def _prefix(ctx: ProbeContext) -> Optional[str]:
-    return ctx.options.get("prefix") or ctx.env.get("CONDA_PREFIX")
-
-
 def search_path(ctx: ProbeContext) -> List[str]:
-    """LD_LIBRARY_PATH as the recipe's activate.d script leaves it: its entries first, then the current ones."""
-    current = [p for p in ctx.env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
-    prefix = _prefix(ctx)
-    if not prefix or not ctx.recipe_path:
-        return current
-    recipe = ctx.recipe()
-    wanted: List[str] = []
-    for var in recipe.activate:
-        if var.name == "LD_LIBRARY_PATH":
-            wanted += [recipe.expand(p, prefix) for p in var.prepend]
-            current += [recipe.expand(p, prefix) for p in var.append if recipe.expand(p, prefix) not in current]
-    return [p for p in wanted if p not in current] + current
+    """LD_LIBRARY_PATH's entries as activating the judged env leaves them (activated.py)."""
+    activated = ctx.activated()
+    if activated is None:
+        return [p for p in ctx.env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
+    return activated.library_path(ctx.env)
 
 
 def child_env(ctx: ProbeContext) -> Dict[str, str]:
@@ -152,7 +141,7 @@ def _filename_version(real: str, soname: str) -> Optional[str]:
 
 def _scan_dirs(ctx: ProbeContext, path: List[str], table: Dict[str, List[str]]) -> List[str]:
     """Directories where copies of the libraries could live: the search path, the env, the system."""
-    prefix = _prefix(ctx)
+    prefix = ctx.judged_prefix()
     dirs = list(path)
     if prefix:
         site = glob.glob(os.path.join(prefix, "lib", "python3*", "site-packages"))
@@ -259,7 +248,7 @@ def child_options(ctx: ProbeContext) -> Dict[str, Any]:
 def probe(ctx: ProbeContext) -> Dict[str, Any]:
     prepared = ctx.options.get("cuda_libs") or child_options(ctx)
     path = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
-    owners = _Owners(_prefix(ctx))
+    owners = _Owners(ctx.judged_prefix())
     dirs = _scan_dirs(ctx, path, prepared["search"])
     listing = {d: sorted(os.listdir(d)) for d in dirs}
     ld_cache = _ld_cache(ctx)
@@ -272,4 +261,4 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
             entry["owner"] = owners.owner(entry["realpath"]) or owners.owner(entry["path"])
         entry.update(_copies(spec["soname"], listing, ld_cache, path, owners))
         libraries.append(entry)
-    return {"search_path": path, "prefix": _prefix(ctx), "scanned_dirs": dirs, "libraries": libraries}
+    return {"search_path": path, "prefix": ctx.judged_prefix(), "scanned_dirs": dirs, "libraries": libraries}

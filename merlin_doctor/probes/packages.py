@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import platform
 from typing import Any, Dict, List, Optional
 
 from packaging.utils import canonicalize_name
@@ -101,4 +102,5 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
             "top_level": _top_level(info_dir),
             "location": location,
         }
-    return {"distributions": dists, "shared_modules": _shared_modules(dists)}
+    return {"distributions": dists, "shared_modules": _shared_modules(dists),
+            "python_version": platform.python_version()}  # markers are evaluated for this Python

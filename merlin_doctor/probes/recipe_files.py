@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+from merlin_doctor.envstate import copy_states, link_states
 from merlin_doctor.probes.context import ProbeContext
-from merlin_doctor.setup.steps import copies, links
 
 
 def probe(ctx: ProbeContext) -> Dict[str, Any]:
@@ -16,4 +16,4 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
     if not prefix:
         return {"prefix": None, "links": [], "copies": []}
     recipe = ctx.recipe()
-    return {"prefix": prefix, "links": links.inspect(recipe, prefix), "copies": copies.inspect(recipe, prefix)}
+    return {"prefix": prefix, "links": link_states(recipe, prefix), "copies": copy_states(recipe, prefix)}

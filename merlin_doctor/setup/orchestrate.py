@@ -18,7 +18,7 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from merlin_doctor.errors import InputError
 from merlin_doctor.recipe import DEFAULT_RECIPE, Recipe, load_buildable_recipe
@@ -136,13 +136,16 @@ def fix(opts: Options) -> int:
 def judge(recipe: Recipe, prefix: Path) -> Tuple[List[Verdict], Optional[str]]:
     """The verdicts of every check that names a repair step, for the env at `prefix` as activated,
     and a note naming the checks left out because the doctor runs in another interpreter."""
+    from merlin_doctor.activated import CONDA, ActivatedEnv
     from merlin_doctor.checks import all_checks
+    from merlin_doctor.envstate import env_kind
     from merlin_doctor.facts import Facts
     from merlin_doctor.options import CheckOptions
     from merlin_doctor.probes.context import ProbeContext
     from merlin_doctor.runner import run_checks
 
-    facts = Facts.live(ProbeContext(recipe_path=recipe.path, env=as_activated(recipe, prefix, dict(os.environ))))
+    activated = ActivatedEnv(recipe, str(prefix), env_kind(str(prefix)) or CONDA)
+    facts = Facts.live(ProbeContext(recipe_path=recipe.path, env=activated.environ(os.environ), prefix=str(prefix)))
     checks = [c for c in all_checks() if c.step]
     note = None
     if Path(sys.prefix).resolve() != prefix.resolve():
@@ -153,19 +156,6 @@ def judge(recipe: Recipe, prefix: Path) -> Tuple[List[Verdict], Optional[str]]:
                     f"not the env's; to judge its packages run `{shlex.quote(str(prefix / 'bin' / 'python'))} "
                     "-m merlin_doctor fix` with merlin-doctor installed there")
     return run_checks(checks, facts, recipe, CheckOptions(fast=True)), note
-
-
-def as_activated(recipe: Recipe, prefix: Path, env: Dict[str, str]) -> Dict[str, str]:
-    """`env` as `conda activate` of `prefix` leaves it, with the recipe's variables set."""
-    out = dict(env, CONDA_PREFIX=str(prefix), PATH=os.pathsep.join(p for p in (str(prefix / "bin"), env.get("PATH")) if p))
-    for var in recipe.activate:
-        if var.set is not None:
-            out[var.name] = recipe.expand(var.set, str(prefix))
-            continue
-        parts = [recipe.expand(p, str(prefix)) for p in var.prepend]
-        parts += [env[var.name]] if env.get(var.name) else []
-        out[var.name] = os.pathsep.join(parts + [recipe.expand(p, str(prefix)) for p in var.append])
-    return out
 
 
 def _interactive(opts: Options) -> bool:

@@ -7,43 +7,12 @@ made from this source: it is replaced only with --force.
 """
 from __future__ import annotations
 
-import hashlib
 import shlex
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
-from merlin_doctor.recipe import Recipe
+from merlin_doctor.envstate import copy_states
 from merlin_doctor.setup.steps import Progress, Step, StepContext, StepError, write_file
-
-CHUNK = 1 << 20
-
-
-def sha256(path: Path) -> Optional[str]:
-    """The file's sha256, or None when it is not a readable file."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(CHUNK), b""):
-                digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
-def inspect(recipe: Recipe, prefix: str) -> List[Dict[str, Any]]:
-    """Each copy: source, destination, both hashes and a state (`ok`, `missing`, `differs`, `no-source`)."""
-    out = []
-    for copy in recipe.copies:
-        src, dst = Path(recipe.expand(copy.src, prefix)), Path(recipe.expand(copy.dst, prefix))
-        src_hash, dst_hash = sha256(src), sha256(dst)
-        if src_hash is None:
-            state = "no-source"
-        elif dst_hash is None:
-            state = "missing"
-        else:
-            state = "ok" if dst_hash == src_hash else "differs"
-        out.append({"from": str(src), "to": str(dst), "from_sha256": src_hash, "to_sha256": dst_hash, "state": state})
-    return out
 
 
 def _action(entry: Dict[str, Any], force: bool) -> str:
@@ -63,14 +32,14 @@ class Copies(Step):
     after = ("env",)
 
     def is_done(self, ctx: StepContext) -> bool:
-        return all(e["state"] == "ok" for e in inspect(ctx.recipe, str(ctx.prefix)))
+        return all(e["state"] == "ok" for e in copy_states(ctx.recipe, str(ctx.prefix)))
 
     def plan(self, ctx: StepContext) -> List[str]:
-        return [_action(e, ctx.force) for e in inspect(ctx.recipe, str(ctx.prefix)) if e["state"] != "ok"]
+        return [_action(e, ctx.force) for e in copy_states(ctx.recipe, str(ctx.prefix)) if e["state"] != "ok"]
 
     def apply(self, ctx: StepContext, progress: Progress) -> List[str]:
         problems = []
-        for entry in inspect(ctx.recipe, str(ctx.prefix)):
+        for entry in copy_states(ctx.recipe, str(ctx.prefix)):
             state = entry["state"]
             if state == "no-source":
                 problems.append(f"{entry['from']} is missing, so it cannot be copied: the env step should have "

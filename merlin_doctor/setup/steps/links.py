@@ -11,36 +11,8 @@ import os
 import shlex
 from typing import Any, Dict, List
 
-from merlin_doctor.recipe import Recipe
+from merlin_doctor.envstate import SETTLED_LINKS, link_states
 from merlin_doctor.setup.steps import Progress, Step, StepContext, StepError
-
-#: States that need no work: the link is right, or its target is absent so none can be made.
-SETTLED = ("ok", "no-target")
-
-
-def inspect(recipe: Recipe, prefix: str) -> List[Dict[str, Any]]:
-    """Each recipe link in the env at `prefix`: its path, target and state.
-
-    States: `ok`, `no-target` (nothing to link to), `missing`, `elsewhere` (a symlink to
-    something else), `file` (a real file or directory in the way).
-    """
-    out = []
-    for link in recipe.links:
-        directory = recipe.expand(link.dir, prefix)
-        path = os.path.join(directory, link.name)
-        target = os.path.join(directory, link.target)
-        target_exists = os.path.exists(target)
-        if os.path.islink(path):
-            right = os.readlink(path) == link.target or (
-                target_exists and os.path.realpath(path) == os.path.realpath(target))
-            state = "ok" if right else "elsewhere"
-        elif os.path.lexists(path):
-            state = "file"
-        else:
-            state = "missing" if target_exists else "no-target"
-        out.append({"path": path, "target": link.target, "state": state,
-                    "points_to": os.readlink(path) if state == "elsewhere" else None})
-    return out
 
 
 def _action(entry: Dict[str, Any], force: bool) -> str:
@@ -62,14 +34,14 @@ class Links(Step):
     after = ("pip",)
 
     def is_done(self, ctx: StepContext) -> bool:
-        return all(e["state"] in SETTLED for e in inspect(ctx.recipe, str(ctx.prefix)))
+        return all(e["state"] in SETTLED_LINKS for e in link_states(ctx.recipe, str(ctx.prefix)))
 
     def plan(self, ctx: StepContext) -> List[str]:
-        return [_action(e, ctx.force) for e in inspect(ctx.recipe, str(ctx.prefix)) if e["state"] != "ok"]
+        return [_action(e, ctx.force) for e in link_states(ctx.recipe, str(ctx.prefix)) if e["state"] != "ok"]
 
     def apply(self, ctx: StepContext, progress: Progress) -> List[str]:
         warnings, refused = [], []
-        for entry in inspect(ctx.recipe, str(ctx.prefix)):
+        for entry in link_states(ctx.recipe, str(ctx.prefix)):
             state, path = entry["state"], entry["path"]
             if state == "ok":
                 continue

@@ -15,10 +15,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Dict, List
 
-from packaging.markers import default_environment
-from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from merlin_doctor.envstate import unmet as requirements_unmet
 from merlin_doctor.recipe import PipGroup
 from merlin_doctor.setup.steps import (
     Progress,
@@ -41,25 +40,9 @@ def env_distributions(site_packages: str) -> Dict[str, str]:
     return found
 
 
-def _applies(req: Requirement, python_version: str) -> bool:
-    """Evaluate a requirement's marker for the env's Python, not the doctor's."""
-    if req.marker is None:
-        return True
-    env = dict(default_environment(), python_version=python_version, extra="")
-    return req.marker.evaluate(env)
-
-
 def unmet(group: PipGroup, installed: Dict[str, str], python_version: str) -> List[str]:
-    """The group's requirements that `installed` does not satisfy."""
-    missing = []
-    for text in group.requirements:
-        req = Requirement(text)
-        if not _applies(req, python_version):
-            continue
-        version = installed.get(canonicalize_name(req.name))
-        if version is None or not req.specifier.contains(version, prereleases=True):
-            missing.append(text)
-    return missing
+    """The group's requirements that `installed` does not satisfy (envstate judges them)."""
+    return [str(req) for req, _ in requirements_unmet(group.requirements, installed, python_version)]
 
 
 def pip_command(ctx: StepContext, group: PipGroup) -> List[str]:
