@@ -92,10 +92,10 @@ def check(recipe: Optional[str], only: List[str], skip: List[str], fast: bool, c
     with --strict), 2 bad usage or input.
     """
     from merlin_doctor.options import CheckOptions
-    from merlin_doctor.render import HumanReport
+    from merlin_doctor.render import Terminal
     from merlin_doctor.session import run_doctor
 
-    report = HumanReport(verbose=verbose, quiet=quiet or as_json)
+    report = Terminal(verbose=verbose, quiet=quiet or as_json)
     options = CheckOptions(recipe, only, skip, fast=fast, cpu_ok=cpu_ok, from_file=from_file, host=host,
                            strict=strict, timeout=timeout, debug=debug, device=device, e2e_size=e2e_size)
     result = run_doctor(options, on_probe=report.probe_started, on_verdict=None if as_json else report.verdict,
@@ -150,10 +150,10 @@ def facts(recipe: Optional[str], output: Optional[str], fast: bool, timeout: flo
 
     Judge it later, or on another machine, with `merlin-doctor check --from FILE`.
     """
-    from merlin_doctor.render import HumanReport
+    from merlin_doctor.render import Terminal
     from merlin_doctor.session import collect_facts
 
-    report = HumanReport(quiet=output is None)
+    report = Terminal(quiet=output is None)
     snapshot = collect_facts(recipe, fast, timeout, on_probe=report.probe_started)
     if output:
         snapshot.save(output)
@@ -204,7 +204,7 @@ def explain(log: str, as_json: bool, show_all: bool) -> None:
     recognised, 2 unreadable input.
     """
     from merlin_doctor.explain import explain_file, format_text
-    from merlin_doctor.render import HumanReport
+    from merlin_doctor.render import Terminal
 
     if log == "-" and sys.stdin.isatty():
         click.echo("reading the log from standard input (end with Ctrl-D)", err=True)
@@ -212,7 +212,7 @@ def explain(log: str, as_json: bool, show_all: bool) -> None:
     if as_json:
         _emit_json(result.to_dict())
     else:
-        for line in format_text(result, show_all, HumanReport().symbols):
+        for line in format_text(result, show_all, Terminal().symbols):
             click.echo(line)
     sys.exit(result.exit_code)
 
@@ -355,11 +355,11 @@ def report(recipe: Optional[str], output: str, from_file: Optional[str], fast: b
     from merlin_doctor.options import CheckOptions
     from merlin_doctor.probes.identity import local_identity
     from merlin_doctor.recipe import load_recipe
-    from merlin_doctor.render import HumanReport
+    from merlin_doctor.render import Terminal
     from merlin_doctor.report import build_report, write_report
     from merlin_doctor.session import run_doctor
 
-    progress = HumanReport(quiet=quiet)
+    progress = Terminal(quiet=quiet)
     options = CheckOptions(recipe, fast=fast, cpu_ok=cpu_ok, from_file=from_file, timeout=timeout)
     result = run_doctor(options, on_probe=progress.probe_started)
     result.snapshot.collect_all(fast=fast)  # the whole snapshot, not only what the checks read
@@ -408,11 +408,11 @@ def fleet(scheduler: Optional[str], local: Optional[int], recipe: Optional[str],
     """
     from merlin_doctor.fleet import run_fleet
     from merlin_doctor.fleet.table import table_lines
-    from merlin_doctor.render import HumanReport
+    from merlin_doctor.render import Terminal
 
     if bool(scheduler) == bool(local):
         raise click.UsageError("give one of --scheduler ADDRESS or --local N")
-    human = HumanReport(quiet=quiet or as_json)
+    human = Terminal(quiet=quiet or as_json)
     doc = run_fleet(scheduler, local, recipe, timeout, fast=fast, cpu_ok=cpu_ok, every_worker=every_worker,
                     progress=human.progress)
     if as_json:

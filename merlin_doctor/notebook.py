@@ -22,11 +22,11 @@ class Progress:
     """Reports slow probes and the count of finished checks while a run goes on."""
 
     def __init__(self, quiet: bool = False):
-        from merlin_doctor.render import HumanReport
+        from merlin_doctor.render import Terminal
 
         self.quiet, self.done_checks, self.started = quiet, 0, time.perf_counter()
         # The CLI's progress lines, for a plain Python session; stderr as it is now, not at import.
-        self.text = HumanReport(out=sys.stdout, err=sys.stderr, quiet=quiet)
+        self.text = Terminal(out=sys.stdout, err=sys.stderr, quiet=quiet)
         self.handle = None if quiet else _display_handle()
 
     def _show(self, message: str) -> None:

@@ -7,6 +7,7 @@ the README; `SCHEMA` below is its single source of truth.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -14,6 +15,7 @@ from typing import Any, Callable, Dict, List, Optional
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
 
 from merlin_doctor.errors import InputError
 
@@ -47,6 +49,11 @@ class PipGroup:
         for place in self.find_links:
             options += ["--find-links", place]
         return options + (["--no-index"] if self.no_index else [])
+
+    def install_command(self, requirements: List[str], force: bool = False) -> str:
+        """`python -m pip install` of these requirements with this group's index options, quoted for a shell."""
+        words = ["python", "-m", "pip", "install", *(["--force-reinstall"] if force else []), *self.pip_options()]
+        return " ".join(shlex.quote(w) for w in words + list(requirements))
 
 
 @dataclass
@@ -143,6 +150,17 @@ class Recipe:
     def expand(self, template: str, prefix: str) -> str:
         """Fill `{prefix}` and `{site_packages}` for a concrete env prefix."""
         return template.replace("{site_packages}", self.site_packages(prefix)).replace("{prefix}", prefix)
+
+    def install_command(self, packages: List[str], force: bool = False) -> Optional[str]:
+        """The pip command that installs these packages at this recipe's pins (each group with its
+        own index options, in install order); None when the recipe pins none of them."""
+        wanted = {canonicalize_name(p) for p in packages}
+        commands = []
+        for group in self.pip:
+            reqs = [r for r in group.requirements if canonicalize_name(Requirement(r).name) in wanted]
+            if reqs:
+                commands.append(group.install_command(reqs, force))
+        return " && ".join(commands) or None
 
     def requirements(self) -> List[tuple]:
         """Every pip requirement with the group it belongs to, in install order."""

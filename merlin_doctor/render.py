@@ -33,7 +33,7 @@ def _can_encode(stream: TextIO, text: str) -> bool:
         return False
 
 
-class HumanReport:
+class Terminal:
     """Streams `[✓] id  summary` lines as verdicts complete, then a summary with fixes."""
 
     def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr, verbose: bool = False,
@@ -97,7 +97,7 @@ class HumanReport:
         self.out.flush()
 
 
-def json_report(verdicts: List[Verdict], facts: Dict[str, Any], recipe_name: str, exit_code: int) -> Dict[str, Any]:
+def check_document(verdicts: List[Verdict], facts: Dict[str, Any], recipe_name: str, exit_code: int) -> Dict[str, Any]:
     """The `--json` document; its shape is documented in the README (JSON output)."""
     counts: Dict[str, int] = {s.value: 0 for s in Status}
     for v in verdicts:

@@ -15,7 +15,7 @@ from merlin_doctor.errors import InputError
 from merlin_doctor.factpaths import headline
 from merlin_doctor.facts import write_json_atomic
 from merlin_doctor.redact import Identity, Redaction, redact
-from merlin_doctor.render import SYMBOLS, json_report, safe_text
+from merlin_doctor.render import SYMBOLS, check_document, safe_text
 from merlin_doctor.verdict import Status, Verdict
 
 KIND = "merlin-doctor-report"
@@ -31,7 +31,7 @@ def package_list(facts: Dict[str, Any]) -> List[Dict[str, str]]:
 def build_report(facts: Dict[str, Any], verdicts: List[Verdict], recipe: str, exit_code: int,
                  identity: Identity, created_at: str, keep_words: Iterable[str] = ()) -> Tuple[Dict[str, Any], Redaction]:
     """The redacted report document and what redaction took out (`keep_words`: see redact.redact)."""
-    checked = json_report(verdicts, facts, recipe, exit_code)
+    checked = check_document(verdicts, facts, recipe, exit_code)
     content = {"summary": checked["summary"], "verdicts": checked["verdicts"], "packages": package_list(facts),
                "facts": checked["facts"]}
     own_words = {part for v in verdicts for part in v.id.split(".")}  # `gpu` of gpu.nvml stays, whoever is called gpu

@@ -56,9 +56,9 @@ class CheckResult:
 
     def to_dict(self) -> Dict[str, Any]:
         """The same document `merlin-doctor check --json` prints."""
-        from merlin_doctor.render import json_report
+        from merlin_doctor.render import check_document
 
-        return json_report(self.verdicts, self.snapshot.to_dict(), self.recipe, self.exit_code)
+        return check_document(self.verdicts, self.snapshot.to_dict(), self.recipe, self.exit_code)
 
     def changes_since(self, path: str) -> list:
         """What changed between a baseline snapshot and this run's facts (probing what the

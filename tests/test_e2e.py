@@ -14,13 +14,14 @@ from typing import Any, Dict, List
 import pytest
 from conftest import REPO
 
-from merlin_doctor.e2e import load_spec, ple_command
+from merlin_doctor import knowledge
+from merlin_doctor.e2e import ple_command
 from merlin_doctor.e2e.judge import judge_ple
 from merlin_doctor.e2e.ple import _GpuMemory, _select_device
 from merlin_doctor.probes.isolate import run_json_command
 from merlin_doctor.verdict import Status
 
-THRESHOLDS = load_spec()["thresholds"]
+THRESHOLDS = knowledge.load("e2e")["ple"]
 CHILD_TIMEOUT = 180
 
 
@@ -272,7 +273,7 @@ def test_tf_child_gpu_comparisons_run_on_a_stand_in_device(tf_python):
     facts = json.loads(proc.stdout.strip().splitlines()[-1])
     for name in ("matmul", "conv", "xla"):
         on_cpu, on_missing_gpu = facts[name]["gpus"]
-        assert on_cpu["ok"] and on_cpu["parity"] and on_cpu["rel_err"] < 1e-4, (name, on_cpu)
+        assert on_cpu["ok"] and on_cpu["rel_err"] < 1e-4, (name, on_cpu)
         # TensorFlow silently falls back to the CPU: placed_on is what shows it.
         assert on_missing_gpu["device"] == "/device:GPU:7" and on_missing_gpu["placed_on"].endswith("CPU:0")
 

@@ -73,7 +73,7 @@ def test_wrong_tensorflow_version(tf_cpu):
 
 def test_gpu_parity_failure_names_the_device(tf_cpu):
     tf = copy.deepcopy(tf_cpu["tensorflow"])
-    tf["tests"]["matmul"]["gpus"] = [{"device": "/device:GPU:0", "ok": True, "rel_err": 0.9, "parity": False}]
+    tf["tests"]["matmul"]["gpus"] = [{"device": "/device:GPU:0", "ok": True, "rel_err": 0.9}]
     v = judge({"tensorflow": tf, "e2e": tf_cpu["e2e"], "nvml": {}}, recipe="cpu")["tf.matmul"]
     assert v.status is Status.FAIL and "/device:GPU:0 is wrong: relative error 9.00e-01" in v.summary
 
@@ -117,7 +117,7 @@ def test_fast_skips_tensorflow_and_training(tf_python):
 
 def test_a_gpu_request_that_ran_on_the_cpu_is_not_a_pass(tf_cpu):
     tf = copy.deepcopy(tf_cpu["tensorflow"])
-    tf["tests"]["xla"]["gpus"] = [{"device": "/device:GPU:0", "ok": True, "rel_err": 0.0, "parity": True,
+    tf["tests"]["xla"]["gpus"] = [{"device": "/device:GPU:0", "ok": True, "rel_err": 0.0,
                                    "placed_on": "/job:localhost/replica:0/task:0/device:CPU:0"}]
     v = judge({"tensorflow": tf, "e2e": tf_cpu["e2e"], "nvml": {}}, recipe="cpu")["tf.xla"]
     assert v.status is Status.FAIL and "ran on /job:localhost/replica:0/task:0/device:CPU:0, not on the GPU" in v.summary
@@ -125,7 +125,7 @@ def test_a_gpu_request_that_ran_on_the_cpu_is_not_a_pass(tf_cpu):
 
 def test_a_nan_gpu_result_fails_instead_of_crashing_the_check(tf_cpu):
     tf = copy.deepcopy(tf_cpu["tensorflow"])
-    tf["tests"]["matmul"]["gpus"] = [{"device": "/device:GPU:0", "ok": True, "rel_err": None, "parity": False,
+    tf["tests"]["matmul"]["gpus"] = [{"device": "/device:GPU:0", "ok": True, "rel_err": None,
                                       "placed_on": "/job:localhost/replica:0/task:0/device:GPU:0"}]
     v = judge({"tensorflow": tf, "e2e": tf_cpu["e2e"], "nvml": {}}, recipe="cpu")["tf.matmul"]
     assert v.status is Status.FAIL and "NaN or infinite" in v.summary

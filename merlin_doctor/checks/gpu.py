@@ -73,17 +73,22 @@ def driver_new_enough(facts: FactsView, recipe: Recipe) -> Finding:
                   evidence=evidence)
 
 
-@check("gpu.kernel-module", probes=["kernel", "nvml"], gpu=True)
+@check("gpu.kernel-module", probes=["kernel", "nvml", "host"], gpu=True)
 def kernel_module(facts: FactsView, recipe: Recipe) -> Finding:
     """The nvidia kernel module is loaded (not nouveau), matches the driver library, and /dev/nvidia* is usable."""
-    kernel, nvml = facts["kernel"], facts["nvml"]
-    evidence = {k: kernel.get(k) for k in ("module_version", "modules_loaded", "device_nodes", "wsl")}
+    kernel, nvml, host = facts["kernel"], facts["nvml"], facts["host"]
+    evidence = {k: kernel.get(k) for k in ("module_version", "modules_loaded", "device_nodes")}
+    evidence["wsl_version"] = host.get("wsl_version")
     if kernel.get("nouveau_loaded"):
         return failed("the open-source nouveau driver is loaded; it blocks the NVIDIA driver",
                       fix="echo 'blacklist nouveau' | sudo tee /etc/modprobe.d/blacklist-nouveau.conf && "
                           "sudo update-initramfs -u && sudo reboot",
                       evidence=evidence)
-    if kernel.get("wsl"):
+    if host.get("wsl_version") == 1:
+        return failed("WSL 1 has no GPU support: CUDA needs WSL 2",
+                      fix="wsl --set-version <distro> 2   # in PowerShell; `wsl -l -v` lists the distros",
+                      evidence=evidence)
+    if host.get("wsl"):
         if not any(n["path"].endswith("/dxg") for n in kernel.get("device_nodes", [])):
             return failed("WSL2 without /dev/dxg: GPU paravirtualization is off",
                           fix="Update Windows' NVIDIA driver and run `wsl --update` in PowerShell",
@@ -149,12 +154,12 @@ def visible_devices(facts: FactsView, recipe: Recipe) -> Finding:
     return passed(f"CUDA_VISIBLE_DEVICES={value} shows GPU(s) {', '.join(seen)}", evidence=evidence)
 
 
-@check("gpu.cuda-driver", probes=["libcuda", "kernel"], needs=["gpu.nvml", "gpu.visible-devices"], gpu=True)
+@check("gpu.cuda-driver", probes=["libcuda", "host"], needs=["gpu.nvml", "gpu.visible-devices"], gpu=True)
 def cuda_driver_api(facts: FactsView, recipe: Recipe) -> Finding:
     """libcuda.so.1 loads and cuInit succeeds (what TensorFlow's own cuInit will get)."""
-    lib, kernel = facts["libcuda"], facts["kernel"]
+    lib, host = facts["libcuda"], facts["host"]
     if not lib.get("loaded"):
-        fix = ("export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH" if kernel.get("wsl") else
+        fix = ("export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH" if host.get("wsl") else
                "Install the NVIDIA driver (it provides libcuda.so.1), then run `sudo ldconfig`")
         return failed(f"libcuda.so.1 cannot be loaded: {lib.get('error')}", fix=fix,
                       evidence={"error": lib.get("error"), "timed_out": lib.get("timed_out", False), "crashed": lib.get("crashed", False)})

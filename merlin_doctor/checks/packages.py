@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import shlex
 from typing import Any, Dict, List, Tuple
 
 from packaging.markers import default_environment
@@ -18,12 +17,6 @@ from merlin_doctor.verdict import Finding, failed, passed, warned
 
 def _dists(facts) -> Dict[str, Dict[str, Any]]:
     return facts["packages"].get("distributions", {})
-
-
-def _pip_command(requirements: List[str], group) -> str:
-    options = "".join(f" {shlex.quote(o)}" for o in group.pip_options())
-    quoted = " ".join(f"'{r}'" if any(c in r for c in "<>*! ") else r for r in requirements)
-    return f"python -m pip install{options} {quoted}"
 
 
 @check("packages.required", probes=["packages"], step="pip")
@@ -43,7 +36,7 @@ def required_packages(facts: FactsView, recipe: Recipe) -> Finding:
     for group in recipe.pip:
         reqs = [p["requirement"] for p in problems if p["group"] == group.name]
         if reqs:
-            fixes.append(_pip_command(reqs, group))
+            fixes.append(group.install_command(reqs))
     listed = ", ".join(f"{p['requirement']} (found {p['found'] or 'nothing'})" for p in (hard or problems)[:6])
     if hard:
         return failed(f"{len(hard)} required package(s) missing or at the wrong version: {listed}",

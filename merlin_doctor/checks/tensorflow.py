@@ -5,6 +5,7 @@ verdict says *why* a GPU is missing, not only that it is.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List, Optional
 
 from packaging.specifiers import SpecifierSet
@@ -111,7 +112,7 @@ def _device_problem(g: Dict[str, Any], tolerance: float) -> Optional[str]:
     return None
 
 
-def _judge_compute(tf: Dict[str, Any], name: str, what: str, fix: str, cpu_part: bool) -> Finding:
+def _judge_compute(tf: Dict[str, Any], recipe: Recipe, name: str, what: str, fix: str, cpu_part: bool) -> Finding:
     test = (tf.get("tests") or {}).get(name) or {}
     log = tf.get("log", [])
     if test.get("skipped") or test.get("ok") is None and not test:
@@ -125,7 +126,7 @@ def _judge_compute(tf: Dict[str, Any], name: str, what: str, fix: str, cpu_part:
     cpu_err = cpu.get("rel_err_vs_numpy", cpu.get("rel_err"))
     if cpu_part and cpu_err is not None and cpu_err > tolerance:
         return failed(f"the {what} on the CPU is wrong: relative error {cpu_err:.2e} > {tolerance:g}",
-                      fix="python -m pip install --force-reinstall tensorflow==2.10.0", evidence={"cpu": cpu})
+                      fix=recipe.install_command(["tensorflow"], force=True), evidence={"cpu": cpu})
     gpus = _per_device(test)
     evidence = {"cpu": cpu, "gpus": gpus, "tolerance": tolerance}
     broken = [(g, why) for g in gpus for why in [_device_problem(g, tolerance)] if why]
@@ -141,21 +142,21 @@ def _judge_compute(tf: Dict[str, Any], name: str, what: str, fix: str, cpu_part:
 @check("tf.matmul", probes=["tensorflow"], needs=["tf.import"])
 def matmul_parity(facts: FactsView, recipe: Recipe) -> Finding:
     """A float32 matmul on each GPU matches the same one on the CPU."""
-    return _judge_compute(_tf(facts), "matmul", "matmul (cuBLAS on a GPU)",
+    return _judge_compute(_tf(facts), recipe, "matmul", "matmul (cuBLAS on a GPU)",
                           "merlin-doctor check --only cuda.libcublas", cpu_part=True)
 
 
 @check("tf.cudnn", probes=["tensorflow"], needs=["tf.import"], gpu=True)
 def cudnn_convolution(facts: FactsView, recipe: Recipe) -> Finding:
     """A cuDNN convolution runs on each GPU (catches 'DNN library is not found', 'Failed to get convolution algorithm')."""
-    return _judge_compute(_tf(facts), "conv", "cuDNN convolution",
+    return _judge_compute(_tf(facts), recipe, "conv", "cuDNN convolution",
                           "merlin-doctor check --only cuda.libcudnn", cpu_part=False)
 
 
 @check("tf.xla", probes=["tensorflow"], needs=["tf.import"])
 def xla_compiles(facts: FactsView, recipe: Recipe) -> Finding:
     """An XLA `jit_compile=True` function compiles and runs (on a GPU it needs libdevice and ptxas)."""
-    return _judge_compute(_tf(facts), "xla", "XLA-compiled function",
+    return _judge_compute(_tf(facts), recipe, "xla", "XLA-compiled function",
                           "merlin-doctor fix --only copies  # libdevice; and check activation.ptxas", cpu_part=True)
 
 
@@ -199,8 +200,7 @@ def merlin_imports(facts: FactsView, recipe: Recipe) -> Finding:
     if no_cudf and on_gpu:
         return warned(f"{' and '.join(no_cudf)} do not import on this GPU machine: NVTabular runs in its experimental "
                       "CPU mode (pandas/dask) instead of on the GPU",
-                      fix="python -m pip install --extra-index-url https://pypi.nvidia.com 'cudf-cu11==23.4.*' "
-                          "'dask-cudf-cu11==23.4.*'",
+                      fix=recipe.install_command(_cudf_packages(recipe)),
                       evidence={"versions": versions})
     note = f"; {', '.join(no_cudf)} absent, so NVTabular uses the CPU" if no_cudf else ""
     return passed(f"nvtabular {versions.get('nvtabular')} and merlin.models.tf {versions.get('merlin.models.tf')} "
@@ -208,10 +208,14 @@ def merlin_imports(facts: FactsView, recipe: Recipe) -> Finding:
                   evidence={"versions": versions})
 
 
-def _e2e_thresholds(recipe) -> Optional[Dict[str, Any]]:
-    from merlin_doctor.e2e import load_spec
+def _cudf_packages(recipe: Recipe) -> List[str]:
+    """The recipe's cuDF distributions (`cudf-cu11`, `dask-cudf-cu11`: the module names with a CUDA suffix)."""
+    return [name for name, _ in ((str(req.name), g) for req, g in recipe.requirements())
+            if re.sub(r"-cu\d+$", "", name.lower().replace("_", "-")) in ("cudf", "dask-cudf")]
 
-    return load_spec()["thresholds"] if recipe.expect.e2e == "ple" else None
+
+def _e2e_thresholds(recipe: Recipe) -> Optional[Dict[str, Any]]:
+    return knowledge.load("e2e")["ple"] if recipe.expect.e2e == "ple" else None
 
 
 @check("e2e.ple", probes=["e2e"], needs=["tf.import"])

@@ -2,7 +2,7 @@
 
 `ple.py` trains in a child process under the target environment's Python and prints
 plain JSON; `judge.py` turns that JSON into a verdict without any I/O; `ple.yml` holds
-the run sizes and the thresholds as data. Nothing here imports TensorFlow or Merlin.
+the run sizes (the thresholds are judgement data: knowledge/e2e.yml). Nothing here imports TensorFlow or Merlin.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ SABOTAGES = ("shuffle-labels", "lr0")
 
 
 def load_spec(path: Path = SPEC_PATH) -> Dict[str, Any]:
-    """The sizes and thresholds of the PLE check (`sizes`, `thresholds`)."""
+    """The sizes of the PLE run (`sizes`)."""
     import yaml
 
     with open(path, encoding="utf-8") as handle:

@@ -2,7 +2,7 @@
 
 The input is the JSON `python -m merlin_doctor.e2e.ple` prints (or what the parent made of
 a child that crashed or timed out: `{"error": "...", "log": [...]}`); the thresholds are
-`ple.yml`'s `thresholds` mapping, or a recipe's override of it. A task's limits are keyed
+`knowledge/e2e.yml`'s `ple` mapping. A task's limits are keyed
 `<metric>_min` / `<metric>_max` and name a field of that task's held-out metrics.
 """
 from __future__ import annotations

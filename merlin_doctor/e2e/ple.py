@@ -56,7 +56,6 @@ def train(size: str, device: str, sabotage: Optional[str], progress: Progress) -
         "size": size,
         "sabotage": sabotage,
         "config": config,
-        "thresholds": spec["thresholds"],
         "python": platform.python_version(),
         "versions": {},
         "device": {"requested": device, "used": None},

@@ -1,4 +1,6 @@
-"""Host facts: OS, glibc, kernel, CPU, memory, free disk where the env lives, container/WSL2."""
+"""Host facts: OS, glibc, kernel, CPU, memory, free disk where the env lives, and the
+platform it runs on (a container, WSL 1 or 2): the one probe that says so. Files are read
+under the context's root, so the simulated machines of the tests are judged like real ones."""
 from __future__ import annotations
 
 import os
@@ -18,8 +20,8 @@ def _read(path: str, limit: int = 65536) -> Optional[str]:
         return None
 
 
-def _os_release() -> Dict[str, str]:
-    text = _read("/etc/os-release") or ""
+def _os_release(ctx: ProbeContext) -> Dict[str, str]:
+    text = _read(ctx.host_path("/etc/os-release")) or ""
     fields = {}
     for line in text.splitlines():
         key, sep, value = line.partition("=")
@@ -39,23 +41,36 @@ def _glibc() -> Optional[str]:
     return version if lib == "glibc" and version else None
 
 
-def _cpu_model() -> Optional[str]:
-    for line in (_read("/proc/cpuinfo", 8192) or "").splitlines():
+def _cpu_model(ctx: ProbeContext) -> Optional[str]:
+    for line in (_read(ctx.host_path("/proc/cpuinfo"), 8192) or "").splitlines():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor() or None
 
 
-def _container() -> Optional[str]:
-    if os.path.exists("/.dockerenv"):
+def _container(ctx: ProbeContext) -> Optional[str]:
+    if os.path.exists(ctx.host_path("/.dockerenv")):
         return "docker"
-    if os.path.exists("/run/.containerenv"):
+    if os.path.exists(ctx.host_path("/run/.containerenv")):
         return "podman"
-    cgroup = _read("/proc/1/cgroup") or ""
+    cgroup = _read(ctx.host_path("/proc/1/cgroup")) or ""
     for name in ("docker", "kubepods", "containerd", "lxc"):
         if name in cgroup:
             return name
     return None
+
+
+def _wsl(ctx: ProbeContext) -> Dict[str, Any]:
+    """WSL and its version: WSL 2's kernel says `microsoft-standard-WSL2`, WSL 1's (a translation
+    layer with no GPU at all) `4.4.0-NNNNN-Microsoft`; /usr/lib/wsl/lib holds the GPU driver's libraries."""
+    proc_version = (_read(ctx.host_path("/proc/version")) or "").lower()
+    wsl_lib = ctx.host_path("/usr/lib/wsl/lib")
+    has_lib = os.path.isdir(wsl_lib)
+    version = None
+    if "microsoft" in proc_version or has_lib:
+        version = 2 if "wsl2" in proc_version or "microsoft-standard" in proc_version or has_lib else 1
+    return {"wsl": version is not None, "wsl_version": version,
+            "wsl_lib": sorted(os.listdir(wsl_lib)) if has_lib else []}
 
 
 def _disk(path: str) -> Dict[str, Any]:
@@ -76,17 +91,16 @@ def _memory_bytes() -> Optional[int]:
 
 def probe(ctx: ProbeContext) -> Dict[str, Any]:
     env_dir = ctx.env.get("CONDA_PREFIX") or ctx.env.get("VIRTUAL_ENV") or os.path.expanduser("~")
-    proc_version = _read("/proc/version") or ""
     return {
         "system": platform.system(),
         "machine": platform.machine(),
         "kernel": platform.release(),
-        "os_release": _os_release(),
+        "os_release": _os_release(ctx),
         "glibc": _glibc(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": _cpu_model(ctx),
         "cpu_count": os.cpu_count(),
         "memory_bytes": _memory_bytes(),
         "disk": _disk(env_dir),
-        "container": _container(),
-        "wsl": "microsoft" in proc_version.lower() or os.path.isdir("/usr/lib/wsl/lib"),
+        "container": _container(ctx),
+        **_wsl(ctx),
     }

@@ -1,4 +1,4 @@
-"""The kernel side of the driver: module version, device nodes, nouveau, WSL2, visible devices."""
+"""The kernel side of the driver: module version, device nodes, nouveau, visible devices (WSL: the host probe)."""
 from __future__ import annotations
 
 import glob
@@ -33,15 +33,11 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
     version_text = _read(ctx.host_path("/proc/driver/nvidia/version"))
     match = re.search(r"Kernel Module(?: for \S+)?\s+(\d+\.\d+(?:\.\d+)?)", version_text or "")
     modules = _modules(_read(ctx.host_path("/proc/modules")) or "")
-    proc_version = _read(ctx.host_path("/proc/version")) or ""
-    wsl_lib = ctx.host_path("/usr/lib/wsl/lib")
     return {
         "module_version": match.group(1) if match else None,
         "version_text": (version_text or "").strip() or None,
         "modules_loaded": sorted(m for m in modules if m.startswith("nvidia") or m == "nouveau"),
         "nouveau_loaded": "nouveau" in modules,
         "device_nodes": _device_nodes(ctx),
-        "wsl": "microsoft" in proc_version.lower() or os.path.isdir(wsl_lib),
-        "wsl_lib": sorted(os.listdir(wsl_lib)) if os.path.isdir(wsl_lib) else [],
         "cuda_visible_devices": ctx.env.get("CUDA_VISIBLE_DEVICES"),
     }

@@ -34,9 +34,6 @@ IMPORTS = ("nvtabular", "merlin.models.tf", "cudf", "dask_cudf")
 #: Variables that change what TensorFlow loads or how it compiles, as the child saw them.
 ENV_VARS = ("CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "XLA_FLAGS", "TF_CPP_MIN_LOG_LEVEL",
             "TF_FORCE_GPU_ALLOW_GROWTH", "TF_ENABLE_ONEDNN_OPTS")
-#: Relative (Frobenius) error allowed between a GPU and the CPU: TF 2.10 computes float32
-#: matmuls and convolutions in TF32 on Ampere and newer GPUs (about 1e-3); a broken kernel is off by O(1).
-PARITY_TOLERANCE = 1e-2
 MATRIX_SIZE = 512
 LOADED_TRT_TIMEOUT_S = 120
 
@@ -147,7 +144,7 @@ def _compare(tf: Any, gpus: List[str], fn: Callable[[], Any], reference: Any) ->
         def run_on_gpu(name: str = name) -> Dict[str, Any]:
             out = _on(tf, name, fn)
             err = _rel_err(out["value"], reference)
-            return {"placed_on": out["placed_on"], "rel_err": err, "parity": err <= PARITY_TOLERANCE}
+            return {"placed_on": out["placed_on"], "rel_err": err}  # judged by the check (knowledge/tensorflow.yml)
 
         facts.append({"device": name, **guarded(run_on_gpu)})
     return facts
@@ -162,7 +159,6 @@ def _matmul(tf: Any, gpus: List[str]) -> Dict[str, Any]:
     cpu = _on(tf, "/CPU:0", lambda: tf.matmul(a, b))
     facts: Dict[str, Any] = {
         "size": MATRIX_SIZE,
-        "tolerance": PARITY_TOLERANCE,
         "cpu": {"placed_on": cpu["placed_on"], "rel_err_vs_numpy": _rel_err(cpu["value"], a.astype("float64") @ b)},
     }
     facts["gpus"] = _compare(tf, gpus, lambda: tf.matmul(a, b), cpu["value"]) if gpus else skipped(NO_GPU)
@@ -183,7 +179,7 @@ def _conv(tf: Any, gpus: List[str]) -> Dict[str, Any]:
         return tf.nn.conv2d(images, filters, strides=1, padding="SAME")
 
     cpu = _on(tf, "/CPU:0", conv)
-    return {"tolerance": PARITY_TOLERANCE, "gpus": _compare(tf, gpus, conv, cpu["value"])}
+    return {"gpus": _compare(tf, gpus, conv, cpu["value"])}
 
 
 def _xla(tf: Any, gpus: List[str]) -> Dict[str, Any]:
@@ -200,8 +196,7 @@ def _xla(tf: Any, gpus: List[str]) -> Dict[str, Any]:
 
     expected = np.maximum(x.astype("float64") @ x, 0).sum(axis=0)
     cpu = _on(tf, "/CPU:0", compiled)
-    facts: Dict[str, Any] = {"tolerance": PARITY_TOLERANCE,
-                             "cpu": {"placed_on": cpu["placed_on"], "rel_err": _rel_err(cpu["value"], expected)}}
+    facts: Dict[str, Any] = {"cpu": {"placed_on": cpu["placed_on"], "rel_err": _rel_err(cpu["value"], expected)}}
     facts["gpus"] = _compare(tf, gpus, compiled, expected) if gpus else skipped(NO_GPU)
     return facts
 

@@ -1,8 +1,8 @@
 """Run steps against one env: plan, confirm, apply under a lock, log everything.
 
 `merlin-doctor setup` runs every step; `merlin-doctor fix` runs the ones failing verdicts
-name. Both come here. Nothing in this module prints: it reports through a `Reporter`
-(`setup_report.py` is the human one), so the same run can be shown as text or JSON.
+name. Both come here. Nothing in this module prints: it reports through a `SetupListener`
+(`setup/output.py` shows it), so the same run can be shown as text or JSON.
 
 Safety: the base env is never touched; a directory that is not a conda env is refused
 before anything runs; one run at a time per env (`PREFIX.merlin-doctor.lock`, with the
@@ -191,7 +191,7 @@ class StepOutcome:
                 "changes": self.changes, "duration_s": round(self.duration_s, 3)}
 
 
-class Reporter:
+class SetupListener:
     """What a run tells its user; the default says nothing (library use, tests)."""
 
     def plan(self, ctx: StepContext, planned: List[PlannedStep]) -> None: ...
@@ -225,7 +225,7 @@ def make_plan(ctx: StepContext, steps: Sequence[Step]) -> List[PlannedStep]:
     return planned
 
 
-def apply_plan(ctx: StepContext, planned: List[PlannedStep], reporter: Reporter,
+def apply_plan(ctx: StepContext, planned: List[PlannedStep], reporter: SetupListener,
                log: Callable[[str], None]) -> List[StepOutcome]:
     """Apply the steps not done, in order, re-checking each first; stop at the first failure."""
     outcomes: List[StepOutcome] = []
@@ -289,7 +289,7 @@ class RunResult:
         return 1 if self.declined or any(o.status is Status.FAIL for o in self.outcomes) else 0
 
 
-def run(ctx: StepContext, steps: Sequence[Step], reporter: Reporter, command: str, assume_yes: bool,
+def run(ctx: StepContext, steps: Sequence[Step], reporter: SetupListener, command: str, assume_yes: bool,
         interactive: bool, log_path: Optional[Path] = None) -> RunResult:
     """Plan (holding the env's lock, unless a dry run), confirm, apply and log."""
     if ctx.dry_run:

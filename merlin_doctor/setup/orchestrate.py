@@ -30,7 +30,7 @@ from merlin_doctor.setup.converge import (
     run,
     select_steps,
 )
-from merlin_doctor.setup.report import HumanSetupReport, json_result
+from merlin_doctor.setup.output import SetupTerminal, setup_document
 from merlin_doctor.setup.steps import StepContext
 from merlin_doctor.verdict import Status, Verdict
 
@@ -84,7 +84,7 @@ def setup(opts: Options) -> int:
     if unusable and creates and not opts.dry_run:
         return _failure(unusable)
     ctx = StepContext(recipe, prefix, engine, force=opts.force, dry_run=opts.dry_run)
-    report = HumanSetupReport(command, quiet=opts.quiet, silent=opts.as_json)
+    report = SetupTerminal(command, quiet=opts.quiet, silent=opts.as_json)
     notes = [note] if note else []
     report.target(ctx, notes)
     try:
@@ -93,7 +93,7 @@ def setup(opts: Options) -> int:
         return _failure(str(exc))
     report.finish(ctx, result, _next_hint(recipe, opts, prefix))
     if opts.as_json:
-        print(json.dumps(json_result(command, ctx, result, notes), indent=2))
+        print(json.dumps(setup_document(command, ctx, result, notes), indent=2))
     return result.exit_code
 
 
@@ -116,7 +116,7 @@ def fix(opts: Options) -> int:
     if unusable and creates and not opts.dry_run:
         return _failure(unusable)
     ctx = StepContext(recipe, prefix, engine, force=opts.force, dry_run=opts.dry_run)
-    report = HumanSetupReport(command, quiet=opts.quiet, silent=opts.as_json)
+    report = SetupTerminal(command, quiet=opts.quiet, silent=opts.as_json)
     notes = [n for n in (note, note_left_out) if n]
     report.target(ctx, notes)
     report.found(before)
@@ -128,7 +128,7 @@ def fix(opts: Options) -> int:
     report.finish(ctx, result, None)
     report.changes(before, after)
     if opts.as_json:
-        print(json.dumps(json_result(command, ctx, result, notes, before, after), indent=2, default=str))
+        print(json.dumps(setup_document(command, ctx, result, notes, before, after), indent=2, default=str))
     still = {v.id for v in after if v.step and v.status is Status.FAIL}
     return result.exit_code or (1 if still and not opts.dry_run else 0)
 

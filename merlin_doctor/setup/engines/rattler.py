@@ -153,7 +153,7 @@ def _reporter(progress: Progress) -> Any:
     """An ``InstallerReporter`` turning rattler's callbacks into progress lines."""
     from rattler.install import InstallerReporter
 
-    class Reporter(InstallerReporter):
+    class SetupListener(InstallerReporter):
         def __init__(self) -> None:
             self.names: dict[int, str] = {}
 
@@ -172,4 +172,4 @@ def _reporter(progress: Progress) -> Any:
             progress(f"linking {package_name}")
             return operation
 
-    return Reporter()
+    return SetupListener()

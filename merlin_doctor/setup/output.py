@@ -18,14 +18,19 @@ from merlin_doctor.render import (
     safe_text,
     use_colour,
 )
-from merlin_doctor.setup.converge import PlannedStep, Reporter, RunResult, StepOutcome
+from merlin_doctor.setup.converge import (
+    PlannedStep,
+    RunResult,
+    SetupListener,
+    StepOutcome,
+)
 from merlin_doctor.setup.steps import STEP_IDS, Step, StepContext
 from merlin_doctor.verdict import Status, Verdict
 
 JSON_SCHEMA_VERSION = 1
 
 
-class HumanSetupReport(Reporter):
+class SetupTerminal(SetupListener):
     def __init__(self, command: str, quiet: bool = False, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
                  silent: bool = False):
         self.command, self.quiet, self.silent = command, quiet, silent  # silent: --json owns stdout
@@ -136,7 +141,7 @@ class HumanSetupReport(Reporter):
             self._say(f"  {arrow} {a.id:<22} {safe_text(a.summary)}")
 
 
-def json_result(command: str, ctx: StepContext, result: RunResult, notes: List[str],
+def setup_document(command: str, ctx: StepContext, result: RunResult, notes: List[str],
                 before: Optional[List[Verdict]] = None, after: Optional[List[Verdict]] = None) -> Dict[str, Any]:
     """The --json document of `setup` and `fix` (shape in the README)."""
     data: Dict[str, Any] = {
