@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from conftest import load_fixture
 
+from merlin_doctor import testing
 from merlin_doctor.checks import all_checks
 from merlin_doctor.facts import Facts
 from merlin_doctor.options import CheckOptions
@@ -15,10 +16,8 @@ FOUNDATION_AREAS = ("host", "python", "packages", "gpu", "activation")
 
 
 def judge(snapshot: dict, recipe: str = "tf210-cuda112", **options) -> dict:
-    checks = select_checks(all_checks(), only=[a for a in FOUNDATION_AREAS])
-    checks = [c for c in checks if not c.id.startswith("gpu.") or c.id == "gpu.nvml"]
-    verdicts = run_checks(checks, Facts(snapshot["probes"]), load_recipe(recipe), CheckOptions(**options))
-    return {v.id: v for v in verdicts}
+    verdicts = testing.judge(snapshot, recipe, only=FOUNDATION_AREAS, **options)
+    return {i: v for i, v in verdicts.items() if not i.startswith("gpu.") or i == "gpu.nvml"}
 
 
 @pytest.fixture

@@ -18,15 +18,11 @@ from typing import Dict, Optional
 import pytest
 from conftest import FIXTURES, doctor_json, load_fixture
 
-from merlin_doctor import knowledge
-from merlin_doctor.checks import all_checks
-from merlin_doctor.facts import Facts
-from merlin_doctor.options import CheckOptions
+from merlin_doctor import knowledge, testing
 from merlin_doctor.probes.context import ProbeContext
 from merlin_doctor.probes.registry import probe_named
 from merlin_doctor.probes.scheduler import run_probe
 from merlin_doctor.recipe import load_recipe
-from merlin_doctor.runner import run_checks, select_checks
 from merlin_doctor.verdict import Status
 
 RAW = FIXTURES / "container"
@@ -93,8 +89,7 @@ esac
 
 def judge(host_facts: Dict, nvml: Optional[Dict] = None) -> Dict:
     probes = {"container_host": host_facts, "nvml": nvml or load_fixture("gpu-t4-healthy.json")["probes"]["nvml"]}
-    checks = select_checks(all_checks(), only=["container", "gpu.nvml"])
-    return {v.id: v for v in run_checks(checks, Facts(probes), RECIPE, CheckOptions())}
+    return testing.judge(probes, RECIPE, only=["container", "gpu.nvml"])
 
 
 @pytest.fixture

@@ -9,20 +9,16 @@ from __future__ import annotations
 import pytest
 from conftest import load_fixture
 
-from merlin_doctor.checks import all_checks
+from merlin_doctor import testing
 from merlin_doctor.errors import InputError
-from merlin_doctor.facts import Facts
-from merlin_doctor.options import CheckOptions
 from merlin_doctor.recipe import load_recipe, parse_recipe
-from merlin_doctor.runner import run_checks, select_checks
 from merlin_doctor.verdict import Status
 
 IN_IMAGE_AREAS = ["host", "python", "packages", "activation", "gpu.nvml", "gpu.driver"]
 
 
 def judge(snapshot: dict, recipe: str = "merlin-tensorflow-23.02") -> dict:
-    checks = select_checks(all_checks(), only=IN_IMAGE_AREAS)
-    return {v.id: v for v in run_checks(checks, Facts(snapshot["probes"]), load_recipe(recipe), CheckOptions())}
+    return testing.judge(snapshot, recipe, only=IN_IMAGE_AREAS)
 
 
 @pytest.fixture

@@ -11,11 +11,7 @@ import json
 import pytest
 from conftest import doctor, load_fixture
 
-from merlin_doctor.checks import all_checks
-from merlin_doctor.facts import Facts
-from merlin_doctor.options import CheckOptions
-from merlin_doctor.recipe import load_recipe
-from merlin_doctor.runner import run_checks, select_checks
+from merlin_doctor import testing
 from merlin_doctor.verdict import Status
 
 
@@ -25,9 +21,7 @@ def tf_cpu():
 
 
 def judge(probes: dict, recipe: str = "tf210-cuda112", **options) -> dict:
-    checks = select_checks(all_checks(), only=["tf", "e2e", "gpu.nvml"])
-    verdicts = run_checks(checks, Facts(probes), load_recipe(recipe), CheckOptions(**options))
-    return {v.id: v for v in verdicts}
+    return testing.judge(probes, recipe, only=["tf", "e2e", "gpu.nvml"], **options)
 
 
 def test_gpu_seen_by_the_driver_but_not_by_tensorflow_is_explained_from_its_log(tf_cpu):
