@@ -17,7 +17,7 @@ def check(recipe=None, **options):
     """
     from merlin_doctor.notebook import check as run
 
-    return run(recipe, **options)
+    return run(recipe=recipe, **options)
 
 
 def load_ipython_extension(ipython) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import List, Optional
+from typing import Any, Optional
 
 import click
 
@@ -81,9 +81,7 @@ timeout_option = click.option("--timeout", type=click.FloatRange(min=1), default
               help="Where the reference PLE model trains (auto: a GPU when TensorFlow sees one).")
 @click.option("--e2e-size", type=click.Choice(["quick", "standard", "burn-in"]), default="quick", show_default=True,
               help="How much the reference PLE model trains: quick (~30 s on a CPU), standard, burn-in (for GPUs).")
-def check(recipe: Optional[str], only: List[str], skip: List[str], fast: bool, cpu_ok: bool,
-          from_file: Optional[str], baseline: Optional[str], as_json: bool, strict: bool, verbose: bool,
-          quiet: bool, timeout: float, debug: bool, host: bool, device: str, e2e_size: str) -> None:
+def check(baseline: Optional[str], as_json: bool, verbose: bool, quiet: bool, **flags: Any) -> None:
     """Judge this machine (or a saved snapshot) against a recipe.
 
     Prints one line per check as it completes ([✓] pass, [!] warning, [✗] failure,
@@ -96,9 +94,7 @@ def check(recipe: Optional[str], only: List[str], skip: List[str], fast: bool, c
     from merlin_doctor.session import run_doctor
 
     report = Terminal(verbose=verbose, quiet=quiet or as_json)
-    options = CheckOptions(recipe, only, skip, fast=fast, cpu_ok=cpu_ok, from_file=from_file, host=host,
-                           strict=strict, timeout=timeout, debug=debug, device=device, e2e_size=e2e_size)
-    result = run_doctor(options, on_probe=report.probe_started, on_verdict=None if as_json else report.verdict,
+    result = run_doctor(CheckOptions(**flags), on_probe=report.probe_started, on_verdict=None if as_json else report.verdict,
                         on_progress=report.child_progress)
     changes = result.changes_since(baseline) if baseline else None
     if as_json:
@@ -109,7 +105,7 @@ def check(recipe: Optional[str], only: List[str], skip: List[str], fast: bool, c
     else:
         if changes is not None:
             _print_changes(baseline, changes)
-        report.summary(result.verdicts, strict)
+        report.summary(result.verdicts, flags["strict"])
     sys.exit(result.exit_code)
 
 

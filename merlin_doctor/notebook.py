@@ -5,15 +5,15 @@ present, or as lines on stderr otherwise; IPython is never required.
 """
 from __future__ import annotations
 
-import inspect
 import json
 import shlex
 import sys
 import time
+from dataclasses import fields
 from typing import Any, List, Optional
 
 from merlin_doctor.errors import InputError
-from merlin_doctor.options import CheckOptions, Names
+from merlin_doctor.options import CheckOptions
 from merlin_doctor.session import CheckResult, run_doctor
 from merlin_doctor.verdict import Verdict
 
@@ -62,16 +62,14 @@ def _display_handle():
     return display(Pretty("merlin-doctor: starting ..."), display_id=True)
 
 
-def check(recipe: Optional[str] = None, only: Names = None, skip: Names = None, fast: bool = False,
-          cpu_ok: bool = False, from_file: Optional[str] = None, host: bool = False, strict: bool = False,
-          timeout: float = 30.0, debug: bool = False, device: str = "auto", e2e_size: str = "quick",
-          quiet: bool = False) -> CheckResult:
-    """`merlin-doctor check` from Python: the same flags as keyword arguments, the result as an object."""
+def check(quiet: bool = False, **options: Any) -> CheckResult:
+    """`merlin-doctor check` from Python: its flags as keyword arguments (the fields of
+    `merlin_doctor.options.CheckOptions`: recipe="cpu", cpu_ok=True, only=["gpu"], fast=True,
+    host=True, from_file=..., ...), the result as an object."""
+    check_options = CheckOptions(**options)
     progress = Progress(quiet)
     try:
-        options = CheckOptions(recipe, only, skip, fast=fast, cpu_ok=cpu_ok, from_file=from_file, host=host,
-                               strict=strict, timeout=timeout, debug=debug, device=device, e2e_size=e2e_size)
-        return run_doctor(options, on_probe=progress.probe, on_verdict=progress.verdict)
+        return run_doctor(check_options, on_probe=progress.probe, on_verdict=progress.verdict)
     finally:
         progress.finish()
 
@@ -98,7 +96,7 @@ def magic(line: str) -> Optional[CheckResult]:
         print(f"merlin-doctor: error: {exc.format_message()}", file=sys.stderr)
         return None
     as_json = params.pop("as_json")
-    taken = set(inspect.signature(check).parameters)
+    taken = {f.name for f in fields(CheckOptions)} | {"quiet"}
     cli_only = [k for k, v in params.items() if k not in taken and k not in _ALWAYS_ON and v not in (None, False, ())]
     if cli_only:
         flags = ", ".join("--" + k.replace("_", "-") for k in cli_only)
