@@ -186,7 +186,11 @@ def require_rattler() -> None:
     """
     if sys.version_info < (3, 10):
         import pytest
+        from conftest import runs_in_both_passes
 
+        if not runs_in_both_passes():  # else the skip would leave the test run nowhere
+            pytest.fail("this test needs py-rattler (Python >= 3.10): mark it per_interpreter so scripts/test "
+                        "runs it in its python3 pass")
         pytest.skip("py-rattler needs Python >= 3.10; scripts/test runs this in its python3 pass")
     try:
         import rattler  # noqa: F401

@@ -12,6 +12,21 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
+#: The test running now (conda_channel.require_rattler asks whether it runs in both passes).
+CURRENT: Dict[str, pytest.Item] = {}
+
+
+@pytest.fixture(autouse=True)
+def _current_test(request: pytest.FixtureRequest):
+    CURRENT["item"] = request.node
+    yield
+    CURRENT.pop("item", None)
+
+
+def runs_in_both_passes() -> bool:
+    """scripts/test runs every test under Python 3.9 and only `per_interpreter` ones again under python3."""
+    item = CURRENT.get("item")
+    return item is not None and item.get_closest_marker("per_interpreter") is not None
 
 
 def _interpreter(variable: str, default: Path) -> str:

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import FIXTURES, doctor, doctor_json
+
+pytestmark = pytest.mark.per_interpreter  # the doctor must behave the same on each Python it supports
 
 
 def test_check_on_this_gpu_less_machine_fails_with_reasons():

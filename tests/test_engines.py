@@ -24,6 +24,8 @@ from merlin_doctor.setup.engines import (
     select_engine,
 )
 
+pytestmark = pytest.mark.per_interpreter  # the doctor must behave the same on each Python it supports
+
 REPO = Path(__file__).resolve().parent.parent
 SPECS = ["python=3.9", "cudatoolkit=11.2.2", "cudnn=8.1.0", "cuda-nvcc=11.3.58"]
 

@@ -229,6 +229,7 @@ def test_a_cluster_without_workers_is_one_line_and_exit_2():
         "merlin-doctor: error: the Dask cluster has no workers: start some (`dask worker ADDRESS`) and run again")
 
 
+@pytest.mark.per_interpreter
 def test_without_distributed_the_fleet_says_how_to_install_it():
     if importlib.util.find_spec("distributed") is not None:
         pytest.skip("dask.distributed is installed in this venv; this is the test for venvs without it (.venv/py3)")

@@ -4,9 +4,13 @@ from __future__ import annotations
 import sys
 import time
 
+import pytest
+
 from merlin_doctor.probes.context import ProbeContext
 from merlin_doctor.probes.isolate import run_json_command
 from merlin_doctor.probes.scheduler import run_probe
+
+pytestmark = pytest.mark.per_interpreter  # the doctor must behave the same on each Python it supports
 
 
 def _py(code: str, timeout: float = 5, **kw):

@@ -15,6 +15,8 @@ import merlin_doctor
 from merlin_doctor.notebook import Progress
 from merlin_doctor.render_html import MARKS, report_table
 
+pytestmark = pytest.mark.per_interpreter  # the doctor must behave the same on each Python it supports
+
 HEALTHY = str(FIXTURES / "facts" / "gpu-t4-healthy.json")
 HOSTILE = '<script>alert("pwned")</script><img src=x onerror=alert(1)>"\'&'
 ALLOWED_TAGS = {"div", "p", "b", "code", "span", "table", "thead", "tbody", "tr", "th", "td", "details", "summary", "pre"}

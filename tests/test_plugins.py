@@ -4,7 +4,10 @@ from __future__ import annotations
 import json
 import textwrap
 
+import pytest
 from conftest import doctor
+
+pytestmark = pytest.mark.per_interpreter  # the doctor must behave the same on each Python it supports
 
 
 def _install_plugin(site, name: str, module_source: str) -> None:

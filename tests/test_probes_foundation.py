@@ -4,10 +4,14 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from merlin_doctor.checks.packages import _unmet
 from merlin_doctor.probes.context import ProbeContext
 from merlin_doctor.probes.registry import probe_named
 from merlin_doctor.probes.scheduler import run_probe
+
+pytestmark = pytest.mark.per_interpreter  # the doctor must behave the same on each Python it supports
 
 
 def _probe_in(python: str, name: str) -> dict:

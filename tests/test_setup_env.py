@@ -38,6 +38,8 @@ from merlin_doctor.recipe import load_recipe
 from merlin_doctor.setup.steps import PAUSE_VAR
 from merlin_doctor.setup.steps.env import spec_satisfied
 
+pytestmark = pytest.mark.per_interpreter  # the doctor must behave the same on each Python it supports
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
