@@ -6,6 +6,8 @@ the README; `SCHEMA` below is its single source of truth.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -138,6 +140,10 @@ class Recipe:
     @property
     def gpu(self) -> str:
         return self.expect.gpu
+
+    def on_cpu(self) -> "Recipe":
+        """This recipe judged for a machine meant to run on the CPU (`--cpu-ok`): as `gpu: none`."""
+        return dataclasses.replace(self, expect=dataclasses.replace(self.expect, gpu="none"))
 
     @property
     def is_container(self) -> bool:

@@ -101,7 +101,9 @@ def judge_check(check: Check, facts: Facts, recipe: Recipe, options: CheckOption
         finding = unusable
     else:
         try:
-            finding = check.function(_FactsView(facts, check), recipe)
+            # --cpu-ok judges as a `gpu: none` recipe does: no GPU-only cause for a CPU machine.
+            judged = recipe.on_cpu() if options.cpu_ok else recipe
+            finding = check.function(_FactsView(facts, check), judged)
             if not isinstance(finding, Finding):
                 raise TypeError(f"returned {type(finding).__name__}, not a Finding")
         except Exception as exc:  # a check that raises becomes an error verdict, never a dead run

@@ -24,10 +24,10 @@ AREAS = ("--only", "gpu", "--only", "cuda", "--only", "activation.ptxas")
 EXPECTED = {
     "healthy-t4": {},
     "a100": {},
-    "h100": {"gpu.compute-capability": "warn"},
-    "rtx4090": {"gpu.compute-capability": "warn"},
-    "driver-418": {"gpu.driver": "fail"},
-    "driver-455": {"gpu.driver": "warn"},
+    "h100": {"gpu.compute-capability": "warn", "activation.ptxas": "fail"},
+    "rtx4090": {"activation.ptxas": "fail"},
+    "driver-418": {"gpu.driver": "fail", "activation.ptxas": "fail"},
+    "driver-455": {"gpu.driver": "warn", "activation.ptxas": "warn"},
     "no-driver": {"gpu.nvml": "fail", "gpu.kernel-module": "fail"},
     "driver-not-loaded": {"gpu.nvml": "fail", "gpu.kernel-module": "fail"},
     "driver-library-mismatch": {"gpu.nvml": "fail"},
@@ -51,13 +51,22 @@ EXPECTED = {
     "busy-gpu": {"gpu.memory": "warn"},
     "init-hangs": {"gpu.nvml": "fail"},
     "segv-on-load": {"cuda.libcudnn": "fail"},
+    "v100-ptxas-cuda13": {"activation.ptxas": "fail"},
+    "cudnn-no-version-call": {},
+    "cudnn-unversioned": {"cuda.libcudnn": "warn"},
+    "no-driver-pip-cudart": {"gpu.nvml": "fail", "gpu.kernel-module": "fail"},
+    "driver-470-cudart-11.8": {"gpu.driver": "warn"},
 }
 
 #: (check id, words its summary must hold, words its fix must hold) per scenario.
 DETAILS = {
     "h100": [("gpu.compute-capability", "JIT-compiled from compute_80 PTX", "CUDA_CACHE_MAXSIZE")],
-    "rtx4090": [("gpu.compute-capability", "ptxas 11.2 cannot compile for sm_89", "cuda-nvcc")],
-    "driver-418": [("gpu.driver", "418.87.01 is too old for CUDA 11.2", ">= 460.27.03")],
+    "h100": [("gpu.compute-capability", "JIT-compiled from compute_80 PTX", "CUDA_CACHE_MAXSIZE"),
+             ("activation.ptxas", "cannot compile for GPU 0 NVIDIA H100 80GB HBM3 (sm_90)", "cuda-nvcc=11.8")],
+    "rtx4090": [("activation.ptxas", "(CUDA 11.2) cannot compile for GPU 0 NVIDIA GeForce RTX 4090 (sm_89)",
+                 "conda install -c nvidia cuda-nvcc=11.8")],
+    "driver-418": [("gpu.driver", "418.87.01 is too old for CUDA 11.2", ">= 460.27.03"),
+                   ("activation.ptxas", "a newer major than the driver's CUDA 10.1", None)],
     "driver-455": [("gpu.driver", "minor-version compatibility", ">= 460.27.03")],
     "no-driver": [("gpu.nvml", "no NVIDIA driver", "Install the NVIDIA driver (>= 460.27.03")],
     "driver-not-loaded": [("gpu.nvml", "kernel module is not loaded", "sudo modprobe nvidia")],
@@ -78,6 +87,15 @@ DETAILS = {
     "busy-gpu": [("gpu.memory", "by 4242", "nvidia-smi")],
     "init-hangs": [("gpu.nvml", "timed out after 5 s", "reboot")],
     "segv-on-load": [("cuda.libcudnn", "killed the process with SIGSEGV", "cudnn=8.1.0")],
+    "v100-ptxas-cuda13": [("activation.ptxas", "ptxas 13.0.88 (CUDA 13.0) cannot compile for GPU 0 Tesla "
+                           "V100-SXM2-16GB (sm_70)", "conda install -c nvidia cuda-nvcc=11.3.58")],
+    "cudnn-no-version-call": [("cuda.libcudnn", "libcudnn.so.8 8.1.0.77 from", None),
+                              ("cuda.libcudnn", "read from the conda package cudnn", None)],
+    "cudnn-unversioned": [("cuda.libcudnn", "its version cannot be read", "cudnn=8.1.0")],
+    "no-driver-pip-cudart": [("cuda.libcudart", "libcudart.so.11.0 11.8.89 from", None),
+                             ("cuda.libcudart", "read from the pip package nvidia_cuda_runtime_cu11", None)],
+    "driver-470-cudart-11.8": [("gpu.driver", "driver 470.82.01 runs CUDA 11.8 (libcudart.so.11.0 at", ">= 520.61.05"),
+                               ("gpu.driver", "CUDA_ERROR_UNSUPPORTED_PTX_VERSION", None)],
 }
 
 
@@ -123,6 +141,17 @@ def test_healthy_t4_reports_where_each_library_comes_from(tmp_path, compiler):
 def test_no_driver_with_cpu_ok_skips_every_gpu_check(tmp_path, compiler):
     verdicts = judge("no-driver", tmp_path, compiler, "--cpu-ok")
     assert {v["status"] for v in verdicts.values()} == {"skip"}
+
+
+def test_the_stand_in_ptxas_rejects_the_arch_the_verdict_names(tmp_path, compiler):
+    """The doctor's table and ptxas itself agree: CUDA 13's ptxas refuses sm_70, accepts sm_75."""
+    scenario = build_scenario("v100-ptxas-cuda13", tmp_path / "m", compiler=compiler)
+    ptxas = str(scenario.prefix / "bin" / "ptxas")
+    refused = scenario.run([ptxas, "--gpu-name", "sm_70", "--version"])
+    assert refused.returncode != 0 and "Value 'sm_70' is not defined for option 'gpu-name'" in refused.stderr
+    assert scenario.run([ptxas, "--gpu-name", "sm_75", "--version"]).returncode == 0
+    verdict = judge("v100-ptxas-cuda13", tmp_path / "again", compiler)["activation.ptxas"]
+    assert "--gpu-name sm_70" in verdict["summary"]
 
 
 def test_the_tensorrt_dir_is_searched_as_the_activated_env_will(tmp_path, compiler):

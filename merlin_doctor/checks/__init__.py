@@ -77,6 +77,15 @@ def check(id: str, probes: Sequence[str], needs: Sequence[str] = (), step: Optio
     return register
 
 
+def is_gpu_check(check_id: Optional[str]) -> bool:
+    """Whether a check id (or an area: `cuda`) names only GPU checks: what they judge cannot be
+    the cause of anything on a machine meant to run on the CPU."""
+    if not check_id:
+        return False
+    named = [c for c in _REGISTRY.values() if c.id == check_id or c.area == check_id]
+    return bool(named) and all(c.gpu for c in named)
+
+
 def all_checks(plugins: bool = True) -> List[Check]:
     """Every registered check, built-ins first, in registration order."""
     for name in BUILTIN_MODULES:

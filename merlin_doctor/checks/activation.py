@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any, Dict, List, Optional, Set
 
 from packaging.version import Version
 
+from merlin_doctor import knowledge
 from merlin_doctor.activated import ActivatedEnv
 from merlin_doctor.activation import (
     SCRIPT_NAME,
@@ -123,15 +125,64 @@ def libdevice_found(facts: FactsView, recipe: Recipe) -> Finding:
     return passed(f"libdevice at {lib['path']}", evidence={"path": lib["path"]})
 
 
-def _nvcc_install(recipe) -> str:
+def _nvcc_install(recipe, release: Optional[str] = None) -> str:
+    """The recipe's cuda-nvcc, or a `release` of it when the recipe's cannot serve this machine."""
     nvcc = next((d for d in recipe.conda_dependencies if "cuda-nvcc" in d), "nvidia::cuda-nvcc")
     channel, _, spec = nvcc.rpartition("::")
+    if release:
+        spec = f"cuda-nvcc={release}"
     return f"conda install -c {channel or 'nvidia'} {spec}"
 
 
-@check("activation.ptxas", probes=["activation"], gpu=True)
+def _recipe_nvcc_release(recipe) -> Optional[str]:
+    m = re.search(r"cuda-nvcc\s*=+\s*(\d+\.\d+)", " ".join(recipe.conda_dependencies))
+    return m.group(1) if m else None
+
+
+def ptxas_archs(release: str) -> Optional[Set[str]]:
+    """The compute capabilities a ptxas of this CUDA release accepts (knowledge/gpu.yml), or
+    None for a release older than the table."""
+    rows = [r for r in knowledge.load("gpu")["ptxas_targets"] if Version(r["cuda"]) <= Version(release)]
+    if not rows:
+        return None
+    oldest = [r["oldest"] for r in rows if r.get("oldest")][-1]
+    return {a for r in rows for a in r["adds"] if Version(a) >= Version(oldest)}
+
+
+def _known_archs() -> Set[str]:
+    return {a for r in knowledge.load("gpu")["ptxas_targets"] for a in r["adds"]}
+
+
+def _rejected(release: str, devices: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The GPUs this ptxas cannot compile for (XLA asks for each GPU's exact sm_XY); GPUs newer
+    than the table are not judged."""
+    archs = ptxas_archs(release)
+    if archs is None:
+        return []
+    return [d for d in devices if d["compute_capability"] in _known_archs() - archs]
+
+
+def _good_release(recipe, devices: List[Dict[str, Any]], driver_cuda: Optional[str]) -> Optional[str]:
+    """A ptxas release that accepts every GPU here and is not newer than the driver: the
+    recipe's own cuda-nvcc when it qualifies, else the oldest release in the table that does."""
+    def fits(release: str) -> bool:
+        newer = driver_cuda and Version(release) > Version(driver_cuda)
+        return not newer and not _rejected(release, devices)
+
+    own = _recipe_nvcc_release(recipe)
+    if own and fits(own):
+        return None  # the recipe's own pin
+    return next((r["cuda"] for r in knowledge.load("gpu")["ptxas_targets"] if fits(r["cuda"])), None)
+
+
+def _sm(cc: str) -> str:
+    return "sm_" + cc.replace(".", "")
+
+
+@check("activation.ptxas", probes=["activation", "nvml"], gpu=True)
 def ptxas_found(facts: FactsView, recipe: Recipe) -> Finding:
-    """ptxas (from cuda-nvcc) is where XLA looks for it, and not older than the CUDA runtime."""
+    """ptxas is where XLA looks, not older than the CUDA runtime, can compile for every GPU here,
+    and is not of a newer CUDA than the driver."""
     ptxas = facts["activation"].get("ptxas") or {}
     if not ptxas.get("path"):
         return failed("ptxas is not where XLA looks (cuda data dir, /usr/local/cuda, PATH): XLA cannot compile GPU kernels",
@@ -141,7 +192,27 @@ def ptxas_found(facts: FactsView, recipe: Recipe) -> Finding:
     if not release:
         return warned(f"ptxas at {ptxas['path']} did not report its version", fix=_nvcc_install(recipe),
                       evidence=ptxas)
+    nvml = facts["nvml"]
+    devices = nvml.get("devices") or []
+    driver_cuda = nvml.get("cuda_driver_version")
+    evidence = {**ptxas, "gpus": [d["compute_capability"] for d in devices], "driver_cuda": driver_cuda}
+    fix = _nvcc_install(recipe, _good_release(recipe, devices, driver_cuda))
     if runtime and Version(release) < Version(runtime):
         return failed(f"ptxas {ptxas.get('version')} at {ptxas['path']} is older than the CUDA {runtime} runtime",
-                      fix=_nvcc_install(recipe), evidence=ptxas)
-    return passed(f"ptxas {ptxas.get('version')} at {ptxas['path']}", evidence=ptxas)
+                      fix=fix, evidence=evidence)
+    rejected = _rejected(release, devices)
+    if rejected:
+        names = ", ".join(f"GPU {d['index']} {d['name']} ({_sm(d['compute_capability'])})" for d in rejected)
+        return failed(f"ptxas {ptxas.get('version')} (CUDA {release}) cannot compile for {names}: it rejects "
+                      f"--gpu-name {_sm(rejected[0]['compute_capability'])}, so XLA-compiled functions fail there",
+                      fix=fix, evidence=evidence)
+    if driver_cuda and Version(release).major > Version(driver_cuda).major:
+        return failed(f"ptxas {ptxas.get('version')} is of CUDA {release}, a newer major than the driver's CUDA "
+                      f"{driver_cuda}: the driver cannot load the code it produces, so XLA-compiled functions fail",
+                      fix=fix, evidence=evidence)
+    if driver_cuda and Version(release) > Version(driver_cuda):
+        return warned(f"ptxas {ptxas.get('version')} is newer than the driver's CUDA {driver_cuda}: it runs through "
+                      "minor-version compatibility, and XLA disables its parallel compilation",
+                      fix=fix, evidence=evidence)
+    where = f", compiles for {', '.join(sorted({_sm(d['compute_capability']) for d in devices}))}" if devices else ""
+    return passed(f"ptxas {ptxas.get('version')} at {ptxas['path']}{where}", evidence=evidence)

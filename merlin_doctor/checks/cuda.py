@@ -13,19 +13,20 @@ from packaging.version import InvalidVersion, Version
 
 from merlin_doctor import knowledge
 from merlin_doctor.checks import FactsView, check
+from merlin_doctor.checks.libversion import entry_for, reported_version, stem
 from merlin_doctor.recipe import Recipe
 from merlin_doctor.verdict import Finding, failed, passed, skipped, warned
 
 TENSORRT = ("libnvinfer", "libnvinfer_plugin")
 
 
-def stem(soname: str) -> str:
-    return soname.split(".so", 1)[0]
-
-
 def _entry(facts, soname: str) -> Optional[Dict[str, Any]]:
-    """The facts about a library, matched by name stem: the snapshot may hold another major."""
-    return next((e for e in facts["cuda_libs"].get("libraries", []) if stem(e["soname"]) == stem(soname)), None)
+    return entry_for(facts["cuda_libs"], soname)
+
+
+def _tensorflow_label(recipe) -> str:
+    """`TensorFlow 2.10`: the series the recipe pins, as summaries name it."""
+    return f"TensorFlow {knowledge.tensorflow_series(recipe.expect.tensorflow) or ''}".rstrip()
 
 
 def _install_command(spec: Dict[str, Any], recipe) -> str:
@@ -94,20 +95,26 @@ def _judge_library(spec: Dict[str, Any], facts, recipe) -> Finding:
                       step="env", evidence=evidence)
     if not entry.get("loaded"):
         others = entry.get("other_sonames", [])
-        extra = f"; found only {', '.join(o['path'] for o in others[:3])}, another major TensorFlow 2.10 does not load" \
-            if others else ""
+        found = ", ".join(o["path"] for o in others[:3])
+        extra = (f"; found only {found}: another major, which {_tensorflow_label(recipe)} does not load (it opens "
+                 f"{soname})") if others else ""
         if entry.get("copies"):
             dirs = sorted({os.path.dirname(c["path"]) for c in entry["copies"]})
             return failed(f"{soname} ({spec['what']}) exists in {', '.join(dirs)} but is not on the loader path",
                           fix=f"export LD_LIBRARY_PATH={dirs[0]}:$LD_LIBRARY_PATH  # or: merlin-doctor fix --only activation",
                           evidence=evidence)
         if not spec["required"]:
+            if others:
+                return passed(f"{soname} ({spec['what']}) is not found, but {found} is: {_tensorflow_label(recipe)} "
+                              f"opens {soname} (then the unversioned {stem(soname)}.so), so only profiling misses it",
+                              evidence=evidence)
             return passed(f"{soname} ({spec['what']}) is not installed; only profiling needs it",
                           evidence=evidence)
         return failed(f"{soname} ({spec['what']}) cannot be loaded: {entry.get('error')}{extra}",
                       fix=_install_command(spec, recipe), step="env", evidence=evidence)
-    problem = _version_problem(spec, entry.get("version"), recipe)
-    where = f"{soname} {entry.get('version') or '(version unknown)'} from {entry.get('path')} ({_owner(entry)})"
+    version, source = reported_version(spec, entry)
+    evidence.update(version=version, version_source=source)
+    problem = _version_problem(spec, version, recipe)
     if problem:
         return failed(f"{soname} {problem} (loaded from {entry.get('path')})", fix=_install_command(spec, recipe),
                       step="env", evidence=evidence)
@@ -117,7 +124,17 @@ def _judge_library(spec: Dict[str, Any], facts, recipe) -> Finding:
                       fix="Remove the stray directory from LD_LIBRARY_PATH so the env's copy "
                       "wins (check ~/.bashrc and activate.d scripts)",
                       evidence=evidence)
-    return passed(where, evidence=evidence)
+    constraint = recipe.expect.constraint(spec["expect"]) if spec.get("expect") not in (None, "tensorrt_soname") else None
+    if version is None and constraint:
+        return warned(f"{soname} loads from {entry.get('path')} ({_owner(entry)}) but its version cannot be read: no "
+                      f"{spec['version']['call']}(), no owning package that versions it, no version in its file name, "
+                      f"so the recipe's {constraint} cannot be confirmed",
+                      fix=f"{_install_command(spec, recipe)}  # a copy that reports its version",
+                      evidence=evidence)
+    called = source == f"{spec['version']['call']}()"
+    told = f" (read from {source}: {spec['version']['call']}() is missing or failed)" if version and not called else ""
+    return passed(f"{soname} {version or '(version unknown)'} from {entry.get('path')} ({_owner(entry)}){told}",
+                  evidence=evidence)
 
 
 def _register(spec: Dict[str, Any]) -> None:
@@ -160,4 +177,5 @@ def tensorrt(facts: FactsView, recipe: Recipe) -> Finding:
                       f".so.{wanted} name: the load warning is silenced, but TensorFlow was built against TensorRT "
                       f"{wanted}.x, so TF-TRT conversion is not supported with it (GPU training is unaffected)",
                       evidence=evidence)
-    return passed(f"TensorRT {entries[0].get('version')} loads as TensorFlow 2.10 expects", evidence=evidence)
+    return passed(f"TensorRT {entries[0].get('version')} loads as {_tensorflow_label(recipe)} expects (.so.{wanted})",
+                  evidence=evidence)

@@ -1,12 +1,13 @@
 """GPU checks: the driver, the kernel module, visible devices, the CUDA driver API, architectures."""
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from packaging.version import Version
 
 from merlin_doctor import knowledge
 from merlin_doctor.checks import FactsView, check
+from merlin_doctor.checks.libversion import entry_for, reported_version, spec_for
 from merlin_doctor.recipe import Recipe
 from merlin_doctor.verdict import Finding, failed, passed, warned
 
@@ -48,27 +49,42 @@ def nvml_sees_gpu(facts: FactsView, recipe: Recipe) -> Finding:
                   evidence={"driver_version": nvml.get("driver_version"), "devices": devices})
 
 
-@check("gpu.driver", probes=["nvml"], needs=["gpu.nvml"], gpu=True)
-def driver_new_enough(facts: FactsView, recipe: Recipe) -> Finding:
-    """The driver supports the recipe's CUDA runtime (fully, or through minor-version compatibility)."""
-    found = facts["nvml"].get("driver_version")
+def _loading_runtime(cuda_libs: Dict[str, Any], recipe) -> Tuple[Optional[str], str]:
+    """The CUDA runtime TensorFlow will load (`11.8`) and how we know: the libcudart the
+    loader finds, by its version chain; else the recipe's number."""
+    spec = spec_for("cuda_runtime")
+    entry = entry_for(cuda_libs, spec["soname"]) if spec else None
+    if entry and entry.get("loaded"):
+        version, source = reported_version(spec, entry)
+        if version:
+            v = Version(version)
+            return f"{v.major}.{v.minor}", f"{entry['soname']} at {entry.get('path')}, version from {source}"
     cuda = recipe.expect.cuda_runtime
-    row = knowledge.load("cuda_drivers")["cuda"].get(str(cuda)) if cuda else None
+    return (str(cuda), f"recipe {recipe.name} (no libcudart loads here to read)") if cuda else (None, "")
+
+
+@check("gpu.driver", probes=["nvml", "cuda_libs"], needs=["gpu.nvml"], gpu=True)
+def driver_new_enough(facts: FactsView, recipe: Recipe) -> Finding:
+    """The driver supports the CUDA runtime that will load (fully, or through minor-version compatibility)."""
+    found = facts["nvml"].get("driver_version")
+    table = knowledge.load("cuda_drivers")
+    cuda, why = _loading_runtime(facts["cuda_libs"], recipe)
+    row = table["cuda"].get(cuda) if cuda else None
     if not row:
-        return passed(f"driver {found} (the recipe names no CUDA runtime to judge it against)",
-                      evidence={"driver_version": found})
-    evidence = {"driver_version": found, "cuda_runtime": cuda, "toolkit_driver": row["toolkit"],
-                "minor_compat_driver": row["minor_compat"]}
+        what = f"CUDA {cuda} is not in the driver table" if cuda else "no CUDA runtime to judge it against"
+        return passed(f"driver {found} ({what})", evidence={"driver_version": found, "cuda_runtime": cuda})
+    evidence = {"driver_version": found, "cuda_runtime": cuda, "cuda_runtime_from": why,
+                "toolkit_driver": row["toolkit"], "minor_compat_driver": row["minor_compat"]}
     fix = f"Install NVIDIA driver >= {row['toolkit']} (e.g. `sudo ubuntu-drivers install`), then reboot"
     if Version(found) < Version(row["minor_compat"]):
-        return failed(f"driver {found} is too old for CUDA {cuda}: it needs >= {row['toolkit']} "
-                      f"(>= {row['minor_compat']} with minor-version compatibility)",
+        return failed(f"driver {found} is too old for CUDA {cuda} (the runtime that loads: {why}): it needs "
+                      f">= {row['toolkit']} (>= {row['minor_compat']} with minor-version compatibility)",
                       fix=fix, evidence=evidence)
     if Version(found) < Version(row["toolkit"]):
-        return warned(f"driver {found} runs CUDA {cuda} only through minor-version compatibility "
-                      f"(CUDA {cuda} wants >= {row['toolkit']}): PTX newer than the driver cannot be JIT-compiled",
+        return warned(f"driver {found} runs CUDA {cuda} ({why}) only through minor-version compatibility "
+                      f"(CUDA {cuda} wants >= {row['toolkit']}): {' '.join(table['minor_compat_caveats'].split())}",
                       fix=fix, evidence=evidence)
-    return passed(f"driver {found} supports CUDA {cuda} (needs >= {row['toolkit']}); it offers CUDA "
+    return passed(f"driver {found} supports CUDA {cuda} (needs >= {row['toolkit']}; {why}); it offers CUDA "
                   f"{facts['nvml'].get('cuda_driver_version')}",
                   evidence=evidence)
 
@@ -192,38 +208,35 @@ def _arch_support(cc: str, caps: List[str]) -> str:
     return "ptx" if any(kind == "compute" and a <= major * 10 + minor for kind, a in targets) else "none"
 
 
-@check("gpu.compute-capability", probes=["nvml", "tf_build", "activation"], needs=["gpu.nvml"], gpu=True)
+@check("gpu.compute-capability", probes=["nvml", "tf_build"], needs=["gpu.nvml"], gpu=True)
 def compute_capability(facts: FactsView, recipe: Recipe) -> Finding:
-    """Each GPU's architecture has kernels in the TensorFlow build (SASS), or at least PTX to JIT, and ptxas knows it."""
+    """Each GPU's architecture has kernels in the TensorFlow build (SASS), or at least PTX to JIT.
+
+    Whether ptxas (XLA) can compile for it is activation.ptxas's question."""
     build = facts["tf_build"].get("build_info") or {}
-    table = knowledge.load("tf_builds")
     known = knowledge.tensorflow_build(facts["tf_build"].get("version") or recipe.expect.tensorflow)
     caps = build.get("cuda_compute_capabilities") or known["compute_capabilities"]
-    ptxas = facts["activation"].get("ptxas") or {}
-    need_ptxas = knowledge.load("gpu")["ptxas_min_release"]
-    verdicts: Dict[str, List[str]] = {"fail": [], "warn": [], "note": []}
+    oldest = knowledge.min_compute_capability(caps)
+    ptx = ", ".join(c for c in caps if c.startswith("compute_")) or "PTX"
+    verdicts: Dict[str, List[str]] = {"fail": [], "warn": []}
     for dev in facts["nvml"].get("devices", []):
         cc, label = dev["compute_capability"], f"GPU {dev['index']} {dev['name']} (CC {dev['compute_capability']})"
         support = _arch_support(cc, caps)
-        if Version(cc) < Version(known["min_compute_capability"]):
-            verdicts["fail"].append(f"{label} is older than TensorFlow's oldest target {known['min_compute_capability']}")
+        if Version(cc) < Version(oldest):
+            verdicts["fail"].append(f"{label} is older than TensorFlow's oldest target {oldest}")
         elif support == "none":
             verdicts["fail"].append(f"{label}: TensorFlow was built with neither kernels nor PTX it can run")
         elif support == "ptx":
-            verdicts["warn"].append(f"{label}: no kernels built for it, {table['ptx_jit_note']}")
-        release = ptxas.get("release")
-        if cc in need_ptxas and release and Version(release) < Version(need_ptxas[cc]):
-            verdicts["warn"].append(f"{label}: ptxas {release} cannot compile for sm_{cc.replace('.', '')}, so XLA "
-                                    f"(jit_compile) fails; it needs ptxas >= {need_ptxas[cc]}")
-    evidence = {"tensorflow_targets": caps, "devices": [d["compute_capability"] for d in facts["nvml"].get("devices", [])],
-                "ptxas_release": ptxas.get("release")}
+            verdicts["warn"].append(f"{label}: no kernels built for it, "
+                                    + knowledge.load("tf_builds")["ptx_jit_note"].format(ptx=ptx))
+    evidence = {"tensorflow_targets": caps, "tensorflow_series": known["series"],
+                "devices": [d["compute_capability"] for d in facts["nvml"].get("devices", [])]}
     if verdicts["fail"]:
-        return failed("; ".join(verdicts["fail"]),
-                      fix="Use a GPU with compute capability >= "
-                      f"{known['min_compute_capability']}",
+        return failed("; ".join(verdicts["fail"]), fix=f"Use a GPU with compute capability >= {oldest}",
                       evidence=evidence)
     if verdicts["warn"]:
-        return warned("; ".join(verdicts["warn"]), fix=knowledge.load("gpu")["arch_fix"], evidence=evidence)
+        return warned("; ".join(verdicts["warn"]), fix="export CUDA_CACHE_MAXSIZE=4294967296  # keep the JIT results",
+                      evidence=evidence)
     return passed(f"TensorFlow has kernels for every GPU here ({', '.join(evidence['devices'])}; built for "
                   f"{', '.join(caps)})",
                   evidence=evidence)

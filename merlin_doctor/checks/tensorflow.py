@@ -1,17 +1,20 @@
 """TensorFlow checks, judged on what TensorFlow itself did in a child process.
 
 TensorFlow's own log lines are part of the facts; `explain` names their cause, so a
-verdict says *why* a GPU is missing, not only that it is.
+verdict says *why* a GPU is missing, not only that it is. The cause of a failed part
+comes from that part alone: its exception first, then the log lines written while it ran
+(the child marks where each part starts, `probes/tensorflow.with_steps`). On a machine
+meant to run on the CPU, causes that only GPU checks judge are left out.
 """
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 from packaging.specifiers import SpecifierSet
 
 from merlin_doctor import knowledge
-from merlin_doctor.checks import FactsView, check
+from merlin_doctor.checks import FactsView, check, is_gpu_check
 from merlin_doctor.checks.gpu import visible_gpus
 from merlin_doctor.recipe import Recipe
 from merlin_doctor.verdict import Finding, Status, failed, passed, skipped, warned
@@ -19,12 +22,47 @@ from merlin_doctor.verdict import Finding, Status, failed, passed, skipped, warn
 EXPLAINED_SHOWN = 3
 
 
-def explained(log: List[str]) -> List[Dict[str, Any]]:
-    """The problems `merlin-doctor explain` finds in a captured log, root cause first."""
+def explained(lines: Iterable[str], gpu: bool = True) -> List[Dict[str, Any]]:
+    """The problems `merlin-doctor explain` finds in some log lines, root cause first; without
+    `gpu`, only those a CPU machine can have."""
     from merlin_doctor.explain import explain_lines
 
+    found = [m for m in explain_lines(list(lines)).failures if gpu or not is_gpu_check(m.check)]
     return [{"id": m.id, "title": m.title, "fix": m.fix, "lines": [e.text for e in m.evidence[:2]]}
-            for m in explain_lines(log or []).failures[:EXPLAINED_SHOWN]]
+            for m in found[:EXPLAINED_SHOWN]]
+
+
+def step_log(result: Dict[str, Any], *names: str) -> List[str]:
+    """The log lines written while the named steps ran; the whole log for a snapshot taken
+    before the child marked its steps."""
+    log = result.get("log") or []
+    steps = result.get("steps")
+    if steps is None:
+        return log
+    return [line for s in steps if s["step"] in names for line in log[s["start"]:s["end"]]]
+
+
+def exception_lines(part: Dict[str, Any]) -> List[str]:
+    """What a failed part raised, as lines to explain: type and the whole message."""
+    exc = part.get("exception")
+    if exc:
+        return [f"{exc['type']}: {line}" for line in exc["message"].splitlines()] or [exc["type"]]
+    return (part.get("error") or "").splitlines()
+
+
+def attributed(result: Dict[str, Any], part: Dict[str, Any], steps: Iterable[str], recipe: Recipe,
+               extra: Iterable[str] = ()) -> List[Dict[str, Any]]:
+    """The cause of a failed part: what its exception says, then its own steps' log lines."""
+    gpu = recipe.gpu != "none"
+    first = explained(list(extra) + exception_lines(part), gpu)
+    seen = {f["id"] for f in first}
+    rest = [f for f in explained(step_log(result, *steps), gpu) if f["id"] not in seen]
+    return (first + rest)[:EXPLAINED_SHOWN]
+
+
+def one_line(text: Optional[str]) -> str:
+    """The first non-empty line: a verdict is one line in the stream, the rest is evidence."""
+    return next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
 
 
 def _because(found: List[Dict[str, Any]]) -> str:
@@ -39,23 +77,33 @@ def _tf(facts) -> Dict[str, Any]:
     return facts["tensorflow"]
 
 
+def _last_step(result: Dict[str, Any]) -> Optional[str]:
+    steps = result.get("steps") or []
+    return steps[-1]["step"] if steps else None
+
+
 @check("tf.import", probes=["tensorflow"])
 def tensorflow_imports(facts: FactsView, recipe: Recipe) -> Finding:
     """`import tensorflow` works and its version and CUDA build are the recipe's."""
     tf = _tf(facts)
-    found = explained(tf.get("log", []))
     if tf.get("error"):
-        return failed(f"the TensorFlow probe did not finish: {tf['error']}{_because(found)}",
+        during = _last_step(tf)
+        found = attributed(tf, {}, [during] if during else [], recipe, extra=[tf["error"]])
+        where = f" (during {during})" if during else ""
+        return failed(f"the TensorFlow probe did not finish{where}: {one_line(tf['error'])}{_because(found)}",
                       fix=found[0]["fix"] if found else "python -c 'import tensorflow'  # read its error",
-                      evidence={"explained": found, "log_tail": tf.get("log", [])[-20:]})
+                      evidence={"explained": found, "error": tf["error"], "step": during,
+                                "log_tail": tf.get("log", [])[-20:]})
     imported = tf.get("import", {})
     if not imported.get("ok"):
+        found = attributed(tf, imported, ["import"], recipe)
         pin = _tensorflow_pin(recipe)
         missing = "No module named 'tensorflow'" in (imported.get("error") or "")
         fix = f"python -m pip install '{pin}'" if missing else f"python -m pip install --force-reinstall '{pin}'"
-        return failed(f"import tensorflow failed: {imported.get('error')}{_because(found)}",
+        return failed(f"import tensorflow failed: {one_line(imported.get('error'))}{_because(found)}",
                       fix=found[0]["fix"] if found and not missing else fix,
-                      evidence={"explained": found, "traceback": imported.get("traceback")})
+                      evidence={"explained": found, "exception": imported.get("exception"),
+                                "traceback": imported.get("traceback")})
     version = imported["version"]
     wanted = recipe.expect.tensorflow
     build = (tf.get("build_info") or {}).get("info", {})
@@ -86,7 +134,7 @@ def tensorflow_sees_gpus(facts: FactsView, recipe: Recipe) -> Finding:
     evidence = {"tensorflow_gpus": [d["name"] for d in registered], "nvml_gpus": len(nvml.get("devices", [])),
                 "CUDA_VISIBLE_DEVICES": cvd}
     if len(registered) < expected:
-        found = explained(tf.get("log", []))
+        found = attributed(tf, devices, ["import", "devices"], recipe)
         return failed(f"TensorFlow registers {len(registered)} of {expected} GPU(s){_because(found)}",
                       fix=found[0]["fix"] if found else "merlin-doctor check --only cuda  # which library is missing",
                       evidence={"explained": found, **evidence})
@@ -114,13 +162,13 @@ def _device_problem(g: Dict[str, Any], tolerance: float) -> Optional[str]:
 
 def _judge_compute(tf: Dict[str, Any], recipe: Recipe, name: str, what: str, fix: str, cpu_part: bool) -> Finding:
     test = (tf.get("tests") or {}).get(name) or {}
-    log = tf.get("log", [])
     if test.get("skipped") or test.get("ok") is None and not test:
         return skipped(test.get("skipped", f"no {name} facts"))
     if not test.get("ok"):
-        found = explained(log)
-        return failed(f"the {what} failed: {test.get('error')}{_because(found)}",
-                      fix=found[0]["fix"] if found else fix, evidence={"explained": found})
+        found = attributed(tf, test, [f"tests.{name}"], recipe)
+        return failed(f"the {what} failed: {one_line(test.get('error'))}{_because(found)}",
+                      fix=found[0]["fix"] if found else fix,
+                      evidence={"explained": found, "exception": test.get("exception")})
     cpu = test.get("cpu") or {}
     tolerance = knowledge.load("tensorflow")["parity_tolerance"]
     cpu_err = cpu.get("rel_err_vs_numpy", cpu.get("rel_err"))
@@ -131,9 +179,9 @@ def _judge_compute(tf: Dict[str, Any], recipe: Recipe, name: str, what: str, fix
     evidence = {"cpu": cpu, "gpus": gpus, "tolerance": tolerance}
     broken = [(g, why) for g in gpus for why in [_device_problem(g, tolerance)] if why]
     if broken:
-        found = explained(log)
         g, why = broken[0]
-        return failed(f"the {what} on {g['device']} is wrong: {why}{_because(found)}",
+        found = attributed(tf, g, [f"tests.{name}"], recipe)
+        return failed(f"the {what} on {g['device']} is wrong: {one_line(why)}{_because(found)}",
                       fix=found[0]["fix"] if found else fix, evidence={"explained": found, **evidence})
     where = f"on the CPU and {len(gpus)} GPU(s)" if gpus else "on the CPU (no GPU visible to TensorFlow)"
     return passed(f"the {what} runs {where} and agrees within {tolerance:g}", evidence=evidence)
@@ -160,9 +208,12 @@ def xla_compiles(facts: FactsView, recipe: Recipe) -> Finding:
                           "merlin-doctor fix --only copies  # libdevice; and check activation.ptxas", cpu_part=True)
 
 
-@check("tf.tensorrt", probes=["tensorflow"], needs=["tf.import"], step="links", gpu=True)
+@check("tf.tensorrt", probes=["tensorflow"], needs=["tf.import", "gpu.nvml", "cuda.tensorrt"], step="links", gpu=True)
 def tensorrt_in_tensorflow(facts: FactsView, recipe: Recipe) -> Finding:
-    """TF-TRT loads TensorRT, and the version it loads is the one TensorFlow was linked against."""
+    """TF-TRT loads TensorRT, and the version it loads is the one TensorFlow was linked against.
+
+    It needs cuda.tensorrt: where TensorRT is absent or at another soname, that check says so
+    (the two never disagree), and this one judges only what TensorFlow adds."""
     if not recipe.expect.tensorrt_soname:
         return skipped(f"recipe {recipe.name} does not use TensorRT")
     test = ((_tf(facts).get("tests") or {}).get("tensorrt")) or {}
@@ -172,7 +223,7 @@ def tensorrt_in_tensorflow(facts: FactsView, recipe: Recipe) -> Finding:
     loaded = (test.get("loaded_version") or {}).get("version")
     evidence = {"linked": linked, "loaded": loaded, "enabled": test.get("enabled")}
     if not test.get("enabled"):
-        found = explained(_tf(facts).get("log", []))
+        found = attributed(_tf(facts), test, ["tests.tensorrt"], recipe)
         return warned(f"TF-TRT cannot load TensorRT (TensorFlow was linked against {linked}){_because(found)}; "
                       "inference conversion is unavailable, training is unaffected",
                       evidence={"explained": found, **evidence})
@@ -191,10 +242,11 @@ def merlin_imports(facts: FactsView, recipe: Recipe) -> Finding:
     versions = {m: r.get("version") for m, r in imports.items() if r.get("ok")}
     if broken:
         module, error = next(iter(broken.items()))
-        found = explained([error or ""] + _tf(facts).get("log", []))
-        return failed(f"import {module} failed: {error}{_because(found)}",
-                      fix=found[0]["fix"] if found else "merlin-doctor check --only packages",
-                      evidence={"explained": found, "versions": versions})
+        part = imports[module]
+        found = attributed(_tf(facts), part, [f"imports.{module}"], recipe)
+        return failed(f"import {module} failed: {one_line(error)}{_because(found)}",
+                      fix=found[0]["fix"] if found else _install_missing(part, recipe),
+                      evidence={"explained": found, "exception": part.get("exception"), "versions": versions})
     no_cudf = [m for m in ("cudf", "dask_cudf") if not (imports.get(m) or {}).get("ok")]
     on_gpu = bool(facts["nvml"].get("devices")) and recipe.gpu != "none"
     if no_cudf and on_gpu:
@@ -214,6 +266,20 @@ def _cudf_packages(recipe: Recipe) -> List[str]:
             if re.sub(r"-cu\d+$", "", name.lower().replace("_", "-")) in ("cudf", "dask-cudf")]
 
 
+def _install_missing(part: Dict[str, Any], recipe: Recipe) -> str:
+    """For a missing module, the recipe's requirement that provides it (`merlin.dataloader` is
+    the distribution merlin-dataloader); else the packages checks, which know every pin."""
+    from packaging.utils import canonicalize_name
+
+    exc = part.get("exception") or {}
+    m = re.search(r"No module named '([\w.]+)'", exc.get("message") or part.get("error") or "")
+    parts = m.group(1).split(".") if m else []
+    names = {canonicalize_name("-".join(parts[:n])) for n in range(len(parts), 0, -1)}
+    pinned = [r.name for r, _ in recipe.requirements() if canonicalize_name(r.name) in names]
+    return recipe.install_command(pinned[:1]) if pinned else \
+        "merlin-doctor check --only packages  # which requirement is missing or broken"
+
+
 def _e2e_thresholds(recipe: Recipe) -> Optional[Dict[str, Any]]:
     return knowledge.load("e2e")["ple"] if recipe.expect.e2e == "ple" else None
 
@@ -229,7 +295,7 @@ def ple_learns(facts: FactsView, recipe: Recipe) -> Finding:
     result = facts["e2e"]
     status, summary, evidence = judge_ple(result, thresholds)
     if status is not Status.PASS:
-        found = explained(result.get("log", []))
+        found = explained(result.get("log", []), gpu=recipe.gpu != "none")
         evidence["explained"] = found
         return Finding(status, summary + _because(found), evidence,
                        found[0]["fix"] if found else "merlin-doctor check -v --only tf  # TensorFlow's own checks first")

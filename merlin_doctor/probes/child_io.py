@@ -3,7 +3,9 @@
 Heavy children (TensorFlow facts, PLE training) run under the target environment's
 Python with only the standard library guaranteed, so this module uses nothing else.
 The protocol: one JSON object as the last line of stdout (or in `--out`), progress
-as `PROGRESS {json}` lines on stderr, and everything else on stderr is log evidence.
+as `PROGRESS {json}` lines on stderr, `STEP_PREFIX name` lines on stderr where a step
+starts (so the parent can tell which log lines each step caused), and everything else
+on stderr is log evidence.
 """
 from __future__ import annotations
 
@@ -17,6 +19,25 @@ from typing import Any, Dict, Iterator, Optional
 
 from merlin_doctor.atomic import write_atomic
 from merlin_doctor.probes.isolate import PROGRESS_PREFIX
+
+
+#: A line on stderr that starts a step: every log line after it, up to the next, is that step's.
+STEP_PREFIX = "MERLIN-DOCTOR-STEP "
+
+
+def mark_step(name: str) -> None:
+    """Start step `name` in the log. Flushed first, so TensorFlow's C++ lines (written to
+    fd 2 directly) that the step causes come after the marker, never before it."""
+    sys.stdout.flush()
+    sys.stderr.write(f"{STEP_PREFIX}{name}\n")
+    sys.stderr.flush()
+
+
+def headline(exc_type: str, message: str) -> str:
+    """One line for an exception: its type and the first line of its message, which is the
+    traceback's last line whenever the message has one line (protobuf's has seven)."""
+    first = next((line.strip() for line in message.splitlines() if line.strip()), "")
+    return f"{exc_type}: {first}" if first else exc_type
 
 
 class Progress:

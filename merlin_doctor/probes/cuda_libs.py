@@ -259,6 +259,7 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
         entry.update(loaded)
         if entry.get("loaded"):
             entry["owner"] = owners.owner(entry["realpath"]) or owners.owner(entry["path"])
+            entry["file_version"] = _filename_version(entry["realpath"] or "", spec["soname"])
         entry.update(_copies(spec["soname"], listing, ld_cache, path, owners))
         libraries.append(entry)
     return {"search_path": path, "prefix": ctx.judged_prefix(), "scanned_dirs": dirs, "libraries": libraries}

@@ -5,8 +5,9 @@ Run under the target environment's Python: `python -m merlin_doctor.probes.tf_ch
 CPU and on each GPU (parity against the CPU), a cuDNN convolution and an XLA-compiled
 function on each GPU, asks TF-TRT which TensorRT it linked and loaded, and tries the
 Merlin/RAPIDS imports. Each part is guarded: a failure is recorded and the rest still runs.
-TensorFlow's C++ log goes to fd 2, which the parent keeps as evidence; this JSON says
-which part failed, the log says why.
+TensorFlow's C++ log goes to fd 2, which the parent keeps as evidence; each part starts
+with a step marker there (`child_io.mark_step`), so the parent knows which lines each part
+caused. This JSON says which part failed and its exception, the part's log lines say why.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from merlin_doctor.probes.child_io import (
     emit,
     error_data,
     hard_exit,
+    headline,
+    mark_step,
     stdout_to_stderr,
 )
 
@@ -39,15 +42,26 @@ LOADED_TRT_TIMEOUT_S = 120
 
 
 def guarded(part: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
-    """Run one sub-test: its facts with `ok`, or `ok: false` and the error, never an exception."""
+    """Run one sub-test: its facts with `ok`, or `ok: false` and the error, never an exception.
+
+    `error` is one line (what a verdict shows); `exception` keeps the type and the whole
+    message, which is what the checks explain first."""
     started = time.perf_counter()
     try:
         facts = {"ok": True, **part()}
     except Exception as exc:  # each sub-test's failure is data for the checks
         error = error_data(exc)
-        facts = {"ok": False, "error": f"{error['type']}: {error['message']}", "traceback": error["traceback"]}
+        facts = {"ok": False, "error": headline(error["type"], error["message"]),
+                 "exception": {"type": error["type"], "message": error["message"]},
+                 "traceback": error["traceback"]}
     facts["seconds"] = round(time.perf_counter() - started, 3)
     return facts
+
+
+def step(name: str, part: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+    """A guarded part whose log lines are marked as its own (`name` is its path in the facts)."""
+    mark_step(name)
+    return guarded(part)
 
 
 def skipped(reason: str) -> Dict[str, Any]:
@@ -71,7 +85,7 @@ def collect(progress: Progress) -> Dict[str, Any]:
         holder["tf"] = tf
         return {"version": tf.__version__, "git_version": tf.version.GIT_VERSION}
 
-    result["import"] = guarded(import_tf)
+    result["import"] = step("import", import_tf)
     tf = holder.get("tf")
     if tf is None:
         reason = "tensorflow did not import"
@@ -79,20 +93,21 @@ def collect(progress: Progress) -> Dict[str, Any]:
         result["devices"] = skipped(reason)
         result["tests"] = {name: skipped(reason) for name in ("matmul", "conv", "xla", "tensorrt")}
     else:
-        result["build_info"] = guarded(lambda: {"info": _jsonable(dict(tf.sysconfig.get_build_info()))})
+        result["build_info"] = step("build_info", lambda: {"info": _jsonable(dict(tf.sysconfig.get_build_info()))})
         progress("stage", stage="devices")
-        result["devices"] = guarded(lambda: _devices(tf))
+        result["devices"] = step("devices", lambda: _devices(tf))
         gpus = _gpu_names(tf)
         result["tests"] = {}
         for name, test in (("matmul", _matmul), ("conv", _conv), ("xla", _xla)):
             progress("stage", stage=name)
-            result["tests"][name] = guarded(lambda: test(tf, gpus))
+            result["tests"][name] = step(f"tests.{name}", lambda: test(tf, gpus))
         progress("stage", stage="tensorrt")
-        result["tests"]["tensorrt"] = guarded(_tensorrt)
+        result["tests"]["tensorrt"] = step("tests.tensorrt", _tensorrt)
     result["imports"] = {}
     for module in IMPORTS:
         progress("stage", stage=f"import {module}")
-        result["imports"][module] = guarded(lambda: _import(module))
+        result["imports"][module] = step(f"imports.{module}", lambda: _import(module))
+    mark_step("end")
     result["wall_s"] = round(time.perf_counter() - started, 3)
     return result
 

@@ -117,6 +117,7 @@ class Variant:
     version: str = ""          # toolkit libraries only
     cuda: str = ""             # the CUDA runtime a toolkit library was built for
     crash_on_load: bool = False
+    no_version_call: bool = False   # cudnn: no version symbols; cudart: cudaRuntimeGetVersion fails
 
     @property
     def family(self) -> Family:
@@ -133,6 +134,7 @@ class Variant:
 
     def defines(self) -> list[str]:
         flags = ["-DSIM_CRASH_ON_LOAD"] if self.crash_on_load else []
+        flags += ["-DSIM_NO_VERSION_CALL"] if self.no_version_call else []
         encode = self.family.encode
         if encode is not None:
             v = parse_version(self.version)
@@ -377,7 +379,8 @@ class _Builder:
     def _lib_variant(self, key: str, lib: Mapping[str, Any]) -> Variant:
         where = f"scenario {self.name}: libs {key}"
         return Variant(_require_str(lib["soname"], where), _require_str(lib["version"], where),
-                       _require_str(lib.get("cuda", "11.2"), where), bool(lib.get("crash_on_load", False)))
+                       _require_str(lib.get("cuda", "11.2"), where), bool(lib.get("crash_on_load", False)),
+                       bool(lib.get("no_version_call", False)))
 
     def _place_lib(self, key: str, lib: Mapping[str, Any], binary: Path) -> PlacedLibrary:
         """Real layout: a versioned file plus the soname symlink (conda, debs), or one plain file
@@ -467,7 +470,8 @@ class _Builder:
             version = _require_str(ptxas["version"], f"scenario {self.name}: ptxas version")
             major, minor, _ = parse_version(version)
             path = self.rel(ptxas["path"])
-            _write(path, PTXAS_SCRIPT.format(major=major, minor=minor, version=version), 0o755)
+            accepts = " ".join(ptxas.get("accepts") or [])
+            _write(path, PTXAS_SCRIPT.format(major=major, minor=minor, version=version, accepts=accepts), 0o755)
             self.own(ptxas.get("owner"), path)
         for entry in (self.spec.get("libdevice") or {}).values():
             path = self.rel(entry["path"])
@@ -514,8 +518,24 @@ class _Builder:
 
 
 PTXAS_SCRIPT = """#!/bin/sh
-# gpu_sim stand-in for ptxas {version}: answers --version as the real one does.
-if [ "$1" = "--version" ]; then
+# gpu_sim stand-in for ptxas {version}: answers --version as the real one does, and rejects a
+# --gpu-name / -arch it does not accept (an empty list accepts any) with the real message.
+accepts="{accepts}"
+arch=""
+version=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --version) version=1 ;;
+    --gpu-name|-arch) arch="$2"; shift ;;
+    --gpu-name=*|-arch=*) arch="${{1#*=}}" ;;
+  esac
+  shift
+done
+if [ -n "$arch" ] && [ -n "$accepts" ] && ! printf ' %s ' "$accepts" | grep -q " $arch "; then
+  echo "ptxas fatal   : Value '$arch' is not defined for option 'gpu-name'" >&2
+  exit 255
+fi
+if [ -n "$version" ]; then
   cat <<'EOF'
 ptxas: NVIDIA (R) Ptx optimizing assembler
 Copyright (c) 2005-2021 NVIDIA Corporation
@@ -525,7 +545,7 @@ Build cuda_{major}.{minor}.r{major}.{minor}/compiler.29618528_0
 EOF
   exit 0
 fi
-echo "ptxas fatal   : gpu_sim stand-in answers --version only" >&2
+echo "ptxas fatal   : gpu_sim stand-in answers --version (and rejects unknown --gpu-name) only" >&2
 exit 1
 """
 

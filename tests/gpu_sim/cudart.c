@@ -53,12 +53,18 @@ static cudaError_t init_driver(void)
     return init_error = (cudaError_t)r;
 }
 
+/* SIM_NO_VERSION_CALL: the call fails, as a copy that cannot answer it does. */
 SIM_API cudaError_t cudaRuntimeGetVersion(int *runtimeVersion)
 {
+#ifdef SIM_NO_VERSION_CALL
+    (void)runtimeVersion;
+    return cudaErrorInitializationError;
+#else
     if (!runtimeVersion)
         return cudaErrorInitializationError;
     *runtimeVersion = SIM_VERSION;
     return cudaSuccess;
+#endif
 }
 
 /* 0 and cudaSuccess when no driver is installed, as documented. */
