@@ -7,7 +7,6 @@ the README; `SCHEMA` below is its single source of truth.
 from __future__ import annotations
 
 import dataclasses
-
 import re
 import shlex
 from dataclasses import dataclass, field

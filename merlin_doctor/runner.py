@@ -48,7 +48,7 @@ class _FactsView:
         self._facts, self._check = facts, check
 
     def __getitem__(self, name: str) -> Dict[str, Any]:
-        if name not in self._check.probes:
+        if name not in self._check.probes + self._check.optional_probes:
             raise KeyError(f"check {self._check.id} reads probe {name!r} without declaring it")
         return self._facts[name]
 
@@ -74,7 +74,7 @@ def probes_to_run(checks: List[Check], recipe: Recipe, options: CheckOptions) ->
     names: List[str] = []
     for check in checks:
         if _skip_reason(check, recipe, options, {}) is None:
-            names += [p for p in check.probes if p not in names]
+            names += [p for p in check.probes + check.optional_probes if p not in names]
     return names
 
 

@@ -109,7 +109,8 @@ def test_a_missing_merlin_module_is_the_cause_and_the_fix_installs_its_pin(tf_cp
     for recipe, options in (("cpu", {}), ("tf210-cuda112", {"cpu_ok": True}), ("tf210-cuda112", {})):
         v = judge(cpu_machine(with_steps(copy.deepcopy(tf)), tf_cpu["e2e"]), recipe, **options)["tf.merlin-imports"]
         assert v.status is Status.FAIL
-        assert v.summary == "import nvtabular failed: ModuleNotFoundError: No module named 'merlin.dataloader'", v.summary
+        assert v.summary == ("import nvtabular failed: ModuleNotFoundError: "
+                             "No module named 'merlin.dataloader'"), v.summary
         assert v.fix == "python -m pip install merlin-dataloader==23.8.0", v.fix
 
 

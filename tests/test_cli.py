@@ -74,7 +74,7 @@ def test_bad_snapshot_files(tmp_path):
 
 def test_only_and_skip():
     data = doctor_json("check", "--only", "host", "--skip", "host.disk")
-    assert {v["id"] for v in data["verdicts"]} == {"host.os", "host.glibc", "host.memory", "host.platform"}
+    assert {v["id"] for v in data["verdicts"]} == {"host.os", "host.glibc", "host.cpu", "host.memory", "host.platform"}
 
 
 def test_strict_turns_warnings_into_exit_1(tmp_path):

@@ -7,6 +7,7 @@ NVML, libcuda and every CUDA library are loaded by the same code as on a worksta
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import pytest
@@ -60,7 +61,6 @@ EXPECTED = {
 
 #: (check id, words its summary must hold, words its fix must hold) per scenario.
 DETAILS = {
-    "h100": [("gpu.compute-capability", "JIT-compiled from compute_80 PTX", "CUDA_CACHE_MAXSIZE")],
     "h100": [("gpu.compute-capability", "JIT-compiled from compute_80 PTX", "CUDA_CACHE_MAXSIZE"),
              ("activation.ptxas", "cannot compile for GPU 0 NVIDIA H100 80GB HBM3 (sm_90)", "cuda-nvcc=11.8")],
     "rtx4090": [("activation.ptxas", "(CUDA 11.2) cannot compile for GPU 0 NVIDIA GeForce RTX 4090 (sm_89)",
@@ -84,7 +84,7 @@ DETAILS = {
                          ("cuda.libcudnn", "usr/local/cuda-10.2/lib64/libcudnn.so.8 (8.0.5, no package)", None)],
     "cuda12-libs-only": [("cuda.libcudart", "libcudart.so.12", "cudatoolkit=11.2.2")],
     "mig-on": [("gpu.mig", "MIG is enabled", "nvidia-smi mig")],
-    "busy-gpu": [("gpu.memory", "by 4242", "nvidia-smi")],
+    "busy-gpu": [("gpu.memory", "in use by 4242 (no such process here", "nvidia-smi --query-compute-apps")],
     "init-hangs": [("gpu.nvml", "timed out after 5 s", "reboot")],
     "segv-on-load": [("cuda.libcudnn", "killed the process with SIGSEGV", "cudnn=8.1.0")],
     "v100-ptxas-cuda13": [("activation.ptxas", "ptxas 13.0.88 (CUDA 13.0) cannot compile for GPU 0 Tesla "
@@ -94,7 +94,8 @@ DETAILS = {
     "cudnn-unversioned": [("cuda.libcudnn", "its version cannot be read", "cudnn=8.1.0")],
     "no-driver-pip-cudart": [("cuda.libcudart", "libcudart.so.11.0 11.8.89 from", None),
                              ("cuda.libcudart", "read from the pip package nvidia_cuda_runtime_cu11", None)],
-    "driver-470-cudart-11.8": [("gpu.driver", "driver 470.82.01 runs CUDA 11.8 (libcudart.so.11.0 at", ">= 520.61.05"),
+    "driver-470-cudart-11.8": [("gpu.driver", "driver 470.82.01 runs CUDA 11.8 (the runtime that loads: "
+                                "libcudart.so.11.0 at", ">= 520.61.05"),
                                ("gpu.driver", "CUDA_ERROR_UNSUPPORTED_PTX_VERSION", None)],
 }
 
@@ -152,6 +153,24 @@ def test_the_stand_in_ptxas_rejects_the_arch_the_verdict_names(tmp_path, compile
     assert scenario.run([ptxas, "--gpu-name", "sm_75", "--version"]).returncode == 0
     verdict = judge("v100-ptxas-cuda13", tmp_path / "again", compiler)["activation.ptxas"]
     assert "--gpu-name sm_70" in verdict["summary"]
+
+
+def test_a_busy_gpu_names_who_holds_it(tmp_path, compiler):
+    """The process holding the GPU is this test: gpu.memory names it, its user and its command line."""
+    import psutil
+
+    scenario = build_scenario("busy-gpu", tmp_path / "m", compiler=compiler)
+    conf = scenario.root / "gpu_sim.conf"
+    conf.write_text(conf.read_text().replace("device.0.processes=4242:14500,4243:300",
+                                             f"device.0.processes={os.getpid()}:14500"))
+    result = scenario.run([sys.executable, "-m", "merlin_doctor", "check", "--fast", "--json", "--only", "gpu.memory"],
+                          timeout=120)
+    verdict = next(v for v in json.loads(result.stdout)["verdicts"] if v["id"] == "gpu.memory")
+    me = psutil.Process(os.getpid())
+    assert f"in use by {os.getpid()} {me.name()} ({me.username()})" in verdict["summary"], verdict["summary"]
+    assert "pytest" in verdict["summary"]  # the command line
+    held = verdict["evidence"]["busy"][0]["processes"][0]
+    assert held["cmdline"].startswith(" ".join(me.cmdline())[:40])
 
 
 def test_the_tensorrt_dir_is_searched_as_the_activated_env_will(tmp_path, compiler):

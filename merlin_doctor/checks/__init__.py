@@ -50,6 +50,7 @@ class Check:
     needs: Tuple[str, ...] = ()
     step: Optional[str] = None
     gpu: bool = False  # only meaningful on a GPU machine: skipped with --cpu-ok / gpu: none recipes
+    optional_probes: Tuple[str, ...] = ()  # read when present; a snapshot without them still judges
 
     @property
     def area(self) -> str:
@@ -65,13 +66,13 @@ _REGISTRY: Dict[str, Check] = {}
 
 
 def check(id: str, probes: Sequence[str], needs: Sequence[str] = (), step: Optional[str] = None,
-          gpu: bool = False) -> Callable[[CheckFunction], CheckFunction]:
+          gpu: bool = False, optional_probes: Sequence[str] = ()) -> Callable[[CheckFunction], CheckFunction]:
     """Register a check function under a stable id such as `gpu.driver`."""
 
     def register(function: CheckFunction) -> CheckFunction:
         if id in _REGISTRY and _REGISTRY[id].function is not function:
             raise ValueError(f"check id {id!r} is registered twice")
-        _REGISTRY[id] = Check(id, function, tuple(probes), tuple(needs), step, gpu)
+        _REGISTRY[id] = Check(id, function, tuple(probes), tuple(needs), step, gpu, tuple(optional_probes))
         return function
 
     return register

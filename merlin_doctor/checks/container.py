@@ -12,7 +12,7 @@ from packaging.version import InvalidVersion, Version
 
 from merlin_doctor import knowledge
 from merlin_doctor.checks import FactsView, check
-from merlin_doctor.checks.gpu import driver_new_enough
+from merlin_doctor.checks.gpu import judge_driver
 from merlin_doctor.container import gpus_flag_supported
 from merlin_doctor.recipe import Recipe
 from merlin_doctor.verdict import Finding, Status, failed, passed, skipped, warned
@@ -166,10 +166,11 @@ def _forward_compat_minimum(driver: str, cuda: Optional[str]) -> Optional[str]:
 @check("container.driver", probes=["nvml"], needs=["gpu.nvml"], gpu=True)
 def driver_for_image(facts: FactsView, recipe: Recipe) -> Finding:
     """The host driver runs the image's CUDA (natively, by forward compatibility, or minor-version compatibility)."""
-    finding = driver_new_enough(facts, recipe)
+    cuda = recipe.expect.cuda_runtime
+    finding = judge_driver(facts["nvml"], str(cuda) if cuda else None, f"the CUDA of {recipe.image}")
     if finding.status is Status.PASS:
         return finding
-    driver, cuda = facts["nvml"].get("driver_version") or "", recipe.expect.cuda_runtime
+    driver = facts["nvml"].get("driver_version") or ""
     minimum = _forward_compat_minimum(driver, cuda)
     if not minimum:
         return finding

@@ -124,7 +124,8 @@ def _judge_library(spec: Dict[str, Any], facts, recipe) -> Finding:
                       fix="Remove the stray directory from LD_LIBRARY_PATH so the env's copy "
                       "wins (check ~/.bashrc and activate.d scripts)",
                       evidence=evidence)
-    constraint = recipe.expect.constraint(spec["expect"]) if spec.get("expect") not in (None, "tensorrt_soname") else None
+    judged = spec.get("expect") not in (None, "tensorrt_soname")
+    constraint = recipe.expect.constraint(spec["expect"]) if judged else None
     if version is None and constraint:
         return warned(f"{soname} loads from {entry.get('path')} ({_owner(entry)}) but its version cannot be read: no "
                       f"{spec['version']['call']}(), no owning package that versions it, no version in its file name, "

@@ -58,17 +58,23 @@ def _loading_runtime(cuda_libs: Dict[str, Any], recipe) -> Tuple[Optional[str], 
         version, source = reported_version(spec, entry)
         if version:
             v = Version(version)
-            return f"{v.major}.{v.minor}", f"{entry['soname']} at {entry.get('path')}, version from {source}"
+            return f"{v.major}.{v.minor}", f"the runtime that loads: {entry['soname']} at {entry.get('path')}, " \
+                                           f"version from {source}"
     cuda = recipe.expect.cuda_runtime
-    return (str(cuda), f"recipe {recipe.name} (no libcudart loads here to read)") if cuda else (None, "")
+    return (str(cuda), f"recipe {recipe.name}'s runtime; no libcudart loads here to read") if cuda else (None, "")
 
 
-@check("gpu.driver", probes=["nvml", "cuda_libs"], needs=["gpu.nvml"], gpu=True)
+@check("gpu.driver", probes=["nvml"], optional_probes=["cuda_libs"], needs=["gpu.nvml"], gpu=True)
 def driver_new_enough(facts: FactsView, recipe: Recipe) -> Finding:
     """The driver supports the CUDA runtime that will load (fully, or through minor-version compatibility)."""
-    found = facts["nvml"].get("driver_version")
-    table = knowledge.load("cuda_drivers")
     cuda, why = _loading_runtime(facts["cuda_libs"], recipe)
+    return judge_driver(facts["nvml"], cuda, why)
+
+
+def judge_driver(nvml: Dict[str, Any], cuda: Optional[str], why: str) -> Finding:
+    """A driver against a CUDA runtime (`why` says where that runtime's version comes from)."""
+    found = nvml.get("driver_version")
+    table = knowledge.load("cuda_drivers")
     row = table["cuda"].get(cuda) if cuda else None
     if not row:
         what = f"CUDA {cuda} is not in the driver table" if cuda else "no CUDA runtime to judge it against"
@@ -77,15 +83,15 @@ def driver_new_enough(facts: FactsView, recipe: Recipe) -> Finding:
                 "toolkit_driver": row["toolkit"], "minor_compat_driver": row["minor_compat"]}
     fix = f"Install NVIDIA driver >= {row['toolkit']} (e.g. `sudo ubuntu-drivers install`), then reboot"
     if Version(found) < Version(row["minor_compat"]):
-        return failed(f"driver {found} is too old for CUDA {cuda} (the runtime that loads: {why}): it needs "
-                      f">= {row['toolkit']} (>= {row['minor_compat']} with minor-version compatibility)",
+        return failed(f"driver {found} is too old for CUDA {cuda} ({why}): it needs >= {row['toolkit']} "
+                      f"(>= {row['minor_compat']} with minor-version compatibility)",
                       fix=fix, evidence=evidence)
     if Version(found) < Version(row["toolkit"]):
         return warned(f"driver {found} runs CUDA {cuda} ({why}) only through minor-version compatibility "
                       f"(CUDA {cuda} wants >= {row['toolkit']}): {' '.join(table['minor_compat_caveats'].split())}",
                       fix=fix, evidence=evidence)
     return passed(f"driver {found} supports CUDA {cuda} (needs >= {row['toolkit']}; {why}); it offers CUDA "
-                  f"{facts['nvml'].get('cuda_driver_version')}",
+                  f"{nvml.get('cuda_driver_version')}",
                   evidence=evidence)
 
 
@@ -257,6 +263,13 @@ def mig_usable(facts: FactsView, recipe: Recipe) -> Finding:
     return passed(f"MIG is enabled on {names} and CUDA sees its instances", evidence={"cuda_devices": cuda_devices})
 
 
+def _holder(p: Dict[str, Any]) -> str:
+    """`4242 python (ana)`, or why the process cannot be named."""
+    if p.get("name"):
+        return f"{p['pid']} {p['name']} ({p.get('user') or 'unknown user'})"
+    return f"{p['pid']} ({p['error']})" if p.get("error") else str(p["pid"])
+
+
 @check("gpu.memory", probes=["nvml"], needs=["gpu.nvml"], gpu=True)
 def memory_free(facts: FactsView, recipe: Recipe) -> Finding:
     """No GPU has most of its memory taken by other processes (TensorFlow would start out of memory)."""
@@ -265,10 +278,14 @@ def memory_free(facts: FactsView, recipe: Recipe) -> Finding:
             if d["memory_total_bytes"] and d["memory_used_bytes"] / d["memory_total_bytes"] > limit]
     if busy:
         d = busy[0]
-        pids = ", ".join(str(p["pid"]) for p in d.get("processes", [])) or "unknown processes"
+        procs = sorted(d.get("processes", []), key=lambda p: -(p.get("used_memory_bytes") or 0))
+        holders = ", ".join(_holder(p) for p in procs) or "processes NVML does not list"
+        top = procs[0] if procs else {}
+        command = f"; {top['pid']} runs: {top['cmdline']}" if top.get("cmdline") else ""
         return warned(f"GPU {d['index']} {d['name']} has {d['memory_used_bytes'] / 2 ** 30:.1f} of "
-                      f"{d['memory_total_bytes'] / 2 ** 30:.1f} GiB in use (by {pids})",
-                      fix="nvidia-smi  # see who holds it; or train on another GPU with CUDA_VISIBLE_DEVICES",
+                      f"{d['memory_total_bytes'] / 2 ** 30:.1f} GiB in use by {holders}{command}",
+                      fix="nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv  # stop what "
+                          "is yours, or train on a free GPU with CUDA_VISIBLE_DEVICES",
                       evidence={"busy": [{k: x.get(k) for k in ("index", "memory_used_bytes", "memory_total_bytes", "processes")}
                             for x in busy]})
     return passed("GPU memory is free for training")

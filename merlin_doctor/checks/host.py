@@ -47,6 +47,28 @@ def glibc_new_enough(facts: FactsView, recipe: Recipe) -> Finding:
     return passed(f"glibc {found} (>= {minimum})", evidence={"glibc": found, "minimum": minimum})
 
 
+@check("host.cpu", probes=["host"], needs=["host.os"])
+def cpu_instructions(facts: FactsView, recipe: Recipe) -> Finding:
+    """The CPU has the instruction sets TensorFlow's wheels are built for (AVX on x86-64)."""
+    host = facts["host"]
+    machine, flags = host.get("machine"), host.get("cpu_flags")
+    needed = knowledge.load("host")["cpu_instructions"].get(machine)
+    evidence = {"machine": machine, "cpu": host.get("cpu_model"), "needed": needed}
+    if not needed:
+        return passed(f"{machine}: no instruction set is known to be required", evidence=evidence)
+    if flags is None:
+        return skipped(f"the CPU's instruction sets could not be read (/proc/cpuinfo); TensorFlow needs "
+                       f"{', '.join(needed).upper()}", evidence=evidence)
+    missing = [f for f in needed if f not in flags]
+    if missing:
+        return failed(f"the CPU ({host.get('cpu_model')}) lacks {', '.join(missing).upper()}, which TensorFlow's "
+                      "wheels are built for: `import tensorflow` dies with 'Illegal instruction'",
+                      fix="Run on a CPU with AVX (x86-64 since 2011); in a VM, pass the host's CPU model through "
+                          "(e.g. libvirt/QEMU `-cpu host`), or use a TensorFlow built without AVX",
+                      evidence={**evidence, "missing": missing})
+    return passed(f"the CPU has {', '.join(needed).upper()}, which TensorFlow's wheels need", evidence=evidence)
+
+
 @check("host.memory", probes=["host"])
 def enough_memory(facts: FactsView, recipe: Recipe) -> Finding:
     """Enough RAM to install the stack and train the reference model."""

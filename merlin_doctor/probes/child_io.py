@@ -20,7 +20,6 @@ from typing import Any, Dict, Iterator, Optional
 from merlin_doctor.atomic import write_atomic
 from merlin_doctor.probes.isolate import PROGRESS_PREFIX
 
-
 #: A line on stderr that starts a step: every log line after it, up to the next, is that step's.
 STEP_PREFIX = "MERLIN-DOCTOR-STEP "
 

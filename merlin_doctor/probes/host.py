@@ -7,7 +7,7 @@ import os
 import platform
 import shutil
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from merlin_doctor.probes.context import ProbeContext
 
@@ -46,6 +46,15 @@ def _cpu_model(ctx: ProbeContext) -> Optional[str]:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor() or None
+
+
+def _cpu_flags(ctx: ProbeContext) -> Optional[List[str]]:
+    """The instruction-set flags of the first CPU (/proc/cpuinfo `flags`, `Features` on ARM)."""
+    for line in (_read(ctx.host_path("/proc/cpuinfo"), 65536) or "").splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("flags", "Features"):
+            return sorted(value.split())
+    return None
 
 
 def _container(ctx: ProbeContext) -> Optional[str]:
@@ -99,6 +108,7 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
         "glibc": _glibc(),
         "cpu_model": _cpu_model(ctx),
         "cpu_count": os.cpu_count(),
+        "cpu_flags": _cpu_flags(ctx),
         "memory_bytes": _memory_bytes(),
         "disk": _disk(env_dir),
         "container": _container(ctx),

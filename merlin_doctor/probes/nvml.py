@@ -20,9 +20,34 @@ def _optional(call, *args: Any) -> Any:
         return None
 
 
+CMDLINE_CHARS = 500
+
+
 def _processes(pynvml, handle) -> List[Dict[str, Any]]:
     procs = _optional(pynvml.nvmlDeviceGetComputeRunningProcesses, handle) or []
     return [{"pid": int(p.pid), "used_memory_bytes": int(p.usedGpuMemory or 0)} for p in procs]
+
+
+def _who(pid: int) -> Dict[str, Any]:
+    """Name, user and command line of a process holding a GPU. psutil is imported here, and
+    only for a GPU that has processes, so `check --fast` never pays for it."""
+    try:
+        import psutil
+    except ImportError as exc:
+        return {"error": f"psutil is not installed: {exc}"}
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            facts: Dict[str, Any] = {"name": proc.name(), "user": proc.username()}
+            try:
+                facts["cmdline"] = " ".join(proc.cmdline())[:CMDLINE_CHARS]
+            except psutil.AccessDenied:
+                facts["cmdline"] = None
+        return facts
+    except psutil.NoSuchProcess:
+        return {"error": "no such process here: it exited, or it runs in another PID namespace (a container)"}
+    except psutil.AccessDenied:
+        return {"error": "access denied"}
 
 
 def _throttle(pynvml, handle) -> Optional[int]:
@@ -52,7 +77,7 @@ def _devices(pynvml) -> List[Dict[str, Any]]:
             "memory_used_bytes": int(memory.used),
             "persistence_mode": _optional(pynvml.nvmlDeviceGetPersistenceMode, handle),
             "mig_mode": int(mig[0]) if mig else None,
-            "processes": _processes(pynvml, handle),
+            "processes": [dict(p, **_who(p["pid"])) for p in _processes(pynvml, handle)],
             "throttle_reasons": _throttle(pynvml, handle),
             "retired_pages_double_bit": len(retired) if retired is not None else None,
             "ecc_uncorrected_total": int(ecc) if ecc is not None else None,
