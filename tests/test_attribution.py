@@ -13,11 +13,13 @@ import os
 
 import pytest
 from conftest import REPO, doctor, load_fixture
+from hypothesis import given
+from hypothesis import strategies as st
 
 from merlin_doctor.checks import all_checks
 from merlin_doctor.facts import Facts
 from merlin_doctor.options import CheckOptions
-from merlin_doctor.probes.child_io import STEP_PREFIX
+from merlin_doctor.probes.child_io import STEP_PREFIX, headline
 from merlin_doctor.probes.tensorflow import with_steps
 from merlin_doctor.recipe import load_recipe
 from merlin_doctor.runner import run_checks, select_checks
@@ -197,3 +199,24 @@ def test_live_child_marks_its_steps_and_blames_the_missing_module(tf_python, tmp
     steps = [s["step"] for s in data["facts"]["probes"]["tensorflow"]["steps"]]
     assert steps[:3] == ["import", "build_info", "devices"] and "imports.merlin.models.tf" in steps
     assert not any(line.startswith(STEP_PREFIX) for line in data["facts"]["probes"]["tensorflow"]["log"])
+
+
+line_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r"), max_size=30).filter(
+    lambda t: not t.startswith(STEP_PREFIX))
+
+
+@given(st.lists(st.tuples(st.from_regex(r"[a-z]+(\.[a-z]+)?", fullmatch=True), st.lists(line_text, max_size=4)),
+                max_size=5, unique_by=lambda step: step[0]))
+def test_with_steps_gives_each_step_exactly_its_own_lines(steps):
+    """A step runs once; whatever its lines say, they are its own and no other step's."""
+    result = with_steps({"log": marked(dict(steps))})
+    kept = [(name, lines) for name, lines in steps if name != "end"]
+    assert [s["step"] for s in result["steps"]] == [name for name, _ in kept]
+    for s, (_, lines) in zip(result["steps"], kept):
+        assert result["log"][s["start"]:s["end"]] == lines
+
+
+@given(st.from_regex(r"[A-Z][A-Za-z]*Error", fullmatch=True), st.text(max_size=200))
+def test_an_exception_headline_is_one_line(exc_type, message):
+    line = headline(exc_type, message)
+    assert "\n" not in line and "\r" not in line and line.startswith(exc_type)
