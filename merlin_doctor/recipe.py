@@ -140,7 +140,7 @@ class Recipe:
     def gpu(self) -> str:
         return self.expect.gpu
 
-    def on_cpu(self) -> "Recipe":
+    def on_cpu(self) -> Recipe:
         """This recipe judged for a machine meant to run on the CPU (`--cpu-ok`): as `gpu: none`."""
         return dataclasses.replace(self, expect=dataclasses.replace(self.expect, gpu="none"))
 

@@ -54,7 +54,7 @@ def _loading_runtime(cuda_libs: Dict[str, Any], recipe) -> Tuple[Optional[str], 
     loader finds, by its version chain; else the recipe's number."""
     spec = spec_for("cuda_runtime")
     entry = entry_for(cuda_libs, spec["soname"]) if spec else None
-    if entry and entry.get("loaded"):
+    if spec and entry and entry.get("loaded"):
         version, source = reported_version(spec, entry)
         if version:
             v = Version(version)

@@ -276,8 +276,8 @@ def _install_missing(part: Dict[str, Any], recipe: Recipe) -> str:
     parts = m.group(1).split(".") if m else []
     names = {canonicalize_name("-".join(parts[:n])) for n in range(len(parts), 0, -1)}
     pinned = [r.name for r, _ in recipe.requirements() if canonicalize_name(r.name) in names]
-    return recipe.install_command(pinned[:1]) if pinned else \
-        "merlin-doctor check --only packages  # which requirement is missing or broken"
+    command = recipe.install_command(pinned[:1]) if pinned else None
+    return command or "merlin-doctor check --only packages  # which requirement is missing or broken"
 
 
 def _e2e_thresholds(recipe: Recipe) -> Optional[Dict[str, Any]]:
