@@ -105,8 +105,10 @@ def _judge_library(spec: Dict[str, Any], facts, recipe) -> Finding:
                           evidence=evidence)
         if not spec["required"]:
             if others:
-                return passed(f"{soname} ({spec['what']}) is not found, but {found} is: {_tensorflow_label(recipe)} "
-                              f"opens {soname} (then the unversioned {stem(soname)}.so), so only profiling misses it",
+                verb = "is" if len(others) == 1 else "are"
+                return passed(f"{soname} ({spec['what']}) is not found, but {found} {verb}: "
+                              f"{_tensorflow_label(recipe)} opens {soname} (then the unversioned {stem(soname)}.so), "
+                              "so only profiling misses it",
                               evidence=evidence)
             return passed(f"{soname} ({spec['what']}) is not installed; only profiling needs it",
                           evidence=evidence)
