@@ -117,7 +117,8 @@ def list_checks(as_json: bool) -> None:
     from merlin_doctor.checks import all_checks
     from merlin_doctor.runner import is_slow
 
-    rows = [{"id": c.id, "description": c.description, "probes": list(c.probes), "needs": list(c.needs),
+    rows = [{"id": c.id, "description": c.description, "probes": list(c.probes),
+             "optional_probes": list(c.optional_probes), "needs": list(c.needs),
              "step": c.step, "gpu": c.gpu, "slow": is_slow(c)} for c in all_checks()]
     if as_json:
         _emit_json({"schema_version": 1, "checks": rows})
@@ -125,7 +126,8 @@ def list_checks(as_json: bool) -> None:
     for r in rows:
         tags = [t for t, on in (("gpu", r["gpu"]), ("slow", r["slow"])) if on]
         click.echo(f"{r['id']:<24} {r['description']}")
-        details = [f"reads: {', '.join(r['probes'])}"]
+        details = [f"reads: {', '.join(r['probes'])}"
+                   + (f" (and {', '.join(r['optional_probes'])} when present)" if r["optional_probes"] else "")]
         if r["needs"]:
             details.append(f"needs: {', '.join(r['needs'])}")
         if r["step"]:
