@@ -57,7 +57,6 @@ _LOG_PREFIX = re.compile(
     r"|##\[\w+\]\s*"                                                                # GitHub Actions
     r"|[:|]\s+"                                                                    # a cut-off prefix
     r")+")
-_SPACES = re.compile(r"\s{2,}|\t")
 _SEVERITY_STATUS = {"fatal": Status.FAIL, "error": Status.FAIL, "warning": Status.WARN, "benign": Status.SKIP}
 
 
@@ -420,7 +419,7 @@ def _views(raw: bytes) -> Iterator[Tuple[str, str, int]]:
             prefix = _LOG_PREFIX.match(shown)
             offset = prefix.end() if prefix else 0
             body = shown[offset:]
-            yield shown, _SPACES.sub(" ", body) if _SPACES.search(body) else body, offset
+            yield shown, " ".join(body.split()) if "  " in body or "\t" in body else body, offset
 
 
 def _excerpt(text: str, at: int) -> str:
