@@ -31,6 +31,7 @@ BLOCK_SIZE = 1 << 20
 MAX_LINE = 1 << 16        # a longer run without a newline is cut: memory stays flat on any input
 EVIDENCE_LIMIT = 5        # evidence lines kept per pattern and shown per match
 EXCERPT_LIMIT = 300       # characters of an evidence line shown
+HEAD_SIZE = 4096          # bytes read before judging the encoding (UTF-8, UTF-16 or UTF-32)
 
 _REQUIRED = {"id": str, "title": str, "severity": str, "keywords": list, "patterns": list,
              "cause": str, "fix": str, "source": str}
@@ -471,7 +472,7 @@ def _rank(matches: List[Match], kb: Knowledge) -> List[Match]:
 def _blocks(stream: BinaryIO) -> Iterator[bytes]:
     """The stream's bytes in blocks, transcoded to UTF-8 when it is UTF-16 (PowerShell's `>`) or UTF-32."""
     reads = iter(lambda: stream.read(BLOCK_SIZE) or b"", b"")
-    first = next(reads, b"")
+    first = b"".join(itertools.takewhile(bool, _head_reads(reads)))
     decoder = _wide_decoder(first)
     if decoder is None:
         yield from itertools.chain([first], reads)
@@ -479,6 +480,16 @@ def _blocks(stream: BinaryIO) -> Iterator[bytes]:
     for block in itertools.chain([first], reads):
         yield decoder.decode(block).encode("utf-8", "replace")
     yield decoder.decode(b"", final=True).encode("utf-8", "replace")
+
+
+def _head_reads(reads: Iterator[bytes]) -> Iterator[bytes]:
+    """Reads until there is enough to judge the encoding (a pipe may return a few bytes at a time)."""
+    size = 0
+    for block in reads:
+        yield block
+        size += len(block)
+        if size >= HEAD_SIZE:
+            return
 
 
 def _wide_decoder(head: bytes) -> Optional[codecs.IncrementalDecoder]:
@@ -490,7 +501,7 @@ def _utf32_decoder(head: bytes) -> Optional[codecs.IncrementalDecoder]:
     """A decoder when the log is UTF-32: a BOM, or (mostly-ASCII text) a NUL high byte pair in every code unit."""
     if head[:4] in (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE):
         return codecs.getincrementaldecoder("utf-32")("replace")
-    units = min(len(head), 4096) // 4
+    units = min(len(head), HEAD_SIZE) // 4
     if units < 16:
         return None
     zeros = [head[i:units * 4:4].count(0) for i in range(4)]
