@@ -133,9 +133,8 @@ class Signature:
     source: str
     keywords: Tuple[bytes, ...]
     regexes: Tuple[re.Pattern[str], ...]                       # every distinct regex the entry uses
-    groups: Tuple[Tuple[Tuple[int, ...], Tuple[int, ...]], ...]   # per alternative: (all, none) indexes
+    groups: Tuple[Tuple[Tuple[int, ...], Tuple[int, ...], str], ...]   # per alternative: (all, none, confidence)
     weak: Tuple[int, ...]                                      # regexes that only suggest the entry
-    confidence: str                                            # of a match through `groups`
     vetoes: Tuple[int, ...]
     explains: Tuple[str, ...]
     examples: Tuple[str, ...]
@@ -182,14 +181,14 @@ def _signature(entry: Any, where: str, origin: str) -> Signature:
         raise SignatureError(f"{where}: severity must be one of {', '.join(SEVERITIES)}")
     if entry["severity"] == "benign" and entry.get("explains"):
         raise SignatureError(f"{where}: a benign signature cannot explain others")
-    if entry.get("confidence", "high") not in CONFIDENCES[:2]:
-        raise SignatureError(f"{where}: confidence must be one of {', '.join(CONFIDENCES[:2])}")
+    _check_confidence(entry, where)
     keywords = _strings(entry, "keywords", where)
     table = _RegexTable(where)
     plain = [p for p in entry["patterns"] if isinstance(p, str)]
-    groups = tuple(table.group(p) for p in entry["patterns"] if not isinstance(p, str))
+    confidence = entry.get("confidence", "high")
+    groups = tuple(table.group(p, confidence) for p in entry["patterns"] if not isinstance(p, str))
     if plain:   # one search per line for all the plain regexes
-        groups = (((table.alternation(plain),), ()),) + groups
+        groups = (((table.alternation(plain),), (), confidence),) + groups
     vetoes = table.indexes(_strings(entry, "none", where))
     weak = table.indexes(_strings(entry, "weak", where))
     return Signature(
@@ -197,8 +196,14 @@ def _signature(entry: Any, where: str, origin: str) -> Signature:
         priority=entry.get("priority", DEFAULT_PRIORITY), cause=entry["cause"].strip(), fix=entry["fix"].strip(),
         check=entry.get("check"), step=entry.get("step"), source=entry["source"],
         keywords=tuple(k.encode("utf-8") for k in keywords), regexes=tuple(table.regexes), groups=groups,
-        weak=weak, confidence=entry.get("confidence", "high"), vetoes=vetoes, explains=tuple(_strings(entry, "explains", where)),
+        weak=weak, vetoes=vetoes, explains=tuple(_strings(entry, "explains", where)),
         examples=tuple(_strings(entry, "examples", where)))
+
+
+def _check_confidence(entry: Dict[str, Any], where: str) -> None:
+    """An entry or pattern says "high" (the default) or "medium"; "low" is for weak evidence only."""
+    if entry.get("confidence", "high") not in CONFIDENCES[:2]:
+        raise SignatureError(f"{where}: confidence must be one of {', '.join(CONFIDENCES[:2])}")
 
 
 def _check_fields(entry: Dict[str, Any], where: str) -> None:
@@ -237,11 +242,13 @@ class _RegexTable:
             self._compile(source)
         return self._add("|".join(f"(?:{s})" for s in sources))
 
-    def group(self, pattern: Any) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
-        if not isinstance(pattern, dict) or set(pattern) - {"all", "none"} or not pattern.get("all"):
-            raise SignatureError(f"{self.where}: a pattern is a regex or a mapping with 'all' (and 'none') lists")
+    def group(self, pattern: Any, confidence: str) -> Tuple[Tuple[int, ...], Tuple[int, ...], str]:
+        if not isinstance(pattern, dict) or set(pattern) - {"all", "none", "confidence"} or not pattern.get("all"):
+            raise SignatureError(f"{self.where}: a pattern is a regex or a mapping with 'all' (and 'none', "
+                                 "'confidence')")
+        _check_confidence(pattern, self.where)
         return (self.indexes(_strings(pattern, "all", self.where)),
-                self.indexes(_strings(pattern, "none", self.where)))
+                self.indexes(_strings(pattern, "none", self.where)), pattern.get("confidence", confidence))
 
     def _add(self, source: str) -> int:
         if source not in self._index:
@@ -339,12 +346,12 @@ class _State:
         """The entry's match: through a pattern (its confidence), else through weak evidence ("low")."""
         if any(self.hits[j] for j in sig.vetoes):
             return None
-        held = [all_ for all_, none in sig.groups
+        held = [(all_, confidence) for all_, none, confidence in sig.groups
                 if all(self.hits[j] for j in all_) and not any(self.hits[j] for j in none)]
-        used = {j for all_ in held for j in all_}
-        confidence = sig.confidence
+        used = {j for all_, _ in held for j in all_}
+        confidence = min((c for _, c in held), key=CONFIDENCES.index, default="low")
         if not used:
-            used, confidence = {j for j in sig.weak if self.hits[j]}, "low"
+            used = {j for j in sig.weak if self.hits[j]}
         if not used:
             return None
         by_line = {ev.line: ev for j in sorted(used, reverse=True) for ev in self.evidence[j]}
