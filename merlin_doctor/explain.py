@@ -58,6 +58,7 @@ _LOG_PREFIX = re.compile(
     r"|##\[\w+\]\s*"                                                                # GitHub Actions
     r"|[:|]\s+"                                                                    # a cut-off prefix
     r")+")
+_SPACE_RUN = re.compile(rb"[ \t]+")
 _SEVERITY_STATUS = {"fatal": Status.FAIL, "error": Status.FAIL, "warning": Status.WARN, "benign": Status.SKIP}
 
 
@@ -275,10 +276,14 @@ def _trie(signatures: Sequence[Signature]) -> Dict[int, Any]:
 
 
 def _trie_regex(node: Dict[int, Any]) -> bytes:
-    """The trie as one regex: the scan's only per-byte cost, so it must stay factored."""
+    """The trie as one regex: the scan's only per-byte cost, so it must stay factored.
+
+    A space in a keyword stands for any run of spaces and tabs (retyped or re-indented text).
+    """
     if -1 in node:    # a keyword ends here: one that merely extends it is found through it
         return b""
-    branches = [re.escape(bytes([b])) + _trie_regex(child) for b, child in sorted(node.items())]
+    branches = [(rb"[ \t]+" if b == 32 else re.escape(bytes([b]))) + _trie_regex(child)
+                for b, child in sorted(node.items())]
     return branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
 
 
@@ -398,11 +403,12 @@ class _Scanner:
 
 
 def _keywords_in(raw: bytes, prefilter: re.Pattern[bytes]) -> Set[bytes]:
-    """Every keyword in a line, overlapping ones included (each start position is tried)."""
+    """Every keyword in a line (its spacing folded), overlapping ones included (each start position is tried)."""
     found: Set[bytes] = set()
     hit = prefilter.search(raw)
     while hit:
-        found.add(hit.group())
+        keyword = hit.group()
+        found.add(_SPACE_RUN.sub(b" ", keyword) if b"  " in keyword or b"\t" in keyword else keyword)
         hit = prefilter.search(raw, hit.start() + 1)
     return found
 

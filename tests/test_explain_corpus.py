@@ -117,6 +117,22 @@ def test_line_prefixes_are_stripped_before_anchored_patterns(prefix):
     assert ids(log) == ["no-visible-device"]
 
 
+PREFIXES = ["E   ", "worker-1  | ", "(APIServer pid=7) ", "[2024-02-02, 10:11:12 UTC] {taskinstance.py:1851} ERROR - ",
+            "2024-05-08 16:43:33,866 - distributed.worker - ERROR - ", "##[error]", "I0301 10:00:00.123456 140 train.py:12] ",
+            "2023-07-19T22:10:31.771093Z ", "> ", ": "]
+SAMPLE_LINES = [example for s in load_knowledge().signatures if s.severity != "benign" for example in s.examples
+                if "\n" not in example and not example.startswith(("[", ">", " ", "#"))]
+
+
+@settings(max_examples=200, deadline=None)
+@given(prefixes=st.lists(st.sampled_from(PREFIXES), min_size=1, max_size=2), line=st.sampled_from(SAMPLE_LINES),
+       spaces=st.sampled_from([" ", "  ", "\t"]))
+def test_prefixes_and_spacing_do_not_change_what_a_line_means(prefixes, line, spaces):
+    """Any stack of log prefixes in front of a line, and any spacing inside it, names the same causes."""
+    varied = "".join(prefixes) + line.replace(" ", spaces, 3)
+    assert ids(varied)[:1] == ids(line)[:1]
+
+
 def test_a_weak_guess_never_heads_a_log_with_a_real_message():
     log = ('  File "/opt/conda/lib/python3.8/site-packages/cudf/utils/cudautils.py", line 7, in <module>\n'
            "tensorflow.python.framework.errors_impl.ResourceExhaustedError: OOM when allocating tensor with shape[8,8]\n")
