@@ -39,6 +39,7 @@ NOISE = [  # (weight, template) a training run's everyday output
 ]
 PLANTED = [  # (fraction of the file, expected id, line)
     (0.1, "cuda-libs-missing", TS + "W tensorflow/stream_executor/platform/default/dso_loader.cc:64] Could not load dynamic library 'libcusparse.so.11'; dlerror: libcusparse.so.11: cannot open shared object file: No such file or directory"),
+    (0.3, "host-oom", TS + "E tensorflow/stream_executor/cuda/cuda_driver.cc:802] failed to alloc 34359738368 bytes on host: CUDA_ERROR_OUT_OF_MEMORY: out of memory"),
     (0.6, "gpu-oom", "tensorflow.python.framework.errors_impl.ResourceExhaustedError: OOM when allocating tensor with shape[8192,131072] and type float on /job:localhost/replica:0/task:0/device:GPU:0 by allocator GPU_0_bfc"),
     (0.9, "cudnn-init-failed", TS + "E tensorflow/stream_executor/cuda/cuda_dnn.cc:361] Could not create cudnn handle: CUDNN_STATUS_INTERNAL_ERROR"),
 ]

@@ -43,10 +43,13 @@ BLOCK_SIZE = 1 << 20
 MAX_LINE = 1 << 16        # a longer run without a newline is cut: memory stays flat on any input
 EVIDENCE_LIMIT = 5        # evidence lines kept per pattern and shown per match
 EXCERPT_LIMIT = 300       # characters of an evidence line shown
+HEAD_SIZE = 4096          # bytes read before judging the encoding (UTF-8, UTF-16 or UTF-32)
 
 _REQUIRED = {"id": str, "title": str, "severity": str, "keywords": list, "patterns": list,
              "cause": str, "fix": str, "source": str}
-_OPTIONAL = {"priority": int, "none": list, "explains": list, "check": str, "step": str, "examples": list}
+_OPTIONAL = {"priority": int, "none": list, "explains": list, "check": str, "step": str, "examples": list,
+             "weak": list, "confidence": str}
+CONFIDENCES = ("high", "medium", "low")   # low: only weak evidence (traceback frames, symptoms) points to it
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 _QUOTE = re.compile(r"^(?:>[ \t]*)+")           # markdown quoting (and `>>> ` prompts)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # escape sequences start with one (ESC)
@@ -58,7 +61,16 @@ _LOG_PREFIX = re.compile(
     r"|\S+\.(?:cc|h|cpp|py):\d+\]\s*"                                             # source location
     r"|(?:DEBUG|INFO|WARNING|ERROR|CRITICAL):[\w.]+:\s*"                          # Python logging
     r"|Out\[\d+\]:\s*"                                                             # Jupyter output prompt
+    r"|E\s{2,}"                                                                    # pytest failure lines
+    r"|[\w.-]{1,63}\s*\|\s+"                                                        # docker compose service
+    r"|\[\d{4}-\d\d-\d\d[ ,T][^\]]{0,40}\]\s*(?:\{[^}]{0,80}\}\s*)?(?:[A-Z]+\s+-\s+)?"  # Airflow
+    r"|\[\d{4} \d\d:\d\d:\d\d @[^\]]{0,80}\]\s*"                                    # tensorpack logger
+    r"|-\s+[\w.]+\s+-\s+(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)\s+-\s+"              # logging after a timestamp
+    r"|\(\w+ pid=\d+\)\s*"                                                           # vLLM / Ray process tag
+    r"|##\[\w+\]\s*"                                                                # GitHub Actions
+    r"|[:|]\s+"                                                                    # a cut-off prefix
     r")+")
+_SPACE_RUN = re.compile(rb"[ \t]+")
 _SEVERITY_STATUS = {"fatal": Status.FAIL, "error": Status.FAIL, "warning": Status.WARN, "benign": Status.SKIP}
 
 
@@ -89,11 +101,13 @@ class Match:
     source: str
     evidence: List[Evidence]
     evidence_count: int   # lines that matched, of which `evidence` shows the first few
+    confidence: str = "high"   # one of CONFIDENCES: "low" is a guess from weak evidence only
 
     def to_dict(self) -> Dict[str, Any]:
         return {"id": self.id, "title": self.title, "severity": self.severity, "cause": self.cause,
                 "fix": self.fix, "check": self.check, "step": self.step, "source": self.source,
-                "evidence": [e.to_dict() for e in self.evidence], "evidence_count": self.evidence_count}
+                "evidence": [e.to_dict() for e in self.evidence], "evidence_count": self.evidence_count,
+                "confidence": self.confidence}
 
 
 @dataclass(frozen=True)
@@ -132,7 +146,8 @@ class Signature:
     source: str
     keywords: Tuple[bytes, ...]
     regexes: Tuple[re.Pattern[str], ...]                       # every distinct regex the entry uses
-    groups: Tuple[Tuple[Tuple[int, ...], Tuple[int, ...]], ...]   # per alternative: (all, none) indexes
+    groups: Tuple[Tuple[Tuple[int, ...], Tuple[int, ...], str], ...]   # per alternative: (all, none, confidence)
+    weak: Tuple[int, ...]                                      # regexes that only suggest the entry
     vetoes: Tuple[int, ...]
     explains: Tuple[str, ...]
     examples: Tuple[str, ...]
@@ -179,20 +194,29 @@ def _signature(entry: Any, where: str, origin: str) -> Signature:
         raise SignatureError(f"{where}: severity must be one of {', '.join(SEVERITIES)}")
     if entry["severity"] == "benign" and entry.get("explains"):
         raise SignatureError(f"{where}: a benign signature cannot explain others")
+    _check_confidence(entry, where)
     keywords = _strings(entry, "keywords", where)
     table = _RegexTable(where)
     plain = [p for p in entry["patterns"] if isinstance(p, str)]
-    groups = tuple(table.group(p) for p in entry["patterns"] if not isinstance(p, str))
+    confidence = entry.get("confidence", "high")
+    groups = tuple(table.group(p, confidence) for p in entry["patterns"] if not isinstance(p, str))
     if plain:   # one search per line for all the plain regexes
-        groups = (((table.alternation(plain),), ()),) + groups
+        groups = (((table.alternation(plain),), (), confidence),) + groups
     vetoes = table.indexes(_strings(entry, "none", where))
+    weak = table.indexes(_strings(entry, "weak", where))
     return Signature(
         id=entry["id"], title=entry["title"], severity=entry["severity"],
         priority=entry.get("priority", DEFAULT_PRIORITY), cause=entry["cause"].strip(), fix=entry["fix"].strip(),
         check=entry.get("check"), step=entry.get("step"), source=entry["source"],
         keywords=tuple(k.encode("utf-8") for k in keywords), regexes=tuple(table.regexes), groups=groups,
-        vetoes=vetoes, explains=tuple(_strings(entry, "explains", where)),
+        weak=weak, vetoes=vetoes, explains=tuple(_strings(entry, "explains", where)),
         examples=tuple(_strings(entry, "examples", where)))
+
+
+def _check_confidence(entry: Dict[str, Any], where: str) -> None:
+    """An entry or pattern says "high" (the default) or "medium"; "low" is for weak evidence only."""
+    if entry.get("confidence", "high") not in CONFIDENCES[:2]:
+        raise SignatureError(f"{where}: confidence must be one of {', '.join(CONFIDENCES[:2])}")
 
 
 def _check_fields(entry: Dict[str, Any], where: str) -> None:
@@ -231,11 +255,13 @@ class _RegexTable:
             self._compile(source)
         return self._add("|".join(f"(?:{s})" for s in sources))
 
-    def group(self, pattern: Any) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
-        if not isinstance(pattern, dict) or set(pattern) - {"all", "none"} or not pattern.get("all"):
-            raise SignatureError(f"{self.where}: a pattern is a regex or a mapping with 'all' (and 'none') lists")
+    def group(self, pattern: Any, confidence: str) -> Tuple[Tuple[int, ...], Tuple[int, ...], str]:
+        if not isinstance(pattern, dict) or set(pattern) - {"all", "none", "confidence"} or not pattern.get("all"):
+            raise SignatureError(f"{self.where}: a pattern is a regex or a mapping with 'all' (and 'none', "
+                                 "'confidence')")
+        _check_confidence(pattern, self.where)
         return (self.indexes(_strings(pattern, "all", self.where)),
-                self.indexes(_strings(pattern, "none", self.where)))
+                self.indexes(_strings(pattern, "none", self.where)), pattern.get("confidence", confidence))
 
     def _add(self, source: str) -> int:
         if source not in self._index:
@@ -244,8 +270,8 @@ class _RegexTable:
         return self._index[source]
 
     def _compile(self, source: str) -> re.Pattern[str]:
-        try:
-            return re.compile(source)
+        try:   # retyped messages change case; _views folds the spacing
+            return re.compile(source, re.IGNORECASE)
         except re.error as exc:
             raise SignatureError(f"{self.where}: bad regex {source!r}: {exc}") from None
 
@@ -262,10 +288,14 @@ def _trie(signatures: Sequence[Signature]) -> Dict[int, Any]:
 
 
 def _trie_regex(node: Dict[int, Any]) -> bytes:
-    """The trie as one regex: the scan's only per-byte cost, so it must stay factored."""
+    """The trie as one regex: the scan's only per-byte cost, so it must stay factored.
+
+    A space in a keyword stands for any run of spaces and tabs (retyped or re-indented text).
+    """
     if -1 in node:    # a keyword ends here: one that merely extends it is found through it
         return b""
-    branches = [re.escape(bytes([b])) + _trie_regex(child) for b, child in sorted(node.items())]
+    branches = [(rb"[ \t]+" if b == 32 else re.escape(bytes([b]))) + _trie_regex(child)
+                for b, child in sorted(node.items())]
     return branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
 
 
@@ -330,18 +360,22 @@ class _State:
             self.combos[key] = self.combos.get(key, 0) + 1
 
     def match(self, sig: Signature) -> Optional[Match]:
+        """The entry's match: through a pattern (its confidence), else through weak evidence ("low")."""
         if any(self.hits[j] for j in sig.vetoes):
             return None
-        held = [all_ for all_, none in sig.groups
+        held = [(all_, confidence) for all_, none, confidence in sig.groups
                 if all(self.hits[j] for j in all_) and not any(self.hits[j] for j in none)]
-        if not held:
+        used = {j for all_, _ in held for j in all_}
+        confidence = min((c for _, c in held), key=CONFIDENCES.index, default="low")
+        if not used:
+            used = {j for j in sig.weak if self.hits[j]}
+        if not used:
             return None
-        used = {j for all_ in held for j in all_}
         by_line = {ev.line: ev for j in sorted(used, reverse=True) for ev in self.evidence[j]}
         evidence = [by_line[n] for n in sorted(by_line)][:EVIDENCE_LIMIT]
         count = sum(n for combo, n in self.combos.items() if combo & used)
         return Match(sig.id, sig.title, sig.severity, sig.cause, sig.fix, sig.check, sig.step, sig.source,
-                     evidence, count)
+                     evidence, count, confidence)
 
 
 class _Scanner:
@@ -381,11 +415,12 @@ class _Scanner:
 
 
 def _keywords_in(raw: bytes, prefilter: re.Pattern[bytes]) -> Set[bytes]:
-    """Every keyword in a line, overlapping ones included (each start position is tried)."""
+    """Every keyword in a line (its spacing folded), overlapping ones included (each start position is tried)."""
     found: Set[bytes] = set()
     hit = prefilter.search(raw)
     while hit:
-        found.add(hit.group())
+        keyword = hit.group()
+        found.add(_SPACE_RUN.sub(b" ", keyword) if b"  " in keyword or b"\t" in keyword else keyword)
         hit = prefilter.search(raw, hit.start() + 1)
     return found
 
@@ -395,7 +430,8 @@ def _views(raw: bytes) -> Iterator[Tuple[str, str, int]]:
 
     Shown text has escape sequences (also those written out as text, as in a notebook's JSON),
     control characters, HTML entities and markdown quoting removed; the matched text also
-    loses TensorFlow/absl/logging prefixes, so anchored patterns work.
+    loses log prefixes (TensorFlow/absl, logging, pytest, docker compose, Airflow ...), so
+    anchored patterns work, and has runs of spaces folded to one (regexes ignore case).
     """
     for piece in raw.decode("utf-8", "replace").split("\r"):
         shown = (safe_text(piece) if _CONTROL.search(piece) else piece).strip()
@@ -408,7 +444,8 @@ def _views(raw: bytes) -> Iterator[Tuple[str, str, int]]:
         if shown:
             prefix = _LOG_PREFIX.match(shown)
             offset = prefix.end() if prefix else 0
-            yield shown, shown[offset:], offset
+            body = shown[offset:]
+            yield shown, " ".join(body.split()) if "  " in body or "\t" in body else body, offset
 
 
 def _excerpt(text: str, at: int) -> str:
@@ -422,28 +459,29 @@ def _excerpt(text: str, at: int) -> str:
 def _rank(matches: List[Match], kb: Knowledge) -> List[Match]:
     """Root causes first, each followed by what it explains; benign last.
 
-    Roots are ordered by severity, priority, then first evidence line; a match explained by
-    several others sits under the deepest chain (longest path through the `explains` graph).
+    Roots are ordered by severity, priority, then first evidence line, weak guesses last; a
+    match explained by several others sits under the deepest chain (longest path through the
+    `explains` graph). Only a match at least as confident as another can explain it.
     """
     failing = [m for m in matches if m.severity != "benign"]
-    ids = {m.id for m in failing}
+    rank = {m.id: CONFIDENCES.index(m.confidence) for m in failing}
     priority = {s.id: s.priority for s in kb.signatures}
     depth: Dict[str, int] = {}
 
     def depth_of(mid: str) -> int:
         if mid not in depth:
-            parents = kb.explained_by.get(mid, frozenset()) & ids
+            parents = {p for p in kb.explained_by.get(mid, frozenset()) if rank.get(p, 99) <= rank[mid]}
             depth[mid] = 1 + max(map(depth_of, parents)) if parents else 0
         return depth[mid]
 
-    def key(m: Match) -> Tuple[int, int, int, str]:
-        return SEVERITIES.index(m.severity), -priority[m.id], m.evidence[0].line, m.id
+    def key(m: Match) -> Tuple[bool, int, int, int, str]:
+        return (m.confidence == "low", SEVERITIES.index(m.severity), -priority[m.id], m.evidence[0].line, m.id)
 
     ranked: List[Match] = []
 
     def place(parent: Match) -> None:
         ranked.append(parent)
-        children = [m for m in failing if depth_of(m.id) == depth_of(parent.id) + 1
+        children = [m for m in failing if depth_of(m.id) == depth_of(parent.id) + 1 and rank[parent.id] <= rank[m.id]
                     and parent.id in kb.explained_by.get(m.id, frozenset()) and m not in ranked]
         for child in sorted(children, key=key):
             if child not in ranked:
@@ -457,16 +495,46 @@ def _rank(matches: List[Match], kb: Knowledge) -> List[Match]:
 # --------------------------------------------------------------------------- reading
 
 def _blocks(stream: BinaryIO) -> Iterator[bytes]:
-    """The stream's bytes in blocks, transcoded to UTF-8 when it is UTF-16 (PowerShell's `>`)."""
+    """The stream's bytes in blocks, transcoded to UTF-8 when it is UTF-16 (PowerShell's `>`) or UTF-32."""
     reads = iter(lambda: stream.read(BLOCK_SIZE) or b"", b"")
-    first = next(reads, b"")
-    decoder = _utf16_decoder(first)
+    first = b"".join(itertools.takewhile(bool, _head_reads(reads)))
+    decoder = _wide_decoder(first)
     if decoder is None:
         yield from itertools.chain([first], reads)
         return
     for block in itertools.chain([first], reads):
         yield decoder.decode(block).encode("utf-8", "replace")
     yield decoder.decode(b"", final=True).encode("utf-8", "replace")
+
+
+def _head_reads(reads: Iterator[bytes]) -> Iterator[bytes]:
+    """Reads until there is enough to judge the encoding (a pipe may return a few bytes at a time)."""
+    size = 0
+    for block in reads:
+        yield block
+        size += len(block)
+        if size >= HEAD_SIZE:
+            return
+
+
+def _wide_decoder(head: bytes) -> Optional[codecs.IncrementalDecoder]:
+    """A decoder when the log is UTF-32 or UTF-16 (judged from a BOM or the NUL bytes of mostly-ASCII text)."""
+    return _utf32_decoder(head) or _utf16_decoder(head)
+
+
+def _utf32_decoder(head: bytes) -> Optional[codecs.IncrementalDecoder]:
+    """A decoder when the log is UTF-32: a BOM, or (mostly-ASCII text) a NUL high byte pair in every code unit."""
+    if head[:4] in (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE):
+        return codecs.getincrementaldecoder("utf-32")("replace")
+    units = min(len(head), HEAD_SIZE) // 4
+    if units < 16:
+        return None
+    zeros = [head[i:units * 4:4].count(0) for i in range(4)]
+    if zeros[3] == units and zeros[2] > 0.9 * units and zeros[0] < 0.5 * units:
+        return codecs.getincrementaldecoder("utf-32-le")("replace")
+    if zeros[0] == units and zeros[1] > 0.9 * units and zeros[3] < 0.5 * units:
+        return codecs.getincrementaldecoder("utf-32-be")("replace")
+    return None
 
 
 def _utf16_decoder(head: bytes) -> Optional[codecs.IncrementalDecoder]:
@@ -563,11 +631,21 @@ def _plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
+_CONFIDENCE_NOTE = {
+    "medium": "medium: the message is a symptom that more than one cause produces",
+    "low": "low, a weak guess: no message of this cause is in the log, only indirect signs "
+           "(the failing layer in a traceback, a symptom); confirm it before applying the fix",
+}
+
+
 def _format_match(match: Match, symbols: Mapping[Status, str]) -> List[str]:
     mark = symbols[_SEVERITY_STATUS[match.severity]]
-    lines = [f"[{mark}] {match.title}  ({match.id}, {match.severity})",
+    guess = ", weak guess" if match.confidence == "low" else ""
+    lines = [f"[{mark}] {match.title}  ({match.id}, {match.severity}{guess})",
              f"    cause: {match.cause}",
              f"    fix:   {match.fix}"]
+    if match.confidence in _CONFIDENCE_NOTE:
+        lines.append(f"    confidence: {_CONFIDENCE_NOTE[match.confidence]}")
     links = [f"doctor {kind}: {value}" for kind, value in (("check", match.check), ("step", match.step)) if value]
     if links:
         lines.append(f"           ({'; '.join(links)})")

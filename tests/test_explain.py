@@ -85,9 +85,10 @@ def test_every_regex_is_reached_through_the_keywords_by_some_example():
     dead = []
     for entry in knowledge.load("signatures")["signatures"]:
         keywords = [k.encode() for k in entry["keywords"]]
-        sources = [src for p in entry["patterns"] for src in _regex_sources(p)] + entry.get("none", [])
+        sources = ([src for p in entry["patterns"] for src in _regex_sources(p)] + entry.get("none", [])
+                   + entry.get("weak", []))
         for source in sources:
-            regex = re.compile(source)
+            regex = re.compile(source, re.IGNORECASE)
             if not any(any(k in raw for k in keywords) and any(regex.search(b) for b in bodies)
                        for raw, bodies in views):
                 dead.append(f"{entry['id']}: {source}")
