@@ -7,7 +7,10 @@ The scripts refer to the env as "${CONDA_PREFIX}" (set by `conda activate` befor
 sources activate.d; "${VIRTUAL_ENV}" in a venv), so a prefix with spaces or shell
 characters is never pasted into shell code; every literal part of a value is
 single-quoted. What the scripts leave in the environment is modelled by
-`activated.ActivatedEnv`, and a test holds the two together.
+`activated.ActivatedEnv`, and a test holds the two together. Nothing else from a recipe
+reaches the scripts: variable names are checked to be names (recipe.py rejects them when
+it loads; `_name` here refuses again), and the recipe's name appears only in a comment,
+with every control character escaped so it cannot end the comment line.
 """
 from __future__ import annotations
 
@@ -18,6 +21,22 @@ from merlin_doctor.recipe import EnvVar, Recipe
 
 SCRIPT_NAME = "merlin-doctor.sh"
 HEADER = "# Written by merlin-doctor"  # first words of both scripts: the step rewrites only files that start so
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _name(var: EnvVar) -> str:
+    """A variable's name, safe to write bare into shell code (or ValueError)."""
+    if not _NAME.fullmatch(var.name):
+        raise ValueError(f"not a shell variable name: {var.name!r}")
+    return var.name
+
+
+def _comment(text: str) -> str:
+    """Text for a `#` comment: control characters (a newline ends a comment) escaped."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def shell_quote(text: str) -> str:
@@ -38,7 +57,7 @@ def _new_value(recipe: Recipe, var: EnvVar, kind: str) -> str:
         return shell_value(recipe, var.set, kind)
     before = ":".join(shell_value(recipe, p, kind) for p in var.prepend)
     after = ":".join(shell_value(recipe, p, kind) for p in var.append)
-    n = var.name
+    n = _name(var)
     if before and after:
         return f'{before}"${{{n}:+:${{{n}}}}}":{after}'
     if before:
@@ -48,11 +67,11 @@ def _new_value(recipe: Recipe, var: EnvVar, kind: str) -> str:
 
 def activate_script(recipe: Recipe, kind: str = CONDA) -> str:
     lines = [
-        f"{HEADER} for recipe {recipe.name}; `merlin-doctor fix` rewrites it.",
+        f"{HEADER} for recipe {_comment(recipe.name)}; `merlin-doctor fix` rewrites it.",
         "# Saves what it changes so deactivate.d/merlin-doctor.sh restores it exactly.",
     ]
     for var in recipe.activate:
-        n = var.name
+        n = _name(var)
         lines += [
             f'if [ -n "${{{n}+x}}" ]; then export {SAVED}{n}="${{{n}}}"; unset {WAS_UNSET}{n}; '
             f"else export {WAS_UNSET}{n}=1; fi",
@@ -62,9 +81,9 @@ def activate_script(recipe: Recipe, kind: str = CONDA) -> str:
 
 
 def deactivate_script(recipe: Recipe) -> str:
-    lines = [f"{HEADER} for recipe {recipe.name}: undoes activate.d/merlin-doctor.sh."]
+    lines = [f"{HEADER} for recipe {_comment(recipe.name)}: undoes activate.d/merlin-doctor.sh."]
     for var in recipe.activate:
-        n = var.name
+        n = _name(var)
         lines += [
             f'if [ -n "${{{WAS_UNSET}{n}+x}}" ]; then unset {n}; else export {n}="${{{SAVED}{n}}}"; fi',
             f"unset {SAVED}{n} {WAS_UNSET}{n}",

@@ -2,32 +2,80 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any, Optional
 
 import click
 
 from merlin_doctor import __version__
-from merlin_doctor.errors import InputError
+from merlin_doctor.errors import InputError, one_line, os_error_line
 
 EXIT_USAGE = 2
 
 
 class _InputFailure(click.ClickException):
-    """An InputError shown as one line with exit code 2."""
+    """An InputError or a usage error shown as one line with exit code 2."""
 
     exit_code = EXIT_USAGE
 
     def show(self, file=None) -> None:
-        click.echo(f"merlin-doctor: error: {self.message}", err=True)
+        click.echo(f"merlin-doctor: error: {one_line(self.message)}", err=True)
+
+
+class _WriteFailure(_InputFailure):
+    """An OSError while reading or writing a file: one line naming the file, exit code 1."""
+
+    exit_code = 1
+
+
+def _usage_failure(exc: click.UsageError) -> _InputFailure:
+    where = exc.ctx.command_path if exc.ctx is not None else "merlin-doctor"
+    return _InputFailure(f"{exc.format_message()} (see `{where} --help`)")
 
 
 class DoctorGroup(click.Group):
+    """Every failure the user can cause is one line: usage and input errors exit 2, a file
+    that cannot be read or written (read-only, full disk, permissions) exits 1."""
+
+    def parse_args(self, ctx: click.Context, args: List[str]) -> List[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise _usage_failure(exc) from None
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except InputError as exc:
             raise _InputFailure(str(exc)) from None
+        except click.UsageError as exc:
+            raise _usage_failure(exc) from None
+        except OSError as exc:
+            raise _WriteFailure(os_error_line(exc)) from None
+
+
+class _Seconds(click.FloatRange):
+    """Seconds: a finite number of at least 1 (FloatRange alone lets `nan` and `inf` through)."""
+
+    name = "seconds"
+
+    def __init__(self) -> None:
+        super().__init__(min=1)
+
+    def convert(self, value, param, ctx):
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        return seconds
+
+
+def _not_empty(ctx: click.Context, param: click.Parameter, value):
+    """An empty string where a name or a path belongs is a mistake, never "use the default"."""
+    values = value if isinstance(value, tuple) else (value,)
+    if any(v == "" for v in values):
+        raise click.BadParameter("must not be empty", ctx=ctx, param=param)
+    return value
 
 
 def _emit_json(data) -> None:
@@ -50,22 +98,22 @@ def cli() -> None:
     """
 
 
-recipe_option = click.option("--recipe", "-r", metavar="NAME|FILE",
+recipe_option = click.option("--recipe", "-r", metavar="NAME|FILE", callback=_not_empty,
                              help="Recipe to judge against: a name from `merlin-doctor recipes` or a YAML file "
                                   "(default: tf210-cuda112).")
-timeout_option = click.option("--timeout", type=click.FloatRange(min=1), default=30.0, show_default=True,
+timeout_option = click.option("--timeout", type=_Seconds(), default=30.0, show_default=True,
                               help="Seconds any isolated probe (NVML, CUDA libraries, TensorFlow) may take.")
 
 
 @cli.command()
 @recipe_option
-@click.option("--only", multiple=True, metavar="ID", help="Run only this check or area (repeatable), e.g. gpu.nvml or gpu.")
-@click.option("--skip", multiple=True, metavar="ID", help="Leave out this check or area (repeatable).")
+@click.option("--only", multiple=True, metavar="ID", callback=_not_empty, help="Run only this check or area (repeatable), e.g. gpu.nvml or gpu.")
+@click.option("--skip", multiple=True, metavar="ID", callback=_not_empty, help="Leave out this check or area (repeatable).")
 @click.option("--fast", is_flag=True, help="Only checks that import no TensorFlow and train nothing (about a second).")
 @click.option("--cpu-ok", is_flag=True, help="This machine is meant to run on the CPU: skip the GPU checks.")
-@click.option("--from", "from_file", metavar="FILE", type=click.Path(dir_okay=False),
+@click.option("--from", "from_file", metavar="FILE", type=click.Path(dir_okay=False), callback=_not_empty,
               help="Judge a saved snapshot (`merlin-doctor facts -o FILE`) instead of this machine.")
-@click.option("--baseline", metavar="FILE", type=click.Path(dir_okay=False),
+@click.option("--baseline", metavar="FILE", type=click.Path(dir_okay=False), callback=_not_empty,
               help="Also show what changed since this known-good snapshot or report (driver, libraries, "
                    "packages, activation variables).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema in the README) on stdout.")
@@ -139,11 +187,13 @@ def list_checks(as_json: bool) -> None:
 
 @cli.command()
 @recipe_option
-@click.option("-o", "--output", metavar="FILE", type=click.Path(dir_okay=False),
-              help="Write the snapshot to FILE (atomically) instead of stdout.")
+@click.option("-o", "--output", metavar="FILE", type=click.Path(dir_okay=False), callback=_not_empty,
+              help="Write the snapshot to FILE (atomically; a device or FIFO such as /dev/stdout is written to) "
+                   "instead of stdout.")
+@click.option("--force", is_flag=True, help="Replace FILE even if it is not an earlier facts snapshot.")
 @click.option("--fast", is_flag=True, help="Leave out the slow probes (TensorFlow import, training).")
 @timeout_option
-def facts(recipe: Optional[str], output: Optional[str], fast: bool, timeout: float) -> None:
+def facts(recipe: Optional[str], output: Optional[str], force: bool, fast: bool, timeout: float) -> None:
     """Collect every probe's facts into one JSON snapshot.
 
     Judge it later, or on another machine, with `merlin-doctor check --from FILE`.
@@ -154,7 +204,7 @@ def facts(recipe: Optional[str], output: Optional[str], fast: bool, timeout: flo
     report = Terminal(quiet=output is None)
     snapshot = collect_facts(recipe, fast, timeout, on_probe=report.probe_started)
     if output:
-        snapshot.save(output)
+        snapshot.save(output, force)
         click.echo(f"facts written to {output}", err=True)
     else:
         _emit_json(snapshot.to_dict())
@@ -221,7 +271,7 @@ def _converge_options(function):
 
     options = [
         recipe_option,
-        click.option("--prefix", metavar="DIR", help="The env's directory (instead of a named env)."),
+        click.option("--prefix", metavar="DIR", callback=_not_empty, help="The env's directory (instead of a named env)."),
         click.option("--engine", type=click.Choice(ENGINE_CHOICES), default="auto", show_default=True,
                      help="What creates the conda env: auto prefers micromamba, then mamba, then conda, "
                           "then the embedded rattler engine (no conda needed)."),
@@ -229,8 +279,8 @@ def _converge_options(function):
         click.option("--yes", "-y", is_flag=True, help="Apply without asking (needed when not on a terminal)."),
         click.option("--force", is_flag=True, help="Replace files in the way that merlin-doctor did not make."),
         click.option("--only", multiple=True, metavar="STEP",
-                     help=f"Run only this step (repeatable): {', '.join(STEP_IDS)}."),
-        click.option("--log", metavar="FILE", help="Append the log here (default: a new file under "
+                     callback=_not_empty, help=f"Run only this step (repeatable): {', '.join(STEP_IDS)}."),
+        click.option("--log", metavar="FILE", callback=_not_empty, help="Append the log here (default: a new file under "
                                                    "$XDG_STATE_HOME/merlin-doctor/logs/)."),
         click.option("-q", "--quiet", is_flag=True, help="No progress lines; only the plan and the outcomes."),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON document (plan, outcomes, log) on stdout."),
@@ -241,7 +291,7 @@ def _converge_options(function):
 
 
 @cli.command()
-@click.option("--name", "-n", metavar="ENV", help="Named env (default: the recipe's env_name, e.g. merlin).")
+@click.option("--name", "-n", metavar="ENV", callback=_not_empty, help="Named env (default: the recipe's env_name, e.g. merlin).")
 @_converge_options
 def setup(**options) -> None:
     """Create or converge a conda env from a recipe: safe to re-run, resumable.
@@ -327,8 +377,9 @@ def _print_changes(path: str, changes: list) -> None:
 @cli.command()
 @recipe_option
 @click.option("-o", "--output", metavar="FILE", type=click.Path(dir_okay=False), default="merlin-doctor-report.json",
+              callback=_not_empty,
               show_default=True, help="Where to write the report (JSON, written atomically).")
-@click.option("--from", "from_file", metavar="FILE", type=click.Path(dir_okay=False),
+@click.option("--from", "from_file", metavar="FILE", type=click.Path(dir_okay=False), callback=_not_empty,
               help="Report on a saved snapshot (`merlin-doctor facts -o FILE`) instead of this machine.")
 @click.option("--fast", is_flag=True, help="Leave out the slow probes and checks (TensorFlow import, training).")
 @click.option("--cpu-ok", is_flag=True, help="This machine is meant to run on the CPU: skip the GPU checks.")
@@ -373,7 +424,7 @@ def report(recipe: Optional[str], output: str, from_file: Optional[str], fast: b
 
 
 @cli.command()
-@click.option("--scheduler", metavar="ADDRESS", help="A running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
+@click.option("--scheduler", metavar="ADDRESS", callback=_not_empty, help="A running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
 @click.option("--local", type=click.IntRange(min=1), metavar="N",
               help="Start N local worker processes (a LocalCluster; a LocalCUDACluster, one worker per GPU, "
                    "when dask-cuda and GPUs are here) and probe them.")
@@ -384,7 +435,7 @@ def report(recipe: Optional[str], output: str, from_file: Optional[str], fast: b
               help="Probe each worker, even those sharing a host, interpreter and environment with another.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
+@click.option("--timeout", type=_Seconds(), default=120.0, show_default=True,
               help="Seconds the workers get to return their facts; one that dies or takes longer is reported "
                    "as such. Probes that can hang (NVML, CUDA libraries) get half of it.")
 def fleet(scheduler: Optional[str], local: Optional[int], recipe: Optional[str], fast: bool, cpu_ok: bool,

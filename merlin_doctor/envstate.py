@@ -16,6 +16,7 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from merlin_doctor.contained import is_inside, open_regular, where_outside
 from merlin_doctor.recipe import Recipe
 
 #: Link states that need no work: the link is right, or its target is absent so none can be made.
@@ -31,10 +32,12 @@ def env_kind(prefix: str) -> Optional[str]:
 
 
 def sha256(path: Path) -> Optional[str]:
-    """The file's sha256, or None when it is not a readable file."""
+    """The file's sha256, or None when it is not a readable regular file (a FIFO is never read)."""
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
+        with open_regular(str(path)) as fh:
+            if fh is None:
+                return None
             for block in iter(lambda: fh.read(CHUNK), b""):
                 digest.update(block)
     except OSError:
@@ -46,7 +49,8 @@ def link_states(recipe: Recipe, prefix: str) -> List[Dict[str, Any]]:
     """Each recipe link in the env at `prefix`: its path, target and state.
 
     States: `ok`, `no-target` (nothing to link to), `missing`, `elsewhere` (a symlink to
-    something else), `file` (a real file or directory in the way).
+    something else), `file` (a real file or directory in the way), `outside` (its directory
+    resolves out of the env through a symlink; `why` says where: never made, even with --force).
     """
     out = []
     for link in recipe.links:
@@ -54,6 +58,10 @@ def link_states(recipe: Recipe, prefix: str) -> List[Dict[str, Any]]:
         path = os.path.join(directory, link.name)
         target = os.path.join(directory, link.target)
         target_exists = os.path.exists(target)
+        outside = where_outside(prefix, path)
+        if outside:
+            out.append({"path": path, "target": link.target, "state": "outside", "points_to": None, "why": outside})
+            continue
         if os.path.islink(path):
             right = os.readlink(path) == link.target or (
                 target_exists and os.path.realpath(path) == os.path.realpath(target))
@@ -67,19 +75,35 @@ def link_states(recipe: Recipe, prefix: str) -> List[Dict[str, Any]]:
     return out
 
 
+def _copy_outside(prefix: str, src: Path, dst: Path) -> Optional[str]:
+    """Why a copy would read or write outside the env (after symlinks), or None."""
+    if not is_inside(prefix, str(src)):
+        return f"{src} resolves to {os.path.realpath(src)}, outside the env {prefix}"
+    return where_outside(prefix, str(dst))
+
+
+def _copy_state(src_hash: Optional[str], dst: Path, dst_hash: Optional[str]) -> str:
+    if src_hash is None:
+        return "no-source"
+    if dst_hash is None:
+        return "differs" if os.path.lexists(dst) else "missing"  # something that is not a file is in the way
+    return "ok" if dst_hash == src_hash else "differs"
+
+
 def copy_states(recipe: Recipe, prefix: str) -> List[Dict[str, Any]]:
-    """Each copy: source, destination, both hashes and a state (`ok`, `missing`, `differs`, `no-source`)."""
+    """Each copy: source, destination, both hashes and a state (`ok`, `missing`, `differs`,
+    `no-source`, or `outside` with `why`: never read, never written, even with --force)."""
     out = []
     for copy in recipe.copies:
         src, dst = Path(recipe.expand(copy.src, prefix)), Path(recipe.expand(copy.dst, prefix))
+        why = _copy_outside(prefix, src, dst)
+        if why:
+            out.append({"from": str(src), "to": str(dst), "from_sha256": None, "to_sha256": None,
+                        "state": "outside", "why": why})
+            continue
         src_hash, dst_hash = sha256(src), sha256(dst)
-        if src_hash is None:
-            state = "no-source"
-        elif dst_hash is None:
-            state = "missing"
-        else:
-            state = "ok" if dst_hash == src_hash else "differs"
-        out.append({"from": str(src), "to": str(dst), "from_sha256": src_hash, "to_sha256": dst_hash, "state": state})
+        out.append({"from": str(src), "to": str(dst), "from_sha256": src_hash, "to_sha256": dst_hash,
+                    "state": _copy_state(src_hash, dst, dst_hash)})
     return out
 
 

@@ -18,3 +18,16 @@ class InputError(Exception):
         if self.file:
             where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
         return where + self.message
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OSError as one line: the file(s) it is about, then the errno's meaning."""
+    what = exc.strerror or str(exc)
+    files = [str(f) for f in (exc.filename, getattr(exc, "filename2", None)) if f is not None]
+    return f"{' -> '.join(files)}: {what}" if files else what
+
+
+def one_line(text: str, limit: int = 1000) -> str:
+    """A message as a single line of bounded length: control characters escaped, long text cut."""
+    flat = "".join(c if c >= " " and c != "\x7f" else f"\\x{ord(c):02x}" for c in text[:limit])
+    return flat + ("…" if len(text) > limit else "")

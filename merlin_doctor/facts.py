@@ -12,13 +12,15 @@ import threading
 from typing import Any, Callable, Dict, Iterable, Optional
 
 from merlin_doctor import __version__
-from merlin_doctor.atomic import write_atomic
+from merlin_doctor.atomic import replaceable, write_atomic, write_output
 from merlin_doctor.errors import InputError
 from merlin_doctor.probes.context import ProbeContext
 from merlin_doctor.probes.registry import PROBES, Probe, probe_named
 from merlin_doctor.probes.scheduler import run_probe, start_isolated
 
 SCHEMA_VERSION = 1
+#: Real snapshots nest about eight levels; anything far deeper is refused before a reader recurses.
+MAX_DEPTH = 64
 
 
 class Facts:
@@ -85,30 +87,76 @@ class Facts:
     def to_dict(self) -> Dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "meta": self.meta, "probes": self.probes}
 
-    def save(self, path: str) -> None:
-        write_json_atomic(path, self.to_dict())
+    def save(self, path: str, force: bool = False) -> None:
+        """Write the snapshot to a file the user named; replace another file only with `force`."""
+        if not force and not replaceable(path, is_snapshot):
+            raise InputError("the file exists and is not a merlin-doctor facts snapshot; choose another -o FILE "
+                             "or add --force to replace it", path)
+        write_output(path, json_bytes(self.to_dict()))
 
     @classmethod
     def load(cls, path: str) -> "Facts":
         """Load a snapshot (`facts -o`, `check --json` output, or a report); errors are InputErrors."""
         try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
+            with open(path, "rb") as fh:
+                data = json.loads(fh.read())
         except OSError as exc:
-            raise InputError(f"cannot read the snapshot: {exc.strerror}", path) from None
+            raise InputError(f"cannot read the snapshot: {exc.strerror or exc}", path) from None
+        except RecursionError:
+            raise InputError(f"not a facts snapshot: nested more than {MAX_DEPTH} levels deep", path) from None
         except (ValueError, UnicodeDecodeError) as exc:
             line = getattr(exc, "lineno", None)
-            raise InputError(f"not a JSON facts snapshot: {exc}", path, line) from None
+            raise InputError(f"not a JSON facts snapshot: {_cut(str(exc))}", path, line) from None
         if isinstance(data, dict) and isinstance(data.get("facts"), dict):
             data = data["facts"]  # the JSON output of `check` embeds its facts
         if not isinstance(data, dict) or not isinstance(data.get("probes"), dict):
             raise InputError("not a facts snapshot (no 'probes' object); make one with `merlin-doctor facts -o FILE`", path)
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
-            raise InputError(f"snapshot schema_version {version!r} is not supported (this doctor reads {SCHEMA_VERSION})", path)
+            raise InputError(f"snapshot schema_version {_cut(repr(version))} is not supported "
+                             f"(this doctor reads {SCHEMA_VERSION})", path)
+        _check_shape(data, path)
         return cls(data["probes"], data.get("meta"))
+
+
+def _cut(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _check_shape(data: Dict[str, Any], path: str) -> None:
+    """What every reader of a snapshot relies on: each probe's facts and `meta` are objects,
+    and nothing nests deeper than MAX_DEPTH (walked iteratively: no recursion to exhaust)."""
+    meta = data.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        raise InputError(f"not a facts snapshot: 'meta' is a {type(meta).__name__}, not an object", path)
+    for name, facts in data["probes"].items():
+        if not isinstance(facts, dict):
+            raise InputError(f"not a facts snapshot: probe {_cut(name, 60)!r} holds a {type(facts).__name__}, "
+                             "not an object", path)
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InputError(f"not a facts snapshot: nested more than {MAX_DEPTH} levels deep", path)
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+
+
+def json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=False, default=str) + "\n").encode("utf-8")
 
 
 def write_json_atomic(path: str, data: Any) -> None:
     """Write JSON through a temp file and a rename, so a crash never leaves half a file."""
-    write_atomic(path, (json.dumps(data, indent=2, sort_keys=False, default=str) + "\n").encode("utf-8"))
+    write_atomic(path, json_bytes(data))
+
+
+def is_snapshot(data: bytes) -> bool:
+    """Whether a file's bytes are a facts snapshot (`facts -o` made it, or `check --json` did)."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        return False
+    if isinstance(doc, dict) and isinstance(doc.get("facts"), dict):
+        doc = doc["facts"]
+    return isinstance(doc, dict) and isinstance(doc.get("probes"), dict)

@@ -173,32 +173,149 @@ class Recipe:
 
 
 # --- validation over YAML nodes, so every error can name its line -----------------
+#
+# The text is composed once (libyaml when present) and every check reads the nodes: values
+# are built from the nodes that were checked, never by parsing the text a second time, so
+# the cost is linear in the input and what is judged is exactly what is used.
 
 Validator = Callable[[yaml.Node, str, str], None]
 
+#: A recipe is a few kilobytes; anything near this is a mistake (or an attack), not a recipe.
+#: Parsing is linear (about a second for this much), and the limit says so at once.
+MAX_RECIPE_BYTES = 256 * 1024
+#: Recipes nest four levels; deeper input is refused before anything walks it.
+MAX_DEPTH = 32
+#: Tags a recipe may use: YAML's plain scalars and collections, nothing that builds objects.
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp")}
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PATH_ROOTS = tuple("{%s}" % p for p in PLACEHOLDERS)
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value in an error message: quoted, control characters escaped, long ones cut."""
+    text = value if isinstance(value, str) else str(value)
+    cut = text[:limit] + ("…" if len(text) > limit else "")
+    return "'" + _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", cut) + "'"
+
 
 def _fail(node: yaml.Node, file: str, key: str, message: str) -> None:
+    key = shown(key, 80)[1:-1]
     raise InputError(f"{key}: {message}" if key else message, file, node.start_mark.line + 1)
+
+
+def _value(node: yaml.Node, file: str, key: str) -> Any:
+    """A scalar node's value, built by its resolved tag (no emitter, no second parse)."""
+    try:
+        return _CONSTRUCTOR.yaml_constructors[node.tag](_CONSTRUCTOR, node)
+    except (ValueError, OverflowError, yaml.YAMLError):
+        _fail(node, file, key, f"not a valid {node.tag.rsplit(':', 1)[-1]}: {shown(node.value)}")
+
+
+def _plain(node: yaml.Node, file: str, key: str = "") -> Any:
+    """The Python value of a checked node (mapping keys are the strings written)."""
+    if isinstance(node, yaml.MappingNode):
+        return {k.value: _plain(v, file, k.value) for k, v in node.value}
+    if isinstance(node, yaml.SequenceNode):
+        return [_plain(v, file, key) for v in node.value]
+    return _value(node, file, key)
+
+
+def _check_structure(root: yaml.Node, file: str) -> None:
+    """Before the schema: plain tags only, string keys only, no duplicate keys, no aliases,
+    bounded depth. Iterative, so hostile nesting cannot exhaust the stack."""
+    seen = set()
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if id(node) in seen:
+            _fail(node, file, "", "YAML aliases (*name) are not allowed in a recipe; write the value out")
+        seen.add(id(node))
+        if node.tag not in _PLAIN_TAGS:
+            _fail(node, file, "", f"unknown YAML tag {shown(node.tag)}: a recipe holds plain strings, numbers, "
+                                  "lists and mappings")
+        if depth > MAX_DEPTH:
+            _fail(node, file, "", f"nested more than {MAX_DEPTH} levels deep")
+        if isinstance(node, yaml.MappingNode):
+            first: Dict[str, yaml.Node] = {}
+            for k, v in node.value:
+                if not isinstance(k, yaml.ScalarNode) or k.tag != "tag:yaml.org,2002:str":
+                    _fail(k, file, "", "a mapping key must be a plain string")
+                if k.value in first:
+                    _fail(k, file, k.value, f"duplicate key (first at line {first[k.value].start_mark.line + 1})")
+                first[k.value] = k
+                stack.append((v, depth + 1))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((v, depth + 1) for v in node.value)
 
 
 def _scalar(kind: str, test: Callable[[Any], bool]) -> Validator:
     def check(node: yaml.Node, file: str, key: str) -> None:
-        if not isinstance(node, yaml.ScalarNode) or not test(yaml.safe_load(yaml.serialize(node))):
+        if not isinstance(node, yaml.ScalarNode) or not test(_value(node, file, key)):
             _fail(node, file, key, f"expected {kind}")
     return check
 
 
-_str = _scalar("a string", lambda v: isinstance(v, str) and v != "")
+def _no_nul(node: yaml.Node, file: str, key: str) -> None:
+    if "\0" in node.value:
+        _fail(node, file, key, "contains a NUL character")
+
+
+def _text(node: yaml.Node, file: str, key: str) -> None:
+    """Free text (description, why): any non-empty string without NUL."""
+    _scalar("a string", lambda v: isinstance(v, str) and v != "")(node, file, key)
+    _no_nul(node, file, key)
+
+
+def _str(node: yaml.Node, file: str, key: str) -> None:
+    """A name or a word on a command line: one line, no control characters."""
+    _text(node, file, key)
+    if _CONTROL.search(node.value):
+        _fail(node, file, key, f"contains a control character (newline, CR, NUL, ...): {shown(node.value)}")
+
+
 _bool = _scalar("true or false", lambda v: isinstance(v, bool))
 _str_or_null = _scalar("a string or null", lambda v: v is None or isinstance(v, str))
 _positive_int = _scalar("a positive whole number", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0)
 
 
-def _placeholder_str(node: yaml.Node, file: str, key: str) -> None:
-    _str(node, file, key)
+def _placeholders(node: yaml.Node, file: str, key: str) -> None:
     for name in re.findall(r"\{(\w*)\}", node.value):
         if name not in PLACEHOLDERS:
             _fail(node, file, key, f"unknown placeholder {{{name}}} (known: " + ", ".join("{%s}" % p for p in PLACEHOLDERS) + ")")
+
+
+def _placeholder_str(node: yaml.Node, file: str, key: str) -> None:
+    """An activation value: any text but NUL (quoted when written), with known placeholders."""
+    _text(node, file, key)
+    _placeholders(node, file, key)
+
+
+def _env_path(node: yaml.Node, file: str, key: str) -> None:
+    """A path the steps write, link or copy: inside the env, written from {prefix} or {site_packages}."""
+    _str(node, file, key)
+    _placeholders(node, file, key)
+    text = node.value
+    root = next((r for r in _PATH_ROOTS if text == r or text.startswith(r + "/")), None)
+    if root is None:
+        _fail(node, file, key, "must be inside the env: start with {prefix}/ or {site_packages}/, "
+                               f"not {shown(text)}")
+    if ".." in text.split("/"):
+        _fail(node, file, key, f"must stay inside the env: no '..' in {shown(text)}")
+
+
+def _file_name(node: yaml.Node, file: str, key: str) -> None:
+    """A link's name: one entry of its directory."""
+    _str(node, file, key)
+    if "/" in node.value or node.value in (".", ".."):
+        _fail(node, file, key, f"must be a file name in the link's dir (no '/', not . or ..), not {shown(node.value)}")
+
+
+def _link_target(node: yaml.Node, file: str, key: str) -> None:
+    """What a link points to: relative to its directory, never out of it with .. or /."""
+    _str(node, file, key)
+    if node.value.startswith("/") or ".." in node.value.split("/"):
+        _fail(node, file, key, f"must be relative to the link's dir, without '..': not {shown(node.value)}")
 
 
 def _requirement(node: yaml.Node, file: str, key: str) -> None:
@@ -206,7 +323,7 @@ def _requirement(node: yaml.Node, file: str, key: str) -> None:
     try:
         Requirement(node.value)
     except InvalidRequirement as exc:
-        _fail(node, file, key, f"not a valid pip requirement: {exc}")
+        _fail(node, file, key, f"not a valid pip requirement: {shown(str(exc), 200)[1:-1]}")
 
 
 def _specifier(node: yaml.Node, file: str, key: str) -> None:
@@ -214,14 +331,14 @@ def _specifier(node: yaml.Node, file: str, key: str) -> None:
     try:
         SpecifierSet(node.value)
     except InvalidSpecifier:
-        _fail(node, file, key, f"not a version specifier such as '==2.10.*' or '>=8.1,<9': {node.value!r}")
+        _fail(node, file, key, f"not a version specifier such as '==2.10.*' or '>=8.1,<9': {shown(node.value)}")
 
 
 def _one_of(*choices: str) -> Validator:
     def check(node: yaml.Node, file: str, key: str) -> None:
         _str(node, file, key)
         if node.value not in choices:
-            _fail(node, file, key, f"expected one of {', '.join(choices)}, got {node.value!r}")
+            _fail(node, file, key, f"expected one of {', '.join(choices)}, got {shown(node.value)}")
     return check
 
 
@@ -252,9 +369,12 @@ def _mapping(fields: Dict[str, Validator], required: tuple = ()) -> Validator:
     return check
 
 
+_ENV_VAR = _mapping({"prepend": _list_of(_placeholder_str), "append": _list_of(_placeholder_str),
+                     "set": _placeholder_str})
+
+
 def _env_var(node: yaml.Node, file: str, key: str) -> None:
-    _mapping({"prepend": _list_of(_placeholder_str), "append": _list_of(_placeholder_str),
-              "set": _placeholder_str})(node, file, key)
+    _ENV_VAR(node, file, key)
     if len(node.value) != 1:
         _fail(node, file, key, "give exactly one of prepend, append or set")
 
@@ -263,29 +383,30 @@ def _env_vars(node: yaml.Node, file: str, key: str) -> None:
     if not isinstance(node, yaml.MappingNode):
         _fail(node, file, key, "expected a mapping of variable names")
     for k, v in node.value:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(k.value)):
-            _fail(k, file, f"{key}.{k.value}", "not a valid environment variable name")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k.value):
+            _fail(k, file, f"{key}.{k.value}", "not a valid environment variable name (letters, digits and _)")
         _env_var(v, file, f"{key}.{k.value}")
 
 
 SCHEMA = _mapping(
     {
         "name": _str,
-        "description": _str,
+        "description": _text,
         "env_name": _str,
-        "sources": _list_of(_str),
+        "sources": _list_of(_text),
         "conda": _mapping({"channels": _list_of(_str), "dependencies": _list_of(_str)}, ("dependencies",)),
         "pip": _list_of(_mapping(
             {"name": _str, "requirements": _list_of(_requirement), "extra_index_urls": _list_of(_str),
-             "index_url": _str, "find_links": _list_of(_str), "no_index": _bool, "optional": _bool, "why": _str},
+             "index_url": _str, "find_links": _list_of(_str), "no_index": _bool, "optional": _bool, "why": _text},
             ("name", "requirements"))),
-        "links": _list_of(_mapping({"dir": _placeholder_str, "name": _str, "target": _str}, ("dir", "name", "target"))),
+        "links": _list_of(_mapping({"dir": _env_path, "name": _file_name, "target": _link_target},
+                                   ("dir", "name", "target"))),
         "activate": _env_vars,
-        "copies": _list_of(_mapping({"from": _placeholder_str, "to": _placeholder_str}, ("from", "to"))),
+        "copies": _list_of(_mapping({"from": _env_path, "to": _env_path}, ("from", "to"))),
         "kind": _one_of(*KINDS),
         "image": _str,
         "image_compressed_bytes": _positive_int,
-        "accepted_conflicts": _list_of(_mapping({"package": _str, "requires": _str, "why": _str},
+        "accepted_conflicts": _list_of(_mapping({"package": _str, "requires": _str, "why": _text},
                                                 ("package", "requires", "why"))),
         "expect": _mapping({
             "python": _specifier, "tensorflow": _specifier, "cuda_runtime": _str_or_null,
@@ -310,19 +431,34 @@ def _check_kind(node: yaml.MappingNode, file: str) -> None:
         _fail(node, file, "image", "a kind: container recipe names its image (e.g. nvcr.io/nvidia/merlin/merlin-tensorflow:23.02)")
 
 
-def parse_recipe(text: str, file: str) -> Recipe:
-    """Validate and build a recipe from YAML text; any problem is an InputError with its line."""
+def _too_large(file: str) -> InputError:
+    return InputError(f"larger than {MAX_RECIPE_BYTES:,} characters: a recipe is a few kilobytes of YAML", file)
+
+
+def _compose(text: str, file: str) -> yaml.Node:
+    if len(text) > MAX_RECIPE_BYTES:
+        raise _too_large(file)
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         node = yaml.compose(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file, mark.line + 1 if mark else None) from None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"invalid YAML: {shown(problem, 200)[1:-1]}", file, mark.line + 1 if mark else None) from None
+    except RecursionError:
+        raise InputError(f"invalid YAML: nested more than {MAX_DEPTH} levels deep", file) from None
     if node is None:
         raise InputError("the recipe is empty", file)
+    return node
+
+
+def parse_recipe(text: str, file: str) -> Recipe:
+    """Validate and build a recipe from YAML text; any problem is an InputError with its line."""
+    node = _compose(text, file)
+    _check_structure(node, file)
     SCHEMA(node, file, "")
     _check_kind(node, file)
-    data = yaml.load(text, Loader=loader)
+    data = _plain(node, file)
     conda = data.get("conda") or {}
     return Recipe(
         name=data["name"],
@@ -366,9 +502,15 @@ def resolve_recipe_path(name_or_file: Optional[str]) -> Path:
 def load_recipe(name_or_file: Optional[str] = None) -> Recipe:
     path = resolve_recipe_path(name_or_file)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read recipe: {exc}", str(path)) from None
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_RECIPE_BYTES * 4 + 1)  # UTF-8 takes at most 4 bytes a character
+        if len(raw) > MAX_RECIPE_BYTES * 4:
+            raise _too_large(str(path))
+        text = raw.decode("utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read recipe: {exc.strerror or exc}", str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"cannot read recipe: not UTF-8 text ({exc.reason} at byte {exc.start})", str(path)) from None
     return parse_recipe(text, str(path))
 
 

@@ -23,6 +23,8 @@ SECRET = "<secret>"
 IDENTITY_KINDS = ("home", "host", "user")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"<>]+@")
+#: Anaconda's token channels: https://conda.anaconda.org/t/<TOKEN>/conda-forge (conda-meta `channel`, `url`).
+_CHANNEL_TOKEN = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s'\"<>]*?/t/)(?!<secret>/)[^/\s'\"<>]+")
 _ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>[\"']?\s*(?<![<>!~=])[=:](?![=:/])\s*)"
                          r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s\"'&;,]+)")  # NAME=value, NAME: value, "NAME": "value"
 _UUID = re.compile(r"(?i)\b(?:(?P<gpu>GPU|MIG)-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
@@ -69,6 +71,12 @@ class Redaction:
         if self.env_dropped:
             line += f"; {_plural(self.env_dropped, 'environment variable')} not on the allowlist left out"
         return line
+
+
+def mask_credentials(text: str) -> str:
+    """URL credentials (`user:token@`) and channel tokens (`/t/TOKEN/`) masked: for logs and plans,
+    which show the commands run (the commands themselves keep them)."""
+    return _CHANNEL_TOKEN.sub(r"\1<secret>", _URL_CREDENTIALS.sub(r"\1<credentials>@", text))
 
 
 def _plural(n: int, noun: str) -> str:
@@ -213,9 +221,16 @@ class _Redactor:
         self.secrets += 1
         return m.group(1) + "<credentials>@"
 
+    def _channel_token(self, m: "re.Match[str]") -> str:
+        self.secrets += 1
+        return m.group(1) + SECRET
+
     def _assignment(self, m: "re.Match[str]") -> str:
-        if not self.secret_name.search(m.group("name")) or m.group("value") == SECRET:
+        value = m.group("value")
+        if value == SECRET:
             return m.group(0)
+        if not self.secret_name.search(m.group("name")):  # look inside: PATH=/opt/token=SECRET/lib
+            return m.group("name") + m.group("sep") + _ASSIGNMENT.sub(self._assignment, value)
         self.secrets += 1
         return m.group("name") + m.group("sep") + SECRET
 
@@ -235,6 +250,7 @@ class _Redactor:
         for pattern in self.secret_values:
             text = pattern.sub(self._secret, text)
         text = _URL_CREDENTIALS.sub(self._credentials, text)
+        text = _CHANNEL_TOKEN.sub(self._channel_token, text)
         text = _ASSIGNMENT.sub(self._assignment, text)
         text = _UUID.sub(lambda m: self.placeholder("gpu-uuid" if m.group("gpu") else "uuid", m.group(0)), text)
         text = _MAC.sub(lambda m: m.group(0) if set(m.group(0)) <= set("0:-") else self.placeholder("mac", m.group(0)),

@@ -13,7 +13,8 @@ from typing import Any, Dict, Iterable, List, Tuple
 
 from merlin_doctor.errors import InputError
 from merlin_doctor.factpaths import headline
-from merlin_doctor.facts import write_json_atomic
+from merlin_doctor.atomic import replaceable, write_output
+from merlin_doctor.facts import json_bytes
 from merlin_doctor.redact import Identity, Redaction, redact
 from merlin_doctor.render import SYMBOLS, check_document, safe_text
 from merlin_doctor.verdict import Status, Verdict
@@ -80,16 +81,17 @@ def markdown(doc: Dict[str, Any]) -> str:
 
 
 def write_report(path: str, doc: Dict[str, Any], force: bool = False) -> None:
-    """Write atomically; replace an existing file only if it is an earlier report, or with --force."""
-    if not force:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                existing = json.load(fh)
-        except FileNotFoundError:
-            existing = {"kind": KIND}
-        except (OSError, ValueError, UnicodeDecodeError):
-            existing = None
-        if not (isinstance(existing, dict) and existing.get("kind") == KIND):
-            raise InputError("the file exists and is not a merlin-doctor report; choose another -o FILE "
-                             "or add --force to replace it", path)
-    write_json_atomic(path, doc)
+    """Write it (atomically, or into a device or FIFO); replace an existing file only if it is an
+    earlier report, or with --force."""
+    if not force and not replaceable(path, _is_report):
+        raise InputError("the file exists and is not a merlin-doctor report; choose another -o FILE "
+                         "or add --force to replace it", path)
+    write_output(path, json_bytes(doc))
+
+
+def _is_report(data: bytes) -> bool:
+    try:
+        existing = json.loads(data)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(existing, dict) and existing.get("kind") == KIND

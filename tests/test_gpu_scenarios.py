@@ -85,7 +85,7 @@ DETAILS = {
     "cuda12-libs-only": [("cuda.libcudart", "libcudart.so.12", "cudatoolkit=11.2.2")],
     "mig-on": [("gpu.mig", "MIG is enabled", "nvidia-smi mig")],
     "busy-gpu": [("gpu.memory", "in use by 4242 (no such process here", "nvidia-smi --query-compute-apps")],
-    "init-hangs": [("gpu.nvml", "timed out after 5 s", "reboot")],
+    "init-hangs": [("gpu.nvml", "timed out after 4.5 s", "reboot")],
     "segv-on-load": [("cuda.libcudnn", "killed the process with SIGSEGV", "cudnn=8.1.0")],
     "v100-ptxas-cuda13": [("activation.ptxas", "ptxas 13.0.88 (CUDA 13.0) cannot compile for GPU 0 Tesla "
                            "V100-SXM2-16GB (sm_70)", "conda install -c nvidia cuda-nvcc=11.3.58")],

@@ -28,6 +28,11 @@ def nvml_sees_gpu(facts: FactsView, recipe: Recipe) -> Finding:
     if nvml.get("timed_out"):
         return failed(f"NVML did not answer: {error} — the driver is wedged",
                       fix="sudo nvidia-smi  # if it hangs too, reboot", evidence={"error": error, "timed_out": True})
+    if nvml.get("crashed"):
+        return failed(f"the NVIDIA driver's NVML library is broken: {error}",
+                      fix="Reinstall the NVIDIA driver (e.g. `sudo ubuntu-drivers install`) so that its "
+                          "libnvidia-ml.so.1 matches the kernel module, then reboot; `nvidia-smi` must answer",
+                      evidence={"error": error, "library": nvml.get("library"), "signal": nvml.get("signal")})
     known = next((row for row in knowledge.load("nvml_errors")["errors"] if row["match"] in error), None)
     if known:
         return failed(f"{known['summary']} ({error})", fix=known["fix"], evidence={"error": error})

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from merlin_doctor.contained import read_regular
 from merlin_doctor.probes.context import ProbeContext
 
 WATCHED = ("LD_LIBRARY_PATH", "XLA_FLAGS", "PATH", "CONDA_PREFIX", "CUDA_HOME", "CUDA_PATH")
@@ -26,10 +27,9 @@ def _scripts(prefix: str) -> Dict[str, Dict[str, str]]:
         entries: Dict[str, str] = {}
         if directory.is_dir():
             for path in sorted(directory.glob("*.sh")):
-                try:
-                    entries[path.name] = path.read_text(encoding="utf-8", errors="replace")[:MAX_SCRIPT_BYTES]
-                except OSError as exc:
-                    entries[path.name] = f"<unreadable: {exc}>"
+                data = read_regular(str(path), MAX_SCRIPT_BYTES)  # bytes: a CR stays a CR
+                entries[path.name] = "<unreadable, or not a regular file>" if data is None else \
+                    data.decode("utf-8", "replace")
         found[rel.rsplit("/", 1)[-1]] = entries
     return found
 

@@ -160,8 +160,26 @@ def _scan_dirs(ctx: ProbeContext, path: List[str], table: Dict[str, List[str]]) 
 
 def _ld_cache(ctx: ProbeContext) -> Dict[str, List[str]]:
     """soname → paths from /etc/ld.so.cache (`ldconfig -p`); only on the real root."""
-    if ctx.root != "/":
-        return {}
+    return ld_cache() if ctx.root == "/" else {}
+
+
+#: Where glibc looks last, after LD_LIBRARY_PATH and /etc/ld.so.cache.
+DEFAULT_LIB_DIRS = ("/lib64", "/usr/lib64", "/lib", "/usr/lib")
+
+
+def locate(soname: str) -> Optional[str]:
+    """The file the dynamic loader would open for `soname`, found without loading it (its
+    constructor may crash or exit): this process's LD_LIBRARY_PATH, ld.so.cache, the default
+    directories. It names a library that misbehaves when loaded."""
+    dirs = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if d]
+    candidates = [os.path.join(d, soname) for d in dirs]
+    candidates += ld_cache().get(soname, [])
+    candidates += [os.path.join(d, soname) for d in DEFAULT_LIB_DIRS]
+    return next((os.path.abspath(c) for c in candidates if os.path.isfile(c)), None)
+
+
+def ld_cache() -> Dict[str, List[str]]:
+    """soname → paths from this machine's /etc/ld.so.cache (`ldconfig -p`)."""
     try:
         out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
@@ -219,10 +237,26 @@ def _load_all(specs: List[Dict[str, Any]], timeout: float) -> List[Dict[str, Any
     results = []
     for spec in specs:
         loaded = call_in_fork(lambda spec=spec: _load(spec), per_library)
-        if loaded.get("crashed"):
-            loaded["error"] = f"loading it killed the process with {loaded['signal']}"
+        if "loaded" not in loaded:
+            loaded = _misbehaved(spec["soname"], loaded)
         results.append(loaded)
     return results
+
+
+def _misbehaved(soname: str, outcome: Dict[str, Any]) -> Dict[str, Any]:
+    """A load that crashed, hung or ended the process (a constructor calling exit): the file
+    the loader picked is named, so the verdict blames the library, not the loader path."""
+    path = locate(soname)
+    what = path or soname
+    if outcome.get("timed_out"):
+        error = f"loading {what} hung ({outcome.get('error')})"
+    elif outcome.get("crashed"):
+        error = f"loading {what} killed the process with {outcome.get('signal')}"
+    else:
+        error = f"loading {what} ended the process before dlopen returned ({outcome.get('error')})"
+    return {"loaded": False, "path": path, "realpath": os.path.realpath(path) if path else None,
+            "error": error, "crashed": not outcome.get("timed_out"),
+            "timed_out": bool(outcome.get("timed_out")), "signal": outcome.get("signal")}
 
 
 def library_specs(tensorrt_soname: Optional[str], tensorflow: Optional[str] = None) -> List[Dict[str, Any]]:

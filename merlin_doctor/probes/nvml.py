@@ -1,13 +1,29 @@
-"""The NVIDIA driver and its GPUs, through NVML (pynvml). Runs isolated: NVML can hang."""
+"""The NVIDIA driver and its GPUs, through NVML (pynvml). Runs isolated: NVML can hang.
+
+NVML runs in a fork of its own inside the probe, so when the library misbehaves (aborts,
+hangs, exits) the probe still answers, naming the file: `libnvidia-ml.so.1` as the loader
+opened it, or, when it never got that far, as the loader would find it.
+"""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
 from merlin_doctor.probes.context import ProbeContext
 
+SONAME = "libnvidia-ml.so.1"
+
 
 def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    """A string NVML returned; bytes that are not UTF-8 are shown with replacement characters."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _string(call, *args: Any) -> str:
+    """A string query; pynvml's own decode of non-UTF-8 bytes fails, and the bytes are in the error."""
+    try:
+        return _text(call(*args))
+    except UnicodeDecodeError as exc:
+        return _text(exc.object)
 
 
 def _optional(call, *args: Any) -> Any:
@@ -16,7 +32,7 @@ def _optional(call, *args: Any) -> Any:
 
     try:
         return call(*args)
-    except pynvml.NVMLError:
+    except (pynvml.NVMLError, UnicodeDecodeError):
         return None
 
 
@@ -69,9 +85,9 @@ def _devices(pynvml) -> List[Dict[str, Any]]:
         ecc = _optional(pynvml.nvmlDeviceGetTotalEccErrors, handle, 1, 1)  # uncorrected, aggregate
         devices.append({
             "index": index,
-            "name": _text(pynvml.nvmlDeviceGetName(handle)),
-            "uuid": _optional(lambda h: _text(pynvml.nvmlDeviceGetUUID(h)), handle),
-            "serial": _optional(lambda h: _text(pynvml.nvmlDeviceGetSerial(h)), handle),
+            "name": _string(pynvml.nvmlDeviceGetName, handle),
+            "uuid": _optional(lambda h: _string(pynvml.nvmlDeviceGetUUID, h), handle),
+            "serial": _optional(lambda h: _string(pynvml.nvmlDeviceGetSerial, h), handle),
             "compute_capability": f"{major}.{minor}",
             "memory_total_bytes": int(memory.total),
             "memory_used_bytes": int(memory.used),
@@ -85,7 +101,14 @@ def _devices(pynvml) -> List[Dict[str, Any]]:
     return devices
 
 
-def probe(ctx: ProbeContext) -> Dict[str, Any]:
+def _library(pynvml) -> Optional[str]:
+    from merlin_doctor.probes.cuda_libs import loaded_path
+
+    lib = getattr(pynvml, "nvmlLib", None)
+    return loaded_path(lib) if lib is not None else None
+
+
+def _query() -> Dict[str, Any]:
     try:
         import pynvml
     except ImportError as exc:
@@ -93,16 +116,37 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
     try:
         pynvml.nvmlInit()
     except pynvml.NVMLError as exc:
-        return {"loaded": False, "error": f"nvmlInit failed: {exc}"}
+        return {"loaded": False, "library": _library(pynvml), "error": f"nvmlInit failed: {exc}"}
+    library = _library(pynvml)
     try:
         cuda = pynvml.nvmlSystemGetCudaDriverVersion()
         return {
             "loaded": True,
-            "driver_version": _text(pynvml.nvmlSystemGetDriverVersion()),
+            "library": library,
+            "driver_version": _string(pynvml.nvmlSystemGetDriverVersion),
             "cuda_driver_version": f"{cuda // 1000}.{cuda % 1000 // 10}",
             "devices": _devices(pynvml),
         }
     except pynvml.NVMLError as exc:
-        return {"loaded": True, "error": f"NVML query failed: {exc}"}
+        return {"loaded": True, "library": library, "error": f"NVML query failed: {exc}"}
     finally:
         pynvml.nvmlShutdown()
+
+
+def probe(ctx: ProbeContext) -> Dict[str, Any]:
+    from merlin_doctor.probes.cuda_libs import locate
+    from merlin_doctor.probes.isolate import call_in_fork
+
+    # Half a second less than the probe's own limit, so this answer (naming the library) comes first.
+    result = call_in_fork(_query, max(0.5, ctx.timeout - 0.5))
+    if "loaded" in result:
+        return result
+    library = locate(SONAME)
+    what = f"{SONAME} ({library})" if library else SONAME
+    if result.get("timed_out"):
+        return {"loaded": False, "library": library, "timed_out": True, "error": f"{what}: {result['error']}"}
+    if result.get("crashed"):
+        return {"loaded": False, "library": library, "crashed": True, "signal": result.get("signal"),
+                "error": f"{what} killed the process with {result.get('signal')}"}
+    return {"loaded": False, "library": library, "crashed": True,
+            "error": f"{what} failed without an answer: {result.get('error')}"}

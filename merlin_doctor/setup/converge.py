@@ -20,8 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Sequence, TextIO, Tuple
 
-from merlin_doctor.errors import InputError
+from merlin_doctor.atomic import named
+from merlin_doctor.contained import OutsideEnv
+from merlin_doctor.errors import InputError, os_error_line
 from merlin_doctor.recipe import Recipe
+from merlin_doctor.redact import mask_credentials
 from merlin_doctor.setup.engines import (
     Engine,
     EngineError,
@@ -97,11 +100,12 @@ def check_prefix(prefix: Path, creates: bool) -> None:
 # --- one run at a time, and a log of everything ----------------------------------------
 
 def _holder_path(prefix: Path) -> Path:
-    return Path(f"{prefix}.merlin-doctor.pid")
+    return Path(f"{os.path.realpath(prefix)}.merlin-doctor.pid")
 
 
 def lock_path(prefix: Path) -> Path:
-    return Path(f"{prefix}.merlin-doctor.lock")
+    """Keyed by the env's real path: a second run through a symlink to the prefix waits too."""
+    return Path(f"{os.path.realpath(prefix)}.merlin-doctor.lock")
 
 
 def _describe_holder(prefix: Path) -> str:
@@ -151,21 +155,33 @@ def default_log_path(command: str) -> Path:
 
 
 class Log:
-    """Appends timestamped lines (never truncates: `--log` may name an existing file)."""
+    """Appends timestamped lines (never truncates: `--log` may name an existing file).
+
+    Credentials in URLs and channel tokens are masked: the log shows the commands run, and
+    it is the file people attach to a bug report. A log that cannot be written (a full
+    disk, a read-only directory) stops the run with an OSError naming it: nothing changes
+    unrecorded.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh: TextIO = open(path, "a", encoding="utf-8", buffering=1)
+            self._fh: TextIO = open(path, "a", encoding="utf-8", errors="backslashreplace", buffering=1)
         except OSError as exc:
             raise InputError(f"cannot write the log: {exc.strerror}", str(path)) from None
 
     def write(self, line: str) -> None:
-        self._fh.write(f"{_now()} {line}\n")
+        try:
+            self._fh.write(f"{_now()} {mask_credentials(line)}\n")
+        except OSError as exc:
+            raise named(exc, str(self.path)) from None
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError as exc:
+            raise named(exc, str(self.path)) from None
 
 
 # --- plan and apply ----------------------------------------------------------------------
@@ -221,7 +237,8 @@ def make_plan(ctx: StepContext, steps: Sequence[Step]) -> List[PlannedStep]:
         todo = any(dep in pending for dep in step.after) or not step.is_done(ctx)
         if todo:
             pending.add(step.id)
-        planned.append(PlannedStep(step, not todo, step.plan(ctx) if todo else []))
+        actions = [mask_credentials(a) for a in step.plan(ctx)] if todo else []
+        planned.append(PlannedStep(step, not todo, actions))
     return planned
 
 
@@ -245,11 +262,13 @@ def apply_plan(ctx: StepContext, planned: List[PlannedStep], reporter: SetupList
         changes: List[str] = []
 
         def record(line: str) -> None:
+            line = mask_credentials(line)
             changes.append(line)
             log(line)
             reporter.change(line)
 
         def progress(line: str) -> None:
+            line = mask_credentials(line)
             log(f"   {line}")
             reporter.progress(line)
 
@@ -257,12 +276,15 @@ def apply_plan(ctx: StepContext, planned: List[PlannedStep], reporter: SetupList
         started = time.perf_counter()
         try:
             warnings = step.apply(ctx, progress)
-        except (StepError, EngineError) as exc:
-            outcome = StepOutcome(step.id, Status.FAIL, str(exc), True, changes)
+        except (StepError, EngineError, OutsideEnv) as exc:
+            outcome = StepOutcome(step.id, Status.FAIL, mask_credentials(str(exc)), True, changes)
+            failed = True
+        except OSError as exc:  # a read-only env, a full disk: the file and the errno's meaning
+            outcome = StepOutcome(step.id, Status.FAIL, f"cannot change the env: {os_error_line(exc)}", True, changes)
             failed = True
         else:
             if warnings:
-                outcome = StepOutcome(step.id, Status.WARN, "; ".join(warnings), True, changes)
+                outcome = StepOutcome(step.id, Status.WARN, mask_credentials("; ".join(warnings)), True, changes)
             elif step.is_done(ctx):
                 outcome = StepOutcome(step.id, Status.PASS, f"done ({len(changes)} change(s))", True, changes)
             else:

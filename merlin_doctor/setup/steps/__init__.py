@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, List, Tuple
 
 from merlin_doctor.atomic import write_atomic
+from merlin_doctor.contained import ensure_parent
 from merlin_doctor.names import STEP_IDS
 from merlin_doctor.recipe import Recipe
 from merlin_doctor.setup.engines import Engine
@@ -84,7 +85,8 @@ def pause_point(name: str) -> None:
         time.sleep(3600)
 
 
-def write_file(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write `data` to `path` atomically, making its directory first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_file(prefix: Path, path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write `data` to `path` atomically, making its directory first; never outside `prefix`
+    (contained.ensure_parent: a symlinked directory leading out of the env is refused)."""
+    ensure_parent(str(prefix), str(path))
     write_atomic(str(path), data, mode)

@@ -8,6 +8,7 @@ without its undo; both are written atomically.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -17,12 +18,28 @@ from merlin_doctor.activation import (
     activate_script,
     deactivate_script,
 )
+from merlin_doctor.contained import read_regular, where_outside
 from merlin_doctor.recipe import Recipe
 from merlin_doctor.setup.steps import Progress, Step, StepContext, StepError, write_file
 
 
+def _state(path: Path, text: str) -> str:
+    """`ok`, `missing`, `stale` (ours, but old) or `foreign` (someone else's, or not a regular file).
+
+    Compared as bytes: a CR in a value must read back as the CR written (text mode would
+    turn it into a newline, and the step would never converge).
+    """
+    found = read_regular(str(path))
+    if found is None:
+        return "foreign" if os.path.lexists(path) else "missing"
+    if found == text.encode("utf-8"):
+        return "ok"
+    return "stale" if found.startswith(HEADER.encode("utf-8")) else "foreign"
+
+
 def inspect(recipe: Recipe, prefix: Path) -> List[Dict[str, Any]]:
-    """Each script: path, wanted text and state (`ok`, `missing`, `stale` = ours but old, `foreign`).
+    """Each script: path, wanted text and state (`_state`, or `outside` when its directory
+    resolves out of the env through a symlink: never written, even with --force).
 
     A recipe that sets no variables needs no scripts (the check passes it too).
     """
@@ -31,17 +48,8 @@ def inspect(recipe: Recipe, prefix: Path) -> List[Dict[str, Any]]:
         return out
     for folder, text in (("deactivate.d", deactivate_script(recipe)), ("activate.d", activate_script(recipe))):
         path = prefix / "etc" / "conda" / folder / SCRIPT_NAME
-        try:
-            found = path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            found = None
-        if found is None:
-            state = "missing"
-        elif found == text:
-            state = "ok"
-        else:
-            state = "stale" if found.startswith(HEADER) else "foreign"
-        out.append({"path": path, "text": text, "state": state})
+        why = where_outside(str(prefix), str(path))
+        out.append({"path": path, "text": text, "state": "outside" if why else _state(path, text), "why": why})
     return out
 
 
@@ -74,6 +82,7 @@ class ActivationScripts(Step):
             if e["state"] == "ok":
                 continue
             note = {"missing": "", "stale": "  (replaces an older merlin-doctor script)",
+                    "outside": f"  -- refused: {e['why']}",
                     "foreign": "  (replaces a script merlin-doctor did not write: --force)" if ctx.force
                     else "  -- refused: a script merlin-doctor did not write is there (--force replaces it)"}
             actions.append(f"write {e['path']}: {_summary(ctx, e['path'].parent.name)}{note[e['state']]}")
@@ -83,10 +92,12 @@ class ActivationScripts(Step):
         for e in inspect(ctx.recipe, ctx.prefix):
             if e["state"] == "ok":
                 continue
+            if e["state"] == "outside":
+                raise StepError(f"refusing to write {e['path']}: {e['why']} (a symlink?); move it away and run again")
             if e["state"] == "foreign" and not ctx.force:
                 raise StepError(f"{e['path']} exists and was not written by merlin-doctor; move it away, "
                                 "or rerun with --force to replace it")
-            write_file(e["path"], e["text"].encode("utf-8"))
+            write_file(ctx.prefix, e["path"], e["text"].encode("utf-8"))
             ctx.log(f"wrote {e['path']}" + ("" if e["state"] == "missing" else f" (replaced a {e['state']} one)"))
         return []
 

@@ -2,8 +2,9 @@
 
 A link is made only when its target exists (the optional TensorRT group may be absent);
 an existing correct link is left alone; a real file, or a link pointing elsewhere, is
-never replaced without --force. A link is swapped in with a rename, so it is either the
-old entry or the new link, never missing halfway.
+never replaced without --force. A link whose directory resolves out of the env (a
+symlinked directory) is never made, even with --force. A link is swapped in with a
+rename, so it is either the old entry or the new link, never missing halfway.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import shlex
 from typing import Any, Dict, List
 
+from merlin_doctor.contained import ensure_parent
 from merlin_doctor.envstate import SETTLED_LINKS, link_states
 from merlin_doctor.setup.steps import Progress, Step, StepContext, StepError
 
@@ -18,6 +20,8 @@ from merlin_doctor.setup.steps import Progress, Step, StepContext, StepError
 def _action(entry: Dict[str, Any], force: bool) -> str:
     ln = f"ln -s {shlex.quote(entry['target'])} {shlex.quote(entry['path'])}"
     state = entry["state"]
+    if state == "outside":
+        return f"refuse {entry['path']}: {entry['why']}"
     if state == "missing":
         return ln
     if state == "no-target":
@@ -48,9 +52,13 @@ class Links(Step):
             if state == "no-target":
                 warnings.append(f"no link {path}: its target {entry['target']} is not there")
                 continue
+            if state == "outside":
+                refused.append(_action(entry, ctx.force))
+                continue
             if state in ("file", "elsewhere") and not ctx.force:
                 refused.append(_action(entry, False))
                 continue
+            ensure_parent(str(ctx.prefix), path)
             _swap_in_link(entry["target"], path)
             ctx.log(f"linked {path} -> {entry['target']}" + (f" (replaced {state})" if state != "missing" else ""))
         if refused:
@@ -62,7 +70,10 @@ def _swap_in_link(target: str, path: str) -> None:
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.merlin-doctor.tmp")
     if os.path.lexists(tmp):
         os.unlink(tmp)  # left by a run killed between symlink and rename
-    os.symlink(target, tmp)
+    try:
+        os.symlink(target, tmp)
+    except OSError as exc:
+        raise StepError(f"cannot make the link {path}: {exc.strerror}") from None
     try:
         os.replace(tmp, path)
     except OSError as exc:
