@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, Iterable, List, Tuple
 
+from merlin_doctor.atomic import replaceable, write_output
 from merlin_doctor.errors import InputError
 from merlin_doctor.factpaths import headline
-from merlin_doctor.atomic import replaceable, write_output
 from merlin_doctor.facts import json_bytes
 from merlin_doctor.redact import Identity, Redaction, redact
 from merlin_doctor.render import SYMBOLS, check_document, safe_text

@@ -136,7 +136,8 @@ def hold_lock(prefix: Path, command: str, wait_s: float = LOCK_WAIT_S) -> Iterat
                          "needs root: choose a --prefix or --name you can write") from None
     holder = _holder_path(prefix)
     try:
-        write_json_atomic(str(holder), {"pid": os.getpid(), "command": command, "since": _now()})
+        with contextlib.suppress(OSError):  # who holds it is a courtesy to the next run: a full disk must not stop this one
+            write_json_atomic(str(holder), {"pid": os.getpid(), "command": command, "since": _now()})
         yield
     finally:
         with contextlib.suppress(OSError):

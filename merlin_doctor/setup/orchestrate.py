@@ -55,6 +55,7 @@ class Options:
 
 def _failure(message: str) -> int:
     sys.stderr.write(f"merlin-doctor: error: {message}\n")
+    sys.stderr.flush()
     return 1
 
 

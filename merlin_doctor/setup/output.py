@@ -31,13 +31,13 @@ JSON_SCHEMA_VERSION = 1
 
 
 class SetupTerminal(SetupListener):
-    def __init__(self, command: str, quiet: bool = False, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+    def __init__(self, command: str, quiet: bool = False, out: Optional[TextIO] = None, err: Optional[TextIO] = None,
                  silent: bool = False):
         self.command, self.quiet, self.silent = command, quiet, silent  # silent: --json owns stdout
-        self.out, self.err = out, err
-        self.colour = use_colour(out)
-        self.symbols = SYMBOLS if _can_encode(out, "✓✗") else ASCII
-        self.bullets = ("…", "→") if _can_encode(err, "…→") else ("...", "->")  # progress, change
+        self.out, self.err = out or sys.stdout, err or sys.stderr  # looked up now: a caller may have redirected them
+        self.colour = use_colour(self.out)
+        self.symbols = SYMBOLS if _can_encode(self.out, "✓✗") else ASCII
+        self.bullets = ("…", "→") if _can_encode(self.err, "…→") else ("...", "->")  # progress, change
 
     def _say(self, text: str = "") -> None:
         if not self.silent:
