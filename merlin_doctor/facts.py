@@ -21,6 +21,8 @@ from merlin_doctor.probes.scheduler import run_probe, start_isolated
 SCHEMA_VERSION = 1
 #: Real snapshots nest about eight levels; anything far deeper is refused before a reader recurses.
 MAX_DEPTH = 64
+#: A snapshot with every package of a large env is a few megabytes.
+MAX_SNAPSHOT_BYTES = 64 << 20
 
 
 class Facts:
@@ -99,7 +101,10 @@ class Facts:
         """Load a snapshot (`facts -o`, `check --json` output, or a report); errors are InputErrors."""
         try:
             with open(path, "rb") as fh:
-                data = json.loads(fh.read())
+                raw = fh.read(MAX_SNAPSHOT_BYTES + 1)  # bounded: `--from /dev/zero` must not eat the memory
+            if len(raw) > MAX_SNAPSHOT_BYTES:
+                raise InputError(f"not a facts snapshot: larger than {MAX_SNAPSHOT_BYTES >> 20} MiB", path)
+            data = json.loads(raw)
         except OSError as exc:
             raise InputError(f"cannot read the snapshot: {exc.strerror or exc}", path) from None
         except RecursionError:

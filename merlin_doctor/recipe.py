@@ -493,9 +493,9 @@ def resolve_recipe_path(name_or_file: Optional[str]) -> Path:
     spec = name_or_file or DEFAULT_RECIPE
     looks_like_path = "/" in spec or spec.endswith((".yml", ".yaml"))
     path = Path(spec) if looks_like_path else RECIPES_DIR / f"{spec}.yml"
-    if not path.is_file():
+    if "\0" in spec or not path.is_file():
         known = ", ".join(available_recipes())
-        raise InputError(f"no recipe {spec!r} (a file path, or one of: {known})")
+        raise InputError(f"no recipe {shown(spec)} (a file path, or one of: {known})")
     return path
 
 

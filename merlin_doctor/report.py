@@ -23,9 +23,14 @@ KIND = "merlin-doctor-report"
 DEFAULT_OUTPUT = "merlin-doctor-report.json"
 
 
+def _object(value: Any) -> Dict[str, Any]:
+    """A snapshot's object, or an empty one where a saved file holds something else."""
+    return value if isinstance(value, dict) else {}
+
+
 def package_list(facts: Dict[str, Any]) -> List[Dict[str, str]]:
-    dists = facts.get("probes", {}).get("packages", {}).get("distributions", {})
-    return sorted(({"name": d.get("name", key), "version": d.get("version")} for key, d in dists.items()),
+    dists = _object(_object(_object(facts.get("probes")).get("packages")).get("distributions"))
+    return sorted(({"name": _object(d).get("name", key), "version": _object(d).get("version")} for key, d in dists.items()),
                   key=lambda p: str(p["name"]).lower())
 
 
