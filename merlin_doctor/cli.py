@@ -38,7 +38,7 @@ class DoctorGroup(click.Group):
     """Every failure the user can cause is one line: usage and input errors exit 2, a file
     that cannot be read or written (read-only, full disk, permissions) exits 1."""
 
-    def parse_args(self, ctx: click.Context, args: List[str]) -> List[str]:
+    def parse_args(self, ctx: click.Context, args: list) -> list:
         try:
             return super().parse_args(ctx, args)
         except click.UsageError as exc:

@@ -324,6 +324,18 @@ def test_a_read_only_env_fails_the_step_with_one_line(tmp_path: Path, immutable,
     assert "Operation not permitted" in line and str(prefix / frozen) in line, result.stdout
 
 
+def test_a_log_in_a_read_only_directory_is_one_line_and_exit_1(tmp_path: Path, immutable) -> None:
+    prefix = make_env(tmp_path)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    immutable(logs)
+    result = run_cli("setup", "--recipe", str(write_recipe(tmp_path / "r.yml", ACTIVATE)), "--prefix", str(prefix),
+                     "--yes", "--only", "activation", "--log", str(logs / "setup.log"))
+    assert result.exit_code == 1
+    assert one_line_error(result.stderr) == f"merlin-doctor: error: {logs / 'setup.log'}: Operation not permitted"
+    assert not (prefix / "etc").exists(), "nothing changes unrecorded"
+
+
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs, filled up; skipped with the reason where mounting is not allowed."""

@@ -170,7 +170,7 @@ class Log:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._fh: TextIO = open(path, "a", encoding="utf-8", errors="backslashreplace", buffering=1)
         except OSError as exc:
-            raise InputError(f"cannot write the log: {exc.strerror}", str(path)) from None
+            raise named(exc, str(path)) from None
 
     def write(self, line: str) -> None:
         try:
