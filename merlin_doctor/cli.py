@@ -107,8 +107,10 @@ timeout_option = click.option("--timeout", type=_Seconds(), default=30.0, show_d
 
 @cli.command()
 @recipe_option
-@click.option("--only", multiple=True, metavar="ID", callback=_not_empty, help="Run only this check or area (repeatable), e.g. gpu.nvml or gpu.")
-@click.option("--skip", multiple=True, metavar="ID", callback=_not_empty, help="Leave out this check or area (repeatable).")
+@click.option("--only", multiple=True, metavar="ID", callback=_not_empty,
+              help="Run only this check or area (repeatable), e.g. gpu.nvml or gpu.")
+@click.option("--skip", multiple=True, metavar="ID", callback=_not_empty,
+              help="Leave out this check or area (repeatable).")
 @click.option("--fast", is_flag=True, help="Only checks that import no TensorFlow and train nothing (about a second).")
 @click.option("--cpu-ok", is_flag=True, help="This machine is meant to run on the CPU: skip the GPU checks.")
 @click.option("--from", "from_file", metavar="FILE", type=click.Path(dir_okay=False), callback=_not_empty,
@@ -142,7 +144,8 @@ def check(baseline: Optional[str], as_json: bool, verbose: bool, quiet: bool, **
     from merlin_doctor.session import run_doctor
 
     report = Terminal(verbose=verbose, quiet=quiet or as_json)
-    result = run_doctor(CheckOptions(**flags), on_probe=report.probe_started, on_verdict=None if as_json else report.verdict,
+    result = run_doctor(CheckOptions(**flags), on_probe=report.probe_started,
+                        on_verdict=None if as_json else report.verdict,
                         on_progress=report.child_progress)
     changes = result.changes_since(baseline) if baseline else None
     if as_json:
@@ -271,7 +274,8 @@ def _converge_options(function):
 
     options = [
         recipe_option,
-        click.option("--prefix", metavar="DIR", callback=_not_empty, help="The env's directory (instead of a named env)."),
+        click.option("--prefix", metavar="DIR", callback=_not_empty,
+                     help="The env's directory (instead of a named env)."),
         click.option("--engine", type=click.Choice(ENGINE_CHOICES), default="auto", show_default=True,
                      help="What creates the conda env: auto prefers micromamba, then mamba, then conda, "
                           "then the embedded rattler engine (no conda needed)."),
@@ -280,10 +284,12 @@ def _converge_options(function):
         click.option("--force", is_flag=True, help="Replace files in the way that merlin-doctor did not make."),
         click.option("--only", multiple=True, metavar="STEP",
                      callback=_not_empty, help=f"Run only this step (repeatable): {', '.join(STEP_IDS)}."),
-        click.option("--log", metavar="FILE", callback=_not_empty, help="Append the log here (default: a new file under "
+        click.option("--log", metavar="FILE", callback=_not_empty,
+                     help="Append the log here (default: a new file under "
                                                    "$XDG_STATE_HOME/merlin-doctor/logs/)."),
         click.option("-q", "--quiet", is_flag=True, help="No progress lines; only the plan and the outcomes."),
-        click.option("--json", "as_json", is_flag=True, help="Print one JSON document (plan, outcomes, log) on stdout."),
+        click.option("--json", "as_json", is_flag=True,
+                     help="Print one JSON document (plan, outcomes, log) on stdout."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -291,7 +297,8 @@ def _converge_options(function):
 
 
 @cli.command()
-@click.option("--name", "-n", metavar="ENV", callback=_not_empty, help="Named env (default: the recipe's env_name, e.g. merlin).")
+@click.option("--name", "-n", metavar="ENV", callback=_not_empty,
+              help="Named env (default: the recipe's env_name, e.g. merlin).")
 @_converge_options
 def setup(**options) -> None:
     """Create or converge a conda env from a recipe: safe to re-run, resumable.

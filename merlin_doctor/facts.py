@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import json
 import threading
-from typing import Any, Callable, Dict, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from merlin_doctor import __version__
 from merlin_doctor.atomic import replaceable, write_atomic, write_output
@@ -36,7 +36,7 @@ class Facts:
         self._pending: Dict[str, threading.Thread] = {}
 
     @classmethod
-    def live(cls, context: ProbeContext, on_probe: Optional[Callable[[Probe], None]] = None) -> "Facts":
+    def live(cls, context: ProbeContext, on_probe: Optional[Callable[[Probe], None]] = None) -> Facts:
         meta = {
             "doctor_version": __version__,
             "collected_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -97,7 +97,7 @@ class Facts:
         write_output(path, json_bytes(self.to_dict()))
 
     @classmethod
-    def load(cls, path: str) -> "Facts":
+    def load(cls, path: str) -> Facts:
         """Load a snapshot (`facts -o`, `check --json` output, or a report); errors are InputErrors."""
         try:
             with open(path, "rb") as fh:
@@ -115,7 +115,8 @@ class Facts:
         if isinstance(data, dict) and isinstance(data.get("facts"), dict):
             data = data["facts"]  # the JSON output of `check` embeds its facts
         if not isinstance(data, dict) or not isinstance(data.get("probes"), dict):
-            raise InputError("not a facts snapshot (no 'probes' object); make one with `merlin-doctor facts -o FILE`", path)
+            raise InputError("not a facts snapshot (no 'probes' object); make one with "
+                             "`merlin-doctor facts -o FILE`", path)
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise InputError(f"snapshot schema_version {_cut(repr(version))} is not supported "
@@ -138,7 +139,7 @@ def _check_shape(data: Dict[str, Any], path: str) -> None:
         if not isinstance(facts, dict):
             raise InputError(f"not a facts snapshot: probe {_cut(name, 60)!r} holds a {type(facts).__name__}, "
                              "not an object", path)
-    stack = [(data, 1)]
+    stack: List[Tuple[Any, int]] = [(data, 1)]
     while stack:
         value, depth = stack.pop()
         if depth > MAX_DEPTH:

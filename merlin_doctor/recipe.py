@@ -189,7 +189,7 @@ MAX_DEPTH = 32
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp")}
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_PATH_ROOTS = tuple("{%s}" % p for p in PLACEHOLDERS)
+_PATH_ROOTS = tuple(f"{{{p}}}" for p in PLACEHOLDERS)
 
 
 def shown(value: Any, limit: int = 60) -> str:
@@ -282,7 +282,7 @@ _positive_int = _scalar("a positive whole number", lambda v: isinstance(v, int) 
 def _placeholders(node: yaml.Node, file: str, key: str) -> None:
     for name in re.findall(r"\{(\w*)\}", node.value):
         if name not in PLACEHOLDERS:
-            _fail(node, file, key, f"unknown placeholder {{{name}}} (known: " + ", ".join("{%s}" % p for p in PLACEHOLDERS) + ")")
+            _fail(node, file, key, f"unknown placeholder {{{name}}} (known: {', '.join(_PATH_ROOTS)})")
 
 
 def _placeholder_str(node: yaml.Node, file: str, key: str) -> None:
@@ -428,7 +428,8 @@ def _check_kind(node: yaml.MappingNode, file: str) -> None:
         if name in keys:
             _fail(keys[name], file, name, f"not allowed in a kind: {kind} recipe")
     if kind == "container" and "image" not in keys:
-        _fail(node, file, "image", "a kind: container recipe names its image (e.g. nvcr.io/nvidia/merlin/merlin-tensorflow:23.02)")
+        _fail(node, file, "image",
+              "a kind: container recipe names its image (e.g. nvcr.io/nvidia/merlin/merlin-tensorflow:23.02)")
 
 
 def _too_large(file: str) -> InputError:
@@ -457,6 +458,7 @@ def parse_recipe(text: str, file: str) -> Recipe:
     node = _compose(text, file)
     _check_structure(node, file)
     SCHEMA(node, file, "")
+    assert isinstance(node, yaml.MappingNode)  # SCHEMA said so
     _check_kind(node, file)
     data = _plain(node, file)
     conda = data.get("conda") or {}
@@ -479,7 +481,8 @@ def parse_recipe(text: str, file: str) -> Recipe:
         links=[Link(**x) for x in data.get("links") or []],
         activate=[EnvVar(name=k, **v) for k, v in (data.get("activate") or {}).items()],
         copies=[Copy(src=c["from"], dst=c["to"]) for c in data.get("copies") or []],
-        expect=Expect(**{k: (str(v) if v is not None and k != "gpu" else v) for k, v in (data.get("expect") or {}).items()}),
+        expect=Expect(**{k: (str(v) if v is not None and k != "gpu" else v)
+                         for k, v in (data.get("expect") or {}).items()}),
         sources=list(data.get("sources") or []),
     )
 

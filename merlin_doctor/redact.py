@@ -42,7 +42,7 @@ class Identity:
     hosts: Tuple[str, ...] = ()
     homes: Tuple[str, ...] = ()
 
-    def merged(self, other: "Identity") -> "Identity":
+    def merged(self, other: Identity) -> Identity:
         join = lambda a, b: tuple(dict.fromkeys(a + b))  # noqa: E731  (ordered, no duplicates)
         return Identity(join(self.users, other.users), join(self.hosts, other.hosts), join(self.homes, other.homes))
 
@@ -91,14 +91,14 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def _home_pattern(homes: Iterable[str]) -> Optional["re.Pattern[str]"]:
+def _home_pattern(homes: Iterable[str]) -> Optional[re.Pattern[str]]:
     values = sorted({h.rstrip("/") for h in homes if len(h.rstrip("/")) > 1}, key=len, reverse=True)
     if not values:
         return None
     return re.compile(rf"(?<![\w.-])(?:{'|'.join(re.escape(v) for v in values)})(?![\w.-])")
 
 
-def _name_pattern(names: Iterable[str], vocabulary: Set[str]) -> Optional["re.Pattern[str]"]:
+def _name_pattern(names: Iterable[str], vocabulary: Set[str]) -> Optional[re.Pattern[str]]:
     """A user or host name as a word anywhere. One that is also a word of the facts themselves
     (a package, module, env or check named like the user: `merlin`, `gpu`) only beside an @
     (user@host): elsewhere replacing it would rename the thing and change what checks see.
@@ -213,19 +213,19 @@ class _Redactor:
             known[key] = f"<{kind}>" if bare else f"<{kind}-{n}>"
         return known[key]
 
-    def _secret(self, _match: "re.Match[str]") -> str:
+    def _secret(self, _match: re.Match[str]) -> str:
         self.secrets += 1
         return SECRET
 
-    def _credentials(self, m: "re.Match[str]") -> str:
+    def _credentials(self, m: re.Match[str]) -> str:
         self.secrets += 1
         return m.group(1) + "<credentials>@"
 
-    def _channel_token(self, m: "re.Match[str]") -> str:
+    def _channel_token(self, m: re.Match[str]) -> str:
         self.secrets += 1
         return m.group(1) + SECRET
 
-    def _assignment(self, m: "re.Match[str]") -> str:
+    def _assignment(self, m: re.Match[str]) -> str:
         value = m.group("value")
         if value == SECRET:
             return m.group(0)
@@ -238,11 +238,11 @@ class _Redactor:
         """An IP placeholder, unless the value is to be kept, public, or no address after all."""
         return value if keep or value in self.public or not _is_ip(value) else self.placeholder("ip", value)
 
-    def _ipv4(self, m: "re.Match[str]", versioned: bool) -> str:
+    def _ipv4(self, m: re.Match[str], versioned: bool) -> str:
         before = m.string[max(0, m.start() - 24):m.start()]
         return self._address(m.group(0), versioned or bool(self.version_before.search(before)))
 
-    def _ipv6(self, m: "re.Match[str]") -> str:
+    def _ipv6(self, m: re.Match[str]) -> str:
         value = m.group(0)
         return self._address(value, not ("::" in value or value.count(":") == 7))
 

@@ -30,12 +30,13 @@ def _object(value: Any) -> Dict[str, Any]:
 
 def package_list(facts: Dict[str, Any]) -> List[Dict[str, str]]:
     dists = _object(_object(_object(facts.get("probes")).get("packages")).get("distributions"))
-    return sorted(({"name": _object(d).get("name", key), "version": _object(d).get("version")} for key, d in dists.items()),
-                  key=lambda p: str(p["name"]).lower())
+    rows = ({"name": _object(d).get("name", key), "version": _object(d).get("version")} for key, d in dists.items())
+    return sorted(rows, key=lambda p: str(p["name"]).lower())
 
 
 def build_report(facts: Dict[str, Any], verdicts: List[Verdict], recipe: str, exit_code: int,
-                 identity: Identity, created_at: str, keep_words: Iterable[str] = ()) -> Tuple[Dict[str, Any], Redaction]:
+                 identity: Identity, created_at: str,
+                 keep_words: Iterable[str] = ()) -> Tuple[Dict[str, Any], Redaction]:
     """The redacted report document and what redaction took out (`keep_words`: see redact.redact)."""
     checked = check_document(verdicts, facts, recipe, exit_code)
     content = {"summary": checked["summary"], "verdicts": checked["verdicts"], "packages": package_list(facts),

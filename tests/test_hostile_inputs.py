@@ -136,7 +136,8 @@ recipe_docs = st.fixed_dictionaries({}, optional={
     "name": st.one_of(st.just("ok"), text_values, values),
     "description": values, "env_name": values, "kind": st.sampled_from(["conda", "container", "vm", ""]),
     "image": values, "image_compressed_bytes": scalars, "sources": values,
-    "conda": st.fixed_dictionaries({}, optional={"channels": values, "dependencies": st.lists(text_values, max_size=3)}),
+    "conda": st.fixed_dictionaries({}, optional={"channels": values,
+                                                 "dependencies": st.lists(text_values, max_size=3)}),
     "pip": st.lists(st.fixed_dictionaries({}, optional={"name": text_values, "requirements": st.lists(text_values,
                                                                                                       max_size=3),
                                                          "optional": scalars, "index_url": values}), max_size=3),
@@ -164,7 +165,7 @@ def check_parsed(text: str) -> None:
         assert time.monotonic() - started < 3, "parsing is linear and small recipes parse in milliseconds"
     assert not any(c in recipe.name for c in "\n\r\x00")
     for path in [x.dir for x in recipe.links] + [c.src for c in recipe.copies] + [c.dst for c in recipe.copies]:
-        assert path.split("/")[0] in {"{%s}" % p for p in PLACEHOLDERS} and ".." not in path.split("/")
+        assert path.split("/")[0] in {f"{{{p}}}" for p in PLACEHOLDERS} and ".." not in path.split("/")
     for x in recipe.links:
         assert "/" not in x.name and x.name not in (".", "..") and not x.target.startswith("/")
     activate_script(recipe), deactivate_script(recipe)  # a loaded recipe always renders
@@ -326,7 +327,8 @@ numbers = st.one_of(st.sampled_from(["1", "5", "30", "2.5"]),
 hostile_words = st.one_of(st.sampled_from(["", " ", "-", "--", "nosuch", "../../etc/passwd", "/dev/null", "x" * 5000,
                                            "a\nb", "\x7f", str(REPO / "README.md"), "/nonexistent/file", "gpu..",
                                            "{prefix}", "$(id)"]),
-                          st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=20))  # argv holds no NUL
+                          # argv holds no NUL
+                          st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=20))
 
 
 def either(*valid: str) -> st.SearchStrategy:

@@ -189,7 +189,8 @@ def cuda_driver_api(facts: FactsView, recipe: Recipe) -> Finding:
         fix = ("export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH" if host.get("wsl") else
                "Install the NVIDIA driver (it provides libcuda.so.1), then run `sudo ldconfig`")
         return failed(f"libcuda.so.1 cannot be loaded: {lib.get('error')}", fix=fix,
-                      evidence={"error": lib.get("error"), "timed_out": lib.get("timed_out", False), "crashed": lib.get("crashed", False)})
+                      evidence={"error": lib.get("error"), "timed_out": lib.get("timed_out", False),
+                                "crashed": lib.get("crashed", False)})
     result = lib.get("cu_init")
     evidence = {"path": lib.get("path"), "cu_init": result, "driver_cuda_version": lib.get("driver_cuda_version"),
                 "devices": lib.get("devices")}
@@ -291,7 +292,8 @@ def memory_free(facts: FactsView, recipe: Recipe) -> Finding:
                       f"{d['memory_total_bytes'] / 2 ** 30:.1f} GiB in use by {holders}{command}",
                       fix="nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv  # stop what "
                           "is yours, or train on a free GPU with CUDA_VISIBLE_DEVICES",
-                      evidence={"busy": [{k: x.get(k) for k in ("index", "memory_used_bytes", "memory_total_bytes", "processes")}
+                      evidence={"busy": [{k: x.get(k)
+                                          for k in ("index", "memory_used_bytes", "memory_total_bytes", "processes")}
                             for x in busy]})
     return passed("GPU memory is free for training")
 

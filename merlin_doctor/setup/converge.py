@@ -94,7 +94,8 @@ def check_prefix(prefix: Path, creates: bool) -> None:
         raise InputError(f"{prefix} exists and is not a conda env (no conda-meta/); refusing to change it: "
                          "choose another --prefix, or move it away yourself")
     if not creates and state != "env":
-        raise InputError(f"{prefix} is not a conda env ({state}); create it with `merlin-doctor setup --prefix {prefix}`")
+        raise InputError(f"{prefix} is not a conda env ({state}); "
+                         f"create it with `merlin-doctor setup --prefix {prefix}`")
 
 
 # --- one run at a time, and a log of everything ----------------------------------------
@@ -136,7 +137,7 @@ def hold_lock(prefix: Path, command: str, wait_s: float = LOCK_WAIT_S) -> Iterat
                          "needs root: choose a --prefix or --name you can write") from None
     holder = _holder_path(prefix)
     try:
-        with contextlib.suppress(OSError):  # who holds it is a courtesy to the next run: a full disk must not stop this one
+        with contextlib.suppress(OSError):  # the holder's PID is a courtesy: a full disk must not stop the run
             write_json_atomic(str(holder), {"pid": os.getpid(), "command": command, "since": _now()})
         yield
     finally:
@@ -168,7 +169,8 @@ class Log:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh: TextIO = open(path, "a", encoding="utf-8", errors="backslashreplace", buffering=1)
+            self._fh: TextIO = open(path, "a", encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
+                                    buffering=1)  # open for the whole run, closed by close()
         except OSError as exc:
             raise named(exc, str(path)) from None
 
@@ -262,7 +264,7 @@ def apply_plan(ctx: StepContext, planned: List[PlannedStep], reporter: SetupList
         log(f"== {step.id}: {step.title}")
         changes: List[str] = []
 
-        def record(line: str) -> None:
+        def record(line: str, changes: List[str] = changes) -> None:  # this step's list, bound now
             line = mask_credentials(line)
             changes.append(line)
             log(line)

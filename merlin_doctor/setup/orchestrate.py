@@ -68,7 +68,9 @@ def _engine_note(engine, unusable: Optional[str], creates: bool, dry_run: bool) 
 
 def _next_hint(recipe: Recipe, opts: Options, prefix: Path) -> str:
     env = shlex.quote(str(prefix) if opts.prefix else prefix.name)
-    check = "merlin-doctor check" + ("" if recipe.name == DEFAULT_RECIPE else f" --recipe {shlex.quote(opts.recipe or recipe.path)}")
+    check = "merlin-doctor check"
+    if recipe.name != DEFAULT_RECIPE:
+        check += f" --recipe {shlex.quote(opts.recipe or recipe.path)}"
     return f"conda activate {env} && {check}"
 
 
