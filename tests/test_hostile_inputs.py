@@ -44,7 +44,7 @@ MAX_MESSAGE = 1100  # one_line() cuts at 1000 characters, plus the prefix and th
 
 #: Examples per suite (each a generated input); the totals are what the issue's note reports.
 SUITES = {"recipe_structured": 1200, "recipe_text": 700, "snapshot": 400, "snapshot_cli": 150,
-          "explain": 500, "explain_cli": 100, "flags": 400}
+          "explain": 500, "explain_wide": 150, "explain_cli": 100, "flags": 400}
 
 
 def bounded(n: int, seconds: float = 5.0):
@@ -304,6 +304,15 @@ def test_explain_reads_any_bytes(text: str, encoding: str, raw) -> None:
     result = explain_stream(io.BytesIO(data))
     assert result.exit_code in (0, 1) and time.monotonic() - started < 3
     json.dumps(result.to_dict())
+
+
+@bounded(SUITES["explain_wide"])
+@given(lines=st.lists(st.sampled_from(LOG_LINES[:7]), min_size=1, max_size=12), encoding=st.sampled_from(
+    ["utf-16", "utf-32", "utf-8-sig"]))
+def test_explain_reads_utf16_and_utf32_logs_as_it_reads_utf8(lines: List[str], encoding: str) -> None:
+    text = "\n".join(lines) + "\n"
+    ids = lambda data: [m.id for m in explain_stream(io.BytesIO(data)).matches]  # noqa: E731
+    assert ids(text.encode(encoding)) == ids(text.encode("utf-8"))
 
 
 @bounded(SUITES["explain_cli"])
