@@ -101,12 +101,25 @@ def cli() -> None:
 recipe_option = click.option("--recipe", "-r", metavar="NAME|FILE", callback=_not_empty,
                              help="Recipe to judge against: a name from `merlin-doctor recipes` or a YAML file "
                                   "(default: tf210-cuda112).")
+
+
+def env_options(function):
+    """`--prefix DIR` / `--name ENV`: the env to judge from outside (as `conda doctor -p/-n`)."""
+    function = click.option("--name", "-n", metavar="ENV", callback=_not_empty,
+                            help="Judge the named conda env from outside (the doctor need not be installed "
+                                 "in it).")(function)
+    return click.option("--prefix", "-p", metavar="DIR", type=click.Path(file_okay=False), callback=_not_empty,
+                        help="Judge the env (conda env or venv) in DIR from outside: its Python, packages, "
+                             "TensorFlow and activation, run with its own interpreter.")(function)
+
+
 timeout_option = click.option("--timeout", type=_Seconds(), default=30.0, show_default=True,
                               help="Seconds any isolated probe (NVML, CUDA libraries, TensorFlow) may take.")
 
 
 @cli.command()
 @recipe_option
+@env_options
 @click.option("--only", multiple=True, metavar="ID", callback=_not_empty,
               help="Run only this check or area (repeatable), e.g. gpu.nvml or gpu.")
 @click.option("--skip", multiple=True, metavar="ID", callback=_not_empty,
@@ -132,7 +145,7 @@ timeout_option = click.option("--timeout", type=_Seconds(), default=30.0, show_d
 @click.option("--e2e-size", type=click.Choice(["quick", "standard", "burn-in"]), default="quick", show_default=True,
               help="How much the reference PLE model trains: quick (~30 s on a CPU), standard, burn-in (for GPUs).")
 def check(baseline: Optional[str], as_json: bool, verbose: bool, quiet: bool, **flags: Any) -> None:
-    """Judge this machine (or a saved snapshot) against a recipe.
+    """Judge this machine and an env (the one the doctor runs in, or --prefix/--name) against a recipe.
 
     Prints one line per check as it completes ([✓] pass, [!] warning, [✗] failure,
     [-] skipped, [E] the check could not judge), then a summary and the command that
@@ -190,13 +203,15 @@ def list_checks(as_json: bool) -> None:
 
 @cli.command()
 @recipe_option
+@env_options
 @click.option("-o", "--output", metavar="FILE", type=click.Path(dir_okay=False), callback=_not_empty,
               help="Write the snapshot to FILE (atomically; a device or FIFO such as /dev/stdout is written to) "
                    "instead of stdout.")
 @click.option("--force", is_flag=True, help="Replace FILE even if it is not an earlier facts snapshot.")
 @click.option("--fast", is_flag=True, help="Leave out the slow probes (TensorFlow import, training).")
 @timeout_option
-def facts(recipe: Optional[str], output: Optional[str], force: bool, fast: bool, timeout: float) -> None:
+def facts(recipe: Optional[str], prefix: Optional[str], name: Optional[str], output: Optional[str], force: bool,
+          fast: bool, timeout: float) -> None:
     """Collect every probe's facts into one JSON snapshot.
 
     Judge it later, or on another machine, with `merlin-doctor check --from FILE`.
@@ -205,7 +220,7 @@ def facts(recipe: Optional[str], output: Optional[str], force: bool, fast: bool,
     from merlin_doctor.session import collect_facts
 
     report = Terminal(quiet=output is None)
-    snapshot = collect_facts(recipe, fast, timeout, on_probe=report.probe_started)
+    snapshot = collect_facts(recipe, fast, timeout, on_probe=report.probe_started, prefix=prefix, name=name)
     if output:
         snapshot.save(output, force)
         click.echo(f"facts written to {output}", err=True)
@@ -274,7 +289,10 @@ def _converge_options(function):
 
     options = [
         recipe_option,
-        click.option("--prefix", metavar="DIR", callback=_not_empty,
+        click.option("--name", "-n", metavar="ENV", callback=_not_empty,
+                     help="A named conda env (setup's default: the recipe's env_name, e.g. merlin; "
+                          "fix's: the active env)."),
+        click.option("--prefix", "-p", metavar="DIR", callback=_not_empty,
                      help="The env's directory (instead of a named env)."),
         click.option("--engine", type=click.Choice(ENGINE_CHOICES), default="auto", show_default=True,
                      help="What creates the conda env: auto prefers micromamba, then mamba, then conda, "
@@ -297,8 +315,6 @@ def _converge_options(function):
 
 
 @cli.command()
-@click.option("--name", "-n", metavar="ENV", callback=_not_empty,
-              help="Named env (default: the recipe's env_name, e.g. merlin).")
 @_converge_options
 def setup(**options) -> None:
     """Create or converge a conda env from a recipe: safe to re-run, resumable.
@@ -324,7 +340,7 @@ def setup(**options) -> None:
 @cli.command()
 @_converge_options
 def fix(**options) -> None:
-    """Repair the current env (CONDA_PREFIX, or --prefix): run the steps failing checks name.
+    """Repair the current env (CONDA_PREFIX, or --prefix/--name): run the steps failing checks name.
 
     Runs the checks that name a repair step (missing symlink, stale activation script,
     missing libdevice, missing pip group, ...), shows the plan, runs those steps, checks
@@ -383,6 +399,7 @@ def _print_changes(path: str, changes: list) -> None:
 
 @cli.command()
 @recipe_option
+@env_options
 @click.option("-o", "--output", metavar="FILE", type=click.Path(dir_okay=False), default="merlin-doctor-report.json",
               callback=_not_empty,
               show_default=True, help="Where to write the report (JSON, written atomically).")
@@ -394,8 +411,8 @@ def _print_changes(path: str, changes: list) -> None:
 @click.option("--force", is_flag=True, help="Replace FILE even if it is not an earlier merlin-doctor report.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @timeout_option
-def report(recipe: Optional[str], output: str, from_file: Optional[str], fast: bool, cpu_ok: bool, markdown: bool,
-           force: bool, quiet: bool, timeout: float) -> None:
+def report(recipe: Optional[str], prefix: Optional[str], name: Optional[str], output: str, from_file: Optional[str],
+           fast: bool, cpu_ok: bool, markdown: bool, force: bool, quiet: bool, timeout: float) -> None:
     """Write one redacted file to share: facts, verdicts, packages and a Markdown summary.
 
     \b
@@ -416,7 +433,8 @@ def report(recipe: Optional[str], output: str, from_file: Optional[str], fast: b
     from merlin_doctor.session import run_doctor
 
     progress = Terminal(quiet=quiet)
-    options = CheckOptions(recipe, fast=fast, cpu_ok=cpu_ok, from_file=from_file, timeout=timeout)
+    options = CheckOptions(recipe, fast=fast, cpu_ok=cpu_ok, from_file=from_file, timeout=timeout, prefix=prefix,
+                           name=name)
     result = run_doctor(options, on_probe=progress.probe_started)
     result.snapshot.collect_all(fast=fast)  # the whole snapshot, not only what the checks read
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

@@ -16,7 +16,7 @@ from merlin_doctor.atomic import replaceable, write_atomic, write_output
 from merlin_doctor.errors import InputError
 from merlin_doctor.probes.context import ProbeContext
 from merlin_doctor.probes.registry import PROBES, Probe, probe_named
-from merlin_doctor.probes.scheduler import run_probe, start_isolated
+from merlin_doctor.probes.scheduler import run_probe, runs_isolated, start_isolated
 
 SCHEMA_VERSION = 1
 #: Real snapshots nest about eight levels; anything far deeper is refused before a reader recurses.
@@ -52,7 +52,7 @@ class Facts:
         if self.context is None:
             return
         todo = [probe_named(n) for n in names]
-        todo = [p for p in todo if p.isolated and p.name not in self.probes and p.name not in self._pending]
+        todo = [p for p in todo if runs_isolated(p, self.context) and p.name not in self.probes and p.name not in self._pending]
         if not todo:
             return
         for probe in todo:

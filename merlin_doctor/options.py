@@ -32,6 +32,9 @@ class CheckOptions:
     debug: bool = False
     device: str = "auto"
     e2e_size: str = "quick"
+    #: The env to judge from outside (`--prefix DIR` / `--name ENV`); neither: the one the doctor runs in.
+    prefix: Optional[str] = None
+    name: Optional[str] = None
 
     def __post_init__(self) -> None:
         self.only, self.skip = _names(self.only), _names(self.skip)

@@ -101,21 +101,25 @@ def run_doctor(options: CheckOptions, on_probe: Optional[Callable[[Any], None]] 
                on_progress: Optional[Callable[[Dict[str, Any]], None]] = None) -> CheckResult:
     """Judge this machine (or a saved snapshot) against a recipe, as `options` say."""
     from merlin_doctor.checks import all_checks
-    from merlin_doctor.probes.context import ProbeContext
     from merlin_doctor.probes.scheduler import early_batch
     from merlin_doctor.recipe import DEFAULT_CONTAINER_RECIPE, load_recipe
     from merlin_doctor.runner import exit_code, probes_to_run, run_checks, select_checks
+    from merlin_doctor.target import probe_context
 
     o = options
     loaded = load_recipe(o.recipe or (DEFAULT_CONTAINER_RECIPE if o.host else None))
+    if o.from_file and (o.prefix or o.name):
+        raise InputError("--from judges a saved snapshot: drop --prefix/--name (or --from)")
+    if o.host and (o.prefix or o.name):
+        raise InputError("--host judges this machine as a container host, not an env: drop --prefix/--name")
     if o.host and not loaded.is_container:
         raise InputError(f"--host judges the machine that runs a container image, and recipe {loaded.name!r} is a "
                          f"{loaded.kind} recipe (try --recipe {DEFAULT_CONTAINER_RECIPE})")
     if o.from_file:
         facts = Facts.load(o.from_file)
     else:
-        context = ProbeContext(recipe_path=loaded.path, timeout=o.timeout, progress=on_progress,
-                               options={"device": o.device, "e2e_size": o.e2e_size})
+        context = probe_context(loaded, o.prefix, o.name, o.timeout, progress=on_progress,
+                                options={"device": o.device, "e2e_size": o.e2e_size})
         facts = Facts.live(context, on_probe=on_probe)
     if not (o.only or o.host or o.cpu_ok or loaded.gpu == "none"):
         facts.prefetch(early_batch())  # before the checks are imported: probes/scheduler.py says why
@@ -126,12 +130,13 @@ def run_doctor(options: CheckOptions, on_probe: Optional[Callable[[Any], None]] 
 
 
 def collect_facts(recipe: Optional[str], fast: bool, timeout: float,
-                  on_probe: Optional[Callable[[Any], None]] = None) -> Facts:
-    """Every probe's facts (`merlin-doctor facts`), the slow ones unless `fast`."""
-    from merlin_doctor.probes.context import ProbeContext
+                  on_probe: Optional[Callable[[Any], None]] = None, prefix: Optional[str] = None,
+                  name: Optional[str] = None) -> Facts:
+    """Every probe's facts (`merlin-doctor facts`) for the env named (or this one), the slow ones unless `fast`."""
     from merlin_doctor.recipe import load_recipe
+    from merlin_doctor.target import probe_context
 
-    snapshot = Facts.live(ProbeContext(recipe_path=load_recipe(recipe).path, timeout=timeout), on_probe=on_probe)
+    snapshot = Facts.live(probe_context(load_recipe(recipe), prefix, name, timeout), on_probe=on_probe)
     snapshot.collect_all(fast=fast)
     return snapshot
 

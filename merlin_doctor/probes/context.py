@@ -1,5 +1,6 @@
 """What a probe may know beyond the machine itself: the recipe, the timeout, the environment
-it judges and the root of the host tree. Serializable, so child processes get the same."""
+it judges (its prefix, interpreter and activated variables) and the root of the host tree.
+Serializable, so child processes get the same."""
 from __future__ import annotations
 
 import copy
@@ -22,6 +23,9 @@ class ProbeContext:
     root: str = field(default_factory=lambda: os.environ.get("MERLIN_DOCTOR_SYSROOT", "/"))
     #: The env being judged; None: the one this process runs in (CONDA_PREFIX, else VIRTUAL_ENV).
     prefix: Optional[str] = None
+    #: The judged env's interpreter, when it is not the one running the doctor (`check
+    #: --prefix/--name`): probes that read the env's Python run with it (probes/scheduler.py).
+    python: Optional[str] = None
     #: Where slow probes report progress as it happens (not serialized: children get none).
     progress: Optional[Callable[[Dict[str, Any]], None]] = field(default=None, repr=False, compare=False)
 

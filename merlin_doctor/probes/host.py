@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -99,7 +100,8 @@ def _memory_bytes() -> Optional[int]:
 
 
 def probe(ctx: ProbeContext) -> Dict[str, Any]:
-    env_dir = ctx.env.get("CONDA_PREFIX") or ctx.env.get("VIRTUAL_ENV") or os.path.expanduser("~")
+    # The env judged; in a shell, the activated one; in a Jupyter kernel (no VIRTUAL_ENV), the kernel's own.
+    env_dir = ctx.judged_prefix() or sys.prefix
     return {
         "system": platform.system(),
         "machine": platform.machine(),

@@ -1,13 +1,17 @@
 """Run probes in child processes with timeouts, so a hang or a crash becomes data."""
 from __future__ import annotations
 
+import atexit
 import faulthandler
+import functools
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
@@ -108,6 +112,25 @@ def call_in_fork(function: Callable[[], Dict[str, Any]], timeout: float) -> Dict
     return start_fork(function).wait(timeout)
 
 
+@functools.lru_cache(maxsize=1)
+def package_root() -> str:
+    """A directory holding merlin_doctor and nothing else, for a child's PYTHONPATH.
+
+    The doctor's own directory on sys.path (a site-packages, say) also holds its
+    dependencies, built for the doctor's Python: put first on another env's path they
+    would shadow that env's own packages (and be listed as its packages). So the child
+    gets a private directory with one link, to this package; removed when the doctor exits.
+    """
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        root = tempfile.mkdtemp(prefix="merlin-doctor-path-")
+        os.symlink(package, os.path.join(root, "merlin_doctor"))
+    except OSError:
+        return os.path.dirname(package)  # no temp dir here: the doctor's own directory, as before
+    atexit.register(shutil.rmtree, root, True)
+    return root
+
+
 def run_json_command(cmd: List[str], timeout: float, stdin: str = "", env: Optional[Dict[str, str]] = None,
                      on_progress=None) -> Dict[str, Any]:
     """Run a command that prints one JSON object; kill its whole process group on timeout.
@@ -116,9 +139,7 @@ def run_json_command(cmd: List[str], timeout: float, stdin: str = "", env: Optio
     PROGRESS_PREFIX are passed to `on_progress` as they arrive instead.
     """
     child_env = dict(env if env is not None else os.environ)
-    child_env.setdefault("PYTHONPATH", "")
-    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    child_env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, child_env["PYTHONPATH"]) if p)
+    child_env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root(), child_env.get("PYTHONPATH", "")) if p)
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=child_env, text=True, errors="replace", start_new_session=True)

@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from typing import Any, Dict, List, Optional
-
-from packaging.utils import canonicalize_name
 
 from merlin_doctor.probes.context import ProbeContext
 from merlin_doctor.sitepath import metadata_dirs
+
+
+def canonicalize_name(name: str) -> str:
+    """PEP 503's normalized name (as packaging.utils has it): this probe runs in the judged
+    env's Python, which may not have `packaging`, so it needs the standard library only."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _read(directory: str, name: str) -> Optional[str]:

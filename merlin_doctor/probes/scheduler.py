@@ -16,6 +16,14 @@ The policy, in order of preference (cheapest that is safe):
    blamed on one probe.
 4. **A child interpreter of its own**: slow probes (TensorFlow, training).
 
+Which interpreter: the doctor's own, except for probes that read the judged env's Python
+(`in_env`: interpreter, packages, tf_build, tensorflow, e2e) when the doctor judges
+another env (`check --prefix/--name`, `ctx.python`). Those run with that env's
+interpreter and its activated environment: the fast ones share one child of it (rule 3),
+the slow ones start theirs with `env_python(ctx)`. The child imports only the doctor's
+package (isolate.run_json_command puts it, alone, on PYTHONPATH) and the standard
+library; what else the env's Python lacks is reported as the probe's error.
+
 Every isolated probe gets `ctx.timeout` seconds; a hang or a crash becomes its facts.
 
 Prefetch order (`early_batch`, then what the checks read): the isolated GPU probes are
@@ -25,12 +33,14 @@ started probes happens in threads, which is why the first batch is the one that 
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from merlin_doctor.probes.context import ProbeContext
 from merlin_doctor.probes.registry import PROBES, Probe
@@ -45,6 +55,21 @@ def early_batch() -> List[str]:
     return [p.name for p in PROBES if p.isolated and not p.slow]
 
 
+def env_python(ctx: ProbeContext) -> str:
+    """The interpreter of the env judged: the one that probes reading the env's Python run with."""
+    return ctx.python or sys.executable
+
+
+def child_python(probe: Probe, ctx: ProbeContext) -> Optional[str]:
+    """Another env's interpreter for a probe that reads that env's Python; None: this one."""
+    return ctx.python if probe.in_env and ctx.python else None
+
+
+def runs_isolated(probe: Probe, ctx: ProbeContext) -> bool:
+    """Isolated probes, and fast probes that read another env's Python (they run in its interpreter)."""
+    return probe.isolated or (child_python(probe, ctx) is not None and not probe.slow)
+
+
 def run_probe(probe: Probe, ctx: ProbeContext) -> Dict[str, Any]:
     """Collect one probe's facts, never raising; isolated probes go to a child process."""
     return run_probes([probe], ctx)[probe.name]
@@ -52,11 +77,11 @@ def run_probe(probe: Probe, ctx: ProbeContext) -> Dict[str, Any]:
 
 def run_probes(probes: List[Probe], ctx: ProbeContext) -> Results:
     """Collect several probes' facts, never raising; in-process probes run here."""
-    isolated = [p for p in probes if p.isolated]
+    isolated = [p for p in probes if runs_isolated(p, ctx)]
     wait: Waiter = start_isolated(isolated, ctx) if isolated else dict
     results: Results = {}
     for probe in probes:
-        if not probe.isolated:
+        if probe not in isolated:
             started = time.perf_counter()
             results[probe.name] = call_probe(probe, ctx)
             results[probe.name].setdefault("duration_s", round(time.perf_counter() - started, 4))
@@ -64,19 +89,22 @@ def run_probes(probes: List[Probe], ctx: ProbeContext) -> Results:
     return {p.name: results[p.name] for p in probes}
 
 
-def _groups(probes: List[Probe], ctx: ProbeContext) -> List[Tuple[List[Probe], Dict[str, str]]]:
-    """Probes that can share a child: the same environment (a slow probe always alone)."""
-    groups: Dict[tuple, Tuple[List[Probe], Dict[str, str]]] = {}
+Group = Tuple[List[Probe], Dict[str, str], Optional[str]]
+
+
+def _groups(probes: List[Probe], ctx: ProbeContext) -> List[Group]:
+    """Probes that can share a child: the same interpreter and environment (a slow probe always alone)."""
+    groups: Dict[tuple, Group] = {}
     for probe in probes:
-        env = child_env(probe, ctx)
-        key = (probe.name,) if probe.slow else tuple(sorted(env.items()))
-        groups.setdefault(key, ([], env))[0].append(probe)
+        env, python = child_env(probe, ctx), child_python(probe, ctx)
+        key = (probe.name,) if probe.slow else (python, tuple(sorted(env.items())))
+        groups.setdefault(key, ([], env, python))[0].append(probe)
     return list(groups.values())
 
 
-def _can_fork(group: List[Probe], env: Dict[str, str]) -> bool:
-    """Rule 2 of the policy: same environment, not slow, and this process single-threaded."""
-    return env == dict(os.environ) and not group[0].slow and threading.active_count() == 1
+def _can_fork(group: List[Probe], env: Dict[str, str], python: Optional[str]) -> bool:
+    """Rule 2 of the policy: this interpreter, same environment, not slow, and this process single-threaded."""
+    return python is None and env == dict(os.environ) and not group[0].slow and threading.active_count() == 1
 
 
 def _fork_group(group: List[Probe], context: ProbeContext, timeout: float) -> Waiter:
@@ -94,13 +122,13 @@ def start_isolated(probes: List[Probe], ctx: ProbeContext) -> Waiter:
     from merlin_doctor.probes.isolate import run_in_child
 
     started: List[Tuple[Waiter, List[str]]] = []
-    for group, env in _groups(probes, ctx):
+    for group, env, python in _groups(probes, ctx):
         context, names = child_context(group, ctx), [p.name for p in group]
-        if _can_fork(group, env):
+        if _can_fork(group, env, python):
             started.append((_fork_group(group, context, ctx.timeout), names))
         else:
-            started.append((lambda env=env, context=context, names=names: run_in_child(names, context, env=env),
-                            names))
+            started.append((lambda env=env, context=context, names=names, python=python:
+                            run_in_child(names, context, env=env, python=python), names))
 
     def wait() -> Results:
         results: Results = {}
@@ -127,7 +155,8 @@ def collect_each(probes: List[Probe], ctx: ProbeContext) -> Results:
 
     results = {}
     for probe in probes:
-        probe.function()  # import the module before forking: each fork then starts warm
+        with contextlib.suppress(Exception):  # one that cannot import says so from its fork (call_probe)
+            probe.function()  # import the module before forking: each fork then starts warm
         started = time.perf_counter()
         results[probe.name] = call_in_fork(lambda probe=probe: call_probe(probe, ctx), ctx.timeout)
         results[probe.name]["duration_s"] = round(time.perf_counter() - started, 4)
@@ -157,12 +186,16 @@ def child_context(probes: List[Probe], ctx: ProbeContext) -> ProbeContext:
         hook = getattr(importlib.import_module(probe.target.partition(":")[0]), "child_options", None)
         if hook:
             options[probe.name] = hook(ctx)
-    return ProbeContext(recipe_path=ctx.recipe_path, timeout=ctx.timeout, env=ctx.env, options=options, root=ctx.root)
+    return ProbeContext(recipe_path=ctx.recipe_path, timeout=ctx.timeout, env=ctx.env, options=options, root=ctx.root,
+                        prefix=ctx.prefix, python=ctx.python)
 
 
 def call_probe(probe: Probe, ctx: ProbeContext) -> Dict[str, Any]:
     try:
         result = probe.function()(ctx)
+    except ImportError as exc:  # in another env's Python, a module the doctor's probe needs may be missing
+        return {"error": f"{sys.executable} cannot import {exc.name or exc}, which the {probe.name} probe needs: "
+                         f"{sys.executable} -m pip install {exc.name or '...'}"}
     except Exception as exc:  # a probe bug is data, not a dead doctor
         return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=5)}
     return result if isinstance(result, dict) else {"error": f"probe returned {type(result).__name__}, not a dict"}

@@ -1,17 +1,17 @@
 """TensorFlow itself and the reference PLE training, each in a child process of its own.
 
 These probes run in-process but only to start and watch their child (`probes/tf_child.py`,
-`e2e/ple.py`) under this environment's Python: the child is the isolation, with its own
+`e2e/ple.py`) under the judged env's Python (`scheduler.env_python`): the child is the isolation, with its own
 timeout, its progress streamed to `ctx.progress`, and TensorFlow's log kept as evidence.
 """
 from __future__ import annotations
 
-import sys
 from typing import Any, Dict, List
 
 from merlin_doctor.probes.child_io import STEP_PREFIX
 from merlin_doctor.probes.context import ProbeContext
 from merlin_doctor.probes.isolate import run_json_command
+from merlin_doctor.probes.scheduler import env_python
 
 #: Importing TensorFlow alone takes 5-15 s on a small CPU; the tests run in a few more.
 TENSORFLOW_TIMEOUT_S = 180
@@ -42,7 +42,7 @@ def with_steps(result: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def probe(ctx: ProbeContext) -> Dict[str, Any]:
-    cmd = [sys.executable, "-m", "merlin_doctor.probes.tf_child", "--progress"]
+    cmd = [env_python(ctx), "-m", "merlin_doctor.probes.tf_child", "--progress"]
     return with_steps(run_json_command(cmd, _timeout(ctx, TENSORFLOW_TIMEOUT_S), env=ctx.env,
                                        on_progress=ctx.progress))
 
@@ -52,7 +52,7 @@ def e2e_probe(ctx: ProbeContext) -> Dict[str, Any]:
 
     size = ctx.options.get("e2e_size", "quick")
     spec = load_spec()["sizes"][size]
-    cmd = ple_command(sys.executable, size=size, device=ctx.options.get("device", "auto"))
+    cmd = ple_command(env_python(ctx), size=size, device=ctx.options.get("device", "auto"))
     result = run_json_command(cmd, _timeout(ctx, spec["timeout_s"]), env=ctx.env, on_progress=ctx.progress)
     result.setdefault("size", size)
     return result

@@ -7,8 +7,8 @@ each verdict before and after. `./setup_env` is `merlin-doctor setup`.
 
 fix judges the env, not the shell it runs in: the probes see the variables the recipe's
 activation scripts set (as after `conda activate`), so a fix is not undone by a stale
-shell. Checks of installed packages read the interpreter running the doctor, so they
-are left out (and said so) when that interpreter is not the env's own.
+shell, and the probes that read the env's Python run with the env's own interpreter
+(target.py), so the doctor need not be installed in it.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from merlin_doctor.errors import InputError
 from merlin_doctor.recipe import DEFAULT_RECIPE, Recipe, load_buildable_recipe
@@ -33,10 +33,6 @@ from merlin_doctor.setup.converge import (
 from merlin_doctor.setup.output import SetupTerminal, setup_document
 from merlin_doctor.setup.steps import StepContext
 from merlin_doctor.verdict import Status, Verdict
-
-#: Probes that describe the interpreter running the doctor rather than the env judged.
-INTERPRETER_PROBES = {"packages", "interpreter"}
-
 
 @dataclass
 class Options:
@@ -66,12 +62,11 @@ def _engine_note(engine, unusable: Optional[str], creates: bool, dry_run: bool) 
     return f"{unusable}\nthe plan shows what the {engine.name} engine would run" if creates else None
 
 
-def _next_hint(recipe: Recipe, opts: Options, prefix: Path) -> str:
-    env = shlex.quote(str(prefix) if opts.prefix else prefix.name)
-    check = "merlin-doctor check"
-    if recipe.name != DEFAULT_RECIPE:
-        check += f" --recipe {shlex.quote(opts.recipe or recipe.path)}"
-    return f"conda activate {env} && {check}"
+def check_command(recipe: Recipe, opts: Options, prefix: Path) -> str:
+    """The exact command that judges the env this run built, from wherever the doctor is installed."""
+    where = f"--prefix {shlex.quote(str(prefix))}" if opts.prefix else f"--name {shlex.quote(prefix.name)}"
+    chosen = "" if recipe.name == DEFAULT_RECIPE else f" --recipe {shlex.quote(opts.recipe or recipe.path)}"
+    return f"merlin-doctor check {where}{chosen}"
 
 
 def setup(opts: Options) -> int:
@@ -94,7 +89,7 @@ def setup(opts: Options) -> int:
         result = run(ctx, steps, report, command, opts.yes, _interactive(opts), _log_path(opts))
     except Busy as exc:
         return _failure(str(exc))
-    report.finish(ctx, result, _next_hint(recipe, opts, prefix))
+    report.finish(ctx, result, check_command(recipe, opts, prefix))
     if opts.as_json:
         print(json.dumps(setup_document(command, ctx, result, notes), indent=2))
     return result.exit_code
@@ -104,13 +99,10 @@ def fix(opts: Options) -> int:
     """Repair what the checks find wrong in the current env; the exit code of the run."""
     command = "merlin-doctor fix"
     recipe = load_buildable_recipe(opts.recipe)
-    target = opts.prefix or os.environ.get("CONDA_PREFIX")
-    if not target:
-        raise InputError("not inside a conda env: activate it first (conda activate NAME) or give --prefix DIR")
-    prefix = Path(os.path.abspath(os.path.expanduser(target)))
+    prefix = _fix_target(recipe, opts)
     check_prefix(prefix, creates=False)
     select_steps(opts.only)  # an unknown --only is a usage error even when nothing is wrong
-    before, note_left_out = judge(recipe, prefix)
+    before = judge(recipe, prefix)
     named = [v.step for v in before if v.step]
     steps = select_steps(opts.only, allowed=named)
     creates = any(s.id == "env" for s in steps)
@@ -120,14 +112,14 @@ def fix(opts: Options) -> int:
         return _failure(unusable)
     ctx = StepContext(recipe, prefix, engine, force=opts.force, dry_run=opts.dry_run)
     report = SetupTerminal(command, quiet=opts.quiet, silent=opts.as_json)
-    notes = [n for n in (note, note_left_out) if n]
+    notes = [note] if note else []
     report.target(ctx, notes)
     report.found(before)
     try:
         result = run(ctx, steps, report, command, opts.yes, _interactive(opts), _log_path(opts))
     except Busy as exc:
         return _failure(str(exc))
-    after = before if opts.dry_run or not result.outcomes else judge(recipe, prefix)[0]
+    after = before if opts.dry_run or not result.outcomes else judge(recipe, prefix)
     report.finish(ctx, result, None)
     report.changes(before, after)
     if opts.as_json:
@@ -136,29 +128,28 @@ def fix(opts: Options) -> int:
     return result.exit_code or (1 if still and not opts.dry_run else 0)
 
 
-def judge(recipe: Recipe, prefix: Path) -> Tuple[List[Verdict], Optional[str]]:
+def _fix_target(recipe: Recipe, opts: Options) -> Path:
+    """--prefix, else --name, else the active conda env."""
+    if opts.prefix or opts.name:
+        engine = resolve_engine(opts.engine)[0]
+        return resolve_prefix(recipe, engine, opts.name, opts.prefix)
+    if not os.environ.get("CONDA_PREFIX"):
+        raise InputError("not inside a conda env: activate it first (conda activate NAME) or give --prefix DIR "
+                         "or --name ENV")
+    return Path(os.path.abspath(os.environ["CONDA_PREFIX"]))
+
+
+def judge(recipe: Recipe, prefix: Path) -> List[Verdict]:
     """The verdicts of every check that names a repair step, for the env at `prefix` as activated,
-    and a note naming the checks left out because the doctor runs in another interpreter."""
-    from merlin_doctor.activated import CONDA, ActivatedEnv
+    its Python's probes run with its own interpreter."""
     from merlin_doctor.checks import all_checks
-    from merlin_doctor.envstate import env_kind
     from merlin_doctor.facts import Facts
     from merlin_doctor.options import CheckOptions
-    from merlin_doctor.probes.context import ProbeContext
     from merlin_doctor.runner import run_checks
+    from merlin_doctor.target import probe_context
 
-    activated = ActivatedEnv(recipe, str(prefix), env_kind(str(prefix)) or CONDA)
-    facts = Facts.live(ProbeContext(recipe_path=recipe.path, env=activated.environ(os.environ), prefix=str(prefix)))
-    checks = [c for c in all_checks() if c.step]
-    note = None
-    if Path(sys.prefix).resolve() != prefix.resolve():
-        left_out = [c.id for c in checks if set(c.probes) & INTERPRETER_PROBES]
-        checks = [c for c in checks if c.id not in left_out]
-        if left_out:
-            note = (f"left out {', '.join(left_out)}: they read the Python running the doctor ({sys.prefix}), "
-                    f"not the env's; to judge its packages run `{shlex.quote(str(prefix / 'bin' / 'python'))} "
-                    "-m merlin_doctor fix` with merlin-doctor installed there")
-    return run_checks(checks, facts, recipe, CheckOptions(fast=True)), note
+    facts = Facts.live(probe_context(recipe, str(prefix), None, timeout=30.0))
+    return run_checks([c for c in all_checks() if c.step], facts, recipe, CheckOptions(fast=True))
 
 
 def _interactive(opts: Options) -> bool:
