@@ -167,6 +167,7 @@ def check(baseline: Optional[str], as_json: bool, verbose: bool, quiet: bool, **
             data.update(baseline=baseline, changes=[c.to_dict() for c in changes])
         _emit_json(data)
     else:
+        report.skips(result.verdicts)
         if changes is not None:
             _print_changes(baseline, changes)
         report.summary(result.verdicts, flags["strict"])

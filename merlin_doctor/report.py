@@ -16,7 +16,7 @@ from merlin_doctor.errors import InputError
 from merlin_doctor.factpaths import headline
 from merlin_doctor.facts import json_bytes
 from merlin_doctor.redact import Identity, Redaction, redact
-from merlin_doctor.render import SYMBOLS, check_document, safe_text
+from merlin_doctor.render import SYMBOLS, check_document, fix_groups, problems, safe_text, skip_groups
 from merlin_doctor.verdict import Status, Verdict
 
 KIND = "merlin-doctor-report"
@@ -61,6 +61,17 @@ def _table(header: Tuple[str, ...], rows: List[Tuple[Any, ...]]) -> List[str]:
     return lines + ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
 
 
+def _check_rows(verdicts: List[Dict[str, Any]]) -> List[Tuple[str, str, str]]:
+    """Problems first, then passes, then one row per reason for the skipped checks."""
+    mark = lambda status: SYMBOLS[Status(status)]  # noqa: E731
+    rows = [(mark(v["status"]), f"`{v['id']}`", v["summary"]) for v in problems(verdicts)]
+    rows += [(mark("pass"), f"`{v['id']}`", v["summary"]) for v in verdicts if v["status"] == "pass"]
+    for reason, ids in skip_groups(verdicts).items():
+        check = f"`{ids[0]}`" if len(ids) == 1 else f"{len(ids)} checks"
+        rows.append((mark("skip"), check, reason if len(ids) == 1 else f"{reason}: {', '.join(ids)}"))
+    return rows
+
+
 def markdown(doc: Dict[str, Any]) -> str:
     """A readable summary of a (redacted) report document, for an issue or a support thread."""
     counts = ", ".join(f"{n} {status}" for status, n in doc["summary"].items() if n)
@@ -70,14 +81,11 @@ def markdown(doc: Dict[str, Any]) -> str:
     if machine:
         lines += ["## Machine", ""] + _table(("", ""), machine) + [""]
     verdicts = doc["verdicts"]
-    lines += ["## Checks", ""] + _table(("", "check", "result"), [
-        (SYMBOLS[Status(v["status"])], f"`{v['id']}`", v["summary"]) for v in verdicts]) + [""]
-    fixes: Dict[str, List[str]] = {}
-    for v in verdicts:
-        if v["fix"] and v["status"] in ("fail", "error", "warn"):
-            fixes.setdefault(v["fix"], []).append(v["id"])
+    lines += ["## Checks", ""] + _table(("", "check", "result"), _check_rows(verdicts)) + [""]
+    fixes = fix_groups(verdicts)
     if fixes:
-        lines += ["## To fix", ""] + [f"- {', '.join(ids)}: {_cell(fix)}" for fix, ids in fixes.items()] + [""]
+        lines += ["## To fix", ""] + [f"- {', '.join(v['id'] for v in group)}: {_cell(fix)}"
+                                      for fix, group in fixes.items()] + [""]
     packages = doc["packages"]
     lines += ["## Packages", "", f"<details><summary>{len(packages)} Python packages</summary>", ""]
     lines += _table(("package", "version"), [(p["name"], p["version"]) for p in packages]) + ["", "</details>", ""]

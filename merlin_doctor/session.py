@@ -18,6 +18,15 @@ from merlin_doctor.verdict import Status, Verdict
 #: What `check --host` judges: the machine that runs a container image, not an env.
 HOST_SELECTORS = ("container", "gpu.nvml")
 
+class Problems(List[Verdict]):
+    """`result.problems`: the verdicts, printed as the terminal shows them (not as dataclasses)."""
+
+    def __repr__(self) -> str:
+        from merlin_doctor.render import problem_lines
+
+        return "\n".join(problem_lines([v.to_dict() for v in self])) or "no problems"
+
+
 @dataclass
 class CheckResult:
     """The verdicts of one run, with the facts they rest on. In Jupyter it shows as a table."""
@@ -44,9 +53,12 @@ class CheckResult:
         return self.snapshot.probes
 
     @property
-    def problems(self) -> List[Verdict]:
-        """Failures, errors and warnings, in the order the checks ran."""
-        return [v for v in self.verdicts if v.status.failed or v.status is Status.WARN]
+    def problems(self) -> "Problems":
+        """Failures, errors and warnings, worst first; a list that prints as one line each with its fix."""
+        from merlin_doctor.render import problems
+
+        by_id = {v.id: v for v in self.verdicts}
+        return Problems(by_id[d["id"]] for d in problems([v.to_dict() for v in self.verdicts]))
 
     def __getitem__(self, check_id: str) -> Verdict:
         for v in self.verdicts:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 
 class Status(str, enum.Enum):
@@ -33,6 +33,13 @@ class Finding:
 Evidence = Optional[Dict[str, Any]]
 
 
+def listed(items: Sequence[str], limit: int) -> str:
+    """The first `limit` items, and how many more: a summary never hides that it is partial."""
+    shown: List[str] = list(items[:limit])
+    more = len(items) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
 def passed(summary: str, evidence: Evidence = None) -> Finding:
     return Finding(Status.PASS, summary, dict(evidence or {}))
 
@@ -60,6 +67,10 @@ class Verdict:
     fix: Optional[str] = None
     step: Optional[str] = None
     duration_s: float = 0.0
+
+    def __repr__(self) -> str:
+        """One line (the evidence can be pages of data: `.evidence` shows it)."""
+        return f"<Verdict {self.id} {self.status.value}: {self.summary}>"
 
     def to_dict(self) -> Dict[str, Any]:
         return {

@@ -41,8 +41,8 @@ class Page(HTMLParser):
 
 
 def _verdict(status: str) -> dict:
-    return {"id": f"area.{status}", "status": status, "summary": f"{status} {HOSTILE}", "fix": f"run {HOSTILE}",
-            "evidence": {"name": HOSTILE}, "step": None, "duration_s": 0.0}
+    return {"id": f"area.{status}", "status": status, "summary": f"{status} {HOSTILE}",
+            "fix": f"run {status} {HOSTILE}", "evidence": {"name": HOSTILE}, "step": None, "duration_s": 0.0}
 
 
 def test_every_status_renders_as_a_row_with_its_mark_and_nothing_injects_markup():
@@ -52,14 +52,62 @@ def test_every_status_renders_as_a_row_with_its_mark_and_nothing_injects_markup(
     page = Page(report_table(doc))
     assert set(page.tags) <= ALLOWED_TAGS, set(page.tags) - ALLOWED_TAGS
     assert page.tags.count("tr") == 1 + len(statuses)
-    assert [v for k, v in page.attrs if k == "data-status"] == statuses
+    assert [v for k, v in page.attrs if k == "data-status"] == ["fail", "error", "warn", "pass", "skip"]
     assert not [k for k, _ in page.attrs if k.startswith("on")], "no event handler attribute got through"
     text = "".join(page.text)
     for status in statuses:
         assert MARKS[status][0] in text and f"{status} {HOSTILE}" in text
-    assert text.count(HOSTILE) == 2 * len(statuses) + 1, "recipe, summaries and fixes show it as text"
+    assert text.count(HOSTILE) == len(statuses) + 3 + 1, "recipe, summaries and the problems' fixes show it as text"
     assert text.count(json.dumps(HOSTILE)[1:-1]) == len(statuses), "so does each evidence block (as JSON)"
     assert "something failed" in text
+
+
+class Rows(HTMLParser):
+    """The table as a reader sees it: per row, its status and its cells' text (and rowspans)."""
+
+    def __init__(self, markup: str):
+        super().__init__(convert_charrefs=True)
+        self.rows: List[dict] = []
+        self.feed(markup)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr" and "data-status" in attrs:
+            self.rows.append({"status": attrs["data-status"], "cells": [], "rowspan": []})
+        elif tag == "td" and self.rows:
+            self.rows[-1]["cells"].append("")
+            self.rows[-1]["rowspan"].append(int(attrs.get("rowspan", 1)))
+
+    def handle_data(self, data):
+        if self.rows and self.rows[-1]["cells"]:
+            self.rows[-1]["cells"][-1] += data
+
+
+def _v(check_id: str, status: str, summary: str, fix=None) -> dict:
+    return {"id": check_id, "status": status, "summary": summary, "fix": fix, "evidence": {}, "step": None,
+            "duration_s": 0.0}
+
+
+def test_the_table_puts_problems_first_shows_each_fix_once_and_folds_skips():
+    conda = "conda install -c conda-forge cudatoolkit=11.2.2"
+    verdicts = [_v("host.os", "pass", "Debian 12"), _v("cuda.libcudart", "fail", "no libcudart", conda),
+                _v("python.env", "warn", "not in a conda env", "conda activate merlin"),
+                _v("gpu.nvml", "fail", "no driver", "install the driver"),
+                *[_v(f"gpu.c{i}", "skip", "skipped: it needs gpu.nvml") for i in range(7)],
+                *[_v(f"cuda.lib{i}", "fail", f"no lib{i}", conda) for i in range(6)],
+                _v("tf.import", "skip", "skipped by --fast"), _v("host.disk", "pass", "60 GiB free")]
+    doc = {"recipe": "tf210-cuda112", "doctor_version": "0.1.0", "exit_code": 1,
+           "summary": {"pass": 2, "warn": 1, "fail": 8, "skip": 8, "error": 0}, "verdicts": verdicts}
+    rows = Rows(report_table(doc)).rows
+    assert [r["status"] for r in rows] == ["fail"] * 8 + ["warn", "pass", "pass", "skip", "skip"]
+    assert [r["cells"][1] for r in rows[:7]] == ["cuda.libcudart"] + [f"cuda.lib{i}" for i in range(6)]
+    assert rows[0]["cells"][3] == conda and rows[0]["rowspan"][3] == 7, "one fix cell spans the 7 checks it fixes"
+    assert all(len(r["cells"]) == 3 for r in rows[1:7]), "the rows below share it"
+    assert "".join(c for r in rows for c in r["cells"]).count(conda) == 1
+    assert rows[7]["cells"][1] == "gpu.nvml" and rows[8]["cells"][3] == "conda activate merlin"
+    assert rows[11]["cells"][1] == "7 checks" and rows[11]["cells"][2].startswith("skipped: it needs gpu.nvml")
+    assert all(f"gpu.c{i}" in rows[11]["cells"][2] for i in range(7)), "the folded ids are one click away"
+    assert rows[12]["cells"][1] == "tf.import"
 
 
 def test_a_hostile_fact_from_a_snapshot_shows_as_text(tmp_path):

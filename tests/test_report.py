@@ -130,3 +130,22 @@ def test_report_never_overwrites_a_file_it_did_not_write(tmp_path):
     assert doctor("report", "--from", str(snap), "-o", str(precious), "--force").returncode == 0
     assert doctor("report", "--from", str(snap), "-o", str(precious)).returncode == 0  # an earlier report: replaced
     assert json.loads(precious.read_text())["kind"] == "merlin-doctor-report"
+
+
+def test_markdown_puts_problems_first_groups_fixes_and_folds_skips():
+    from merlin_doctor.report import markdown
+
+    conda = "conda install -c conda-forge cudatoolkit=11.2.2"
+    v = lambda i, s, summary, fix=None: {"id": i, "status": s, "summary": summary, "fix": fix}  # noqa: E731
+    doc = {"doctor_version": "0.1.0", "recipe": "cpu", "created_at": "2026-12-04T06:00:00+00:00",
+           "summary": {"pass": 1, "fail": 3, "skip": 3}, "facts": {"probes": {}}, "packages": [],
+           "redaction": {"note": "nothing redacted"},
+           "verdicts": [v("host.os", "pass", "Debian 12"), v("cuda.libcudart", "fail", "no cudart", conda),
+                        *[v(f"gpu.c{i}", "skip", "skipped by --cpu-ok") for i in range(3)],
+                        v("gpu.nvml", "fail", "no driver", "install it"), v("cuda.libcublas", "fail", "no cublas", conda)]}
+    text = markdown(doc)
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "`" in line or "3 checks" in line]
+    assert [r.split("|")[2].strip() for r in rows] == ["`cuda.libcudart`", "`cuda.libcublas`", "`gpu.nvml`",
+                                                      "`host.os`", "3 checks"]
+    assert "skipped by --cpu-ok: gpu.c0, gpu.c1, gpu.c2" in rows[-1]
+    assert text.count(conda) == 1 and f"- cuda.libcudart, cuda.libcublas: {conda}" in text

@@ -16,7 +16,7 @@ from merlin_doctor.activation import (
 )
 from merlin_doctor.checks import FactsView, check
 from merlin_doctor.recipe import Recipe
-from merlin_doctor.verdict import Finding, failed, passed, skipped, warned
+from merlin_doctor.verdict import Finding, failed, listed, passed, skipped, warned
 
 REACTIVATE = "conda deactivate && conda activate {env}"
 
@@ -94,10 +94,10 @@ def ld_path_entries_exist(facts: FactsView, recipe: Recipe) -> Finding:
     missing = [e["path"] for e in entries if not e["exists"]]
     if missing and recipe.is_container:  # images set some (/usr/local/nvidia/lib): the loader skips them
         return passed(f"{len(entries)} LD_LIBRARY_PATH entries; {len(missing)} absent ones set by the image are "
-                      f"skipped by the loader: {', '.join(missing[:3])}",
+                      f"skipped by the loader: {listed(missing, 3)}",
                       evidence={"missing": missing})
     if missing:
-        return warned(f"LD_LIBRARY_PATH names {len(missing)} directory(ies) that do not exist: {', '.join(missing[:3])}",
+        return warned(f"LD_LIBRARY_PATH names {len(missing)} directory(ies) that do not exist: {listed(missing, 3)}",
                       fix="Remove them from LD_LIBRARY_PATH (check ~/.bashrc and activate.d scripts)",
                       evidence={"missing": missing})
     return passed(f"{len(entries)} LD_LIBRARY_PATH entries, all present",

@@ -15,7 +15,7 @@ from merlin_doctor import knowledge
 from merlin_doctor.checks import FactsView, check
 from merlin_doctor.checks.libversion import entry_for, reported_version, stem
 from merlin_doctor.recipe import Recipe
-from merlin_doctor.verdict import Finding, failed, passed, skipped, warned
+from merlin_doctor.verdict import Finding, failed, listed, passed, skipped, warned
 
 TENSORRT = ("libnvinfer", "libnvinfer_plugin")
 
@@ -95,7 +95,7 @@ def _judge_library(spec: Dict[str, Any], facts, recipe) -> Finding:
                       step="env", evidence=evidence)
     if not entry.get("loaded"):
         others = entry.get("other_sonames", [])
-        found = ", ".join(o["path"] for o in others[:3])
+        found = listed([o["path"] for o in others], 3)
         extra = (f"; found only {found}: another major, which {_tensorflow_label(recipe)} does not load (it opens "
                  f"{soname})") if others else ""
         if entry.get("copies"):

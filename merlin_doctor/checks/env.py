@@ -11,7 +11,7 @@ from typing import Optional, Tuple
 from merlin_doctor.checks import FactsView, check
 from merlin_doctor.envstate import SETTLED_LINKS
 from merlin_doctor.recipe import Recipe
-from merlin_doctor.verdict import Finding, failed, passed, skipped
+from merlin_doctor.verdict import Finding, failed, listed, passed, skipped
 
 NOT_IN_ENV = "not inside a conda env (CONDA_PREFIX is unset): no env to judge"
 IN_THE_WAY = ("file", "elsewhere", "differs")
@@ -39,8 +39,8 @@ def links_in_place(facts: FactsView, recipe: Recipe) -> Finding:
         return nothing
     bad = [e for e in entries if e["state"] not in SETTLED_LINKS]
     if bad:
-        listed = ", ".join(f"{e['path']} ({e['state']})" for e in bad[:3])
-        return failed(f"{len(bad)} of the recipe's links missing or wrong: {listed}", fix=_fix("links", bad),
+        named = listed([f"{e['path']} ({e['state']})" for e in bad], 3)
+        return failed(f"{len(bad)} of the recipe's links missing or wrong: {named}", fix=_fix("links", bad),
                       evidence={"links": bad})
     absent = [e["path"] for e in entries if e["state"] == "no-target"]
     note = f"; {len(absent)} not made because their target is not installed" if absent else ""

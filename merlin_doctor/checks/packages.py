@@ -12,7 +12,7 @@ from merlin_doctor import knowledge
 from merlin_doctor.checks import FactsView, check
 from merlin_doctor.envstate import unmet
 from merlin_doctor.recipe import Recipe
-from merlin_doctor.verdict import Finding, failed, passed, warned
+from merlin_doctor.verdict import Finding, failed, listed, passed, warned
 
 
 def _dists(facts) -> Dict[str, Dict[str, Any]]:
@@ -37,12 +37,13 @@ def required_packages(facts: FactsView, recipe: Recipe) -> Finding:
         reqs = [p["requirement"] for p in problems if p["group"] == group.name]
         if reqs:
             fixes.append(group.install_command(reqs))
-    listed = ", ".join(f"{p['requirement']} (found {p['found'] or 'nothing'})" for p in (hard or problems)[:6])
+    named = listed([f"{p['requirement']} (found {p['found'] or 'nothing'})" for p in (hard or problems)], 6)
     if hard:
-        return failed(f"{len(hard)} required package(s) missing or at the wrong version: {listed}",
+        what = "required package is" if len(hard) == 1 else "required packages are"
+        return failed(f"{len(hard)} {what} missing or at the wrong version: {named}",
                       fix=" && ".join(fixes), evidence={"problems": problems})
     groups = sorted({p["group"] for p in problems})
-    return warned(f"optional group(s) {', '.join(groups)} not installed: {problems[0]['why'] or listed}",
+    return warned(f"optional group(s) {', '.join(groups)} not installed: {problems[0]['why'] or named}",
                   fix=" && ".join(fixes), evidence={"problems": problems})
 
 
