@@ -143,7 +143,8 @@ timeout_option = click.option("--timeout", type=_Seconds(), default=30.0, show_d
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True,
               help="Where the reference PLE model trains (auto: a GPU when TensorFlow sees one).")
 @click.option("--e2e-size", type=click.Choice(["quick", "standard", "burn-in"]), default="quick", show_default=True,
-              help="How much the reference PLE model trains: quick (~30 s on a CPU), standard, burn-in (for GPUs).")
+              help="How much the reference PLE model trains: quick (about 20 s on a 2-core CPU), standard, "
+                   "burn-in (for GPUs).")
 def check(baseline: Optional[str], as_json: bool, verbose: bool, quiet: bool, **flags: Any) -> None:
     """Judge this machine and an env (the one the doctor runs in, or --prefix/--name) against a recipe.
 

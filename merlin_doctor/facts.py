@@ -52,7 +52,8 @@ class Facts:
         if self.context is None:
             return
         todo = [probe_named(n) for n in names]
-        todo = [p for p in todo if runs_isolated(p, self.context) and p.name not in self.probes and p.name not in self._pending]
+        todo = [p for p in todo
+                if runs_isolated(p, self.context) and p.name not in self.probes and p.name not in self._pending]
         if not todo:
             return
         for probe in todo:

@@ -38,7 +38,28 @@ def select_checks(checks: List[Check], only: Iterable[str] = (), skip: Iterable[
             if need in by_id and need not in wanted and need not in skipped:
                 wanted.add(need)
                 pending.append(need)
-    return sorted((c for c in checks if c.id in wanted), key=is_slow)  # stable: fast first, slow last
+    return _needs_first(sorted((c for c in checks if c.id in wanted), key=is_slow))  # stable: fast first, slow last
+
+
+def _needs_first(checks: List[Check]) -> List[Check]:
+    """The same checks, each after the ones it needs (otherwise in the given order), so a need
+    is judged before its dependant whatever order the check modules were imported in."""
+    by_id = {c.id: c for c in checks}
+    ordered: List[Check] = []
+    placed: set = set()
+
+    def place(check: Check) -> None:
+        if check.id in placed:
+            return
+        placed.add(check.id)
+        for need in check.needs:
+            if need in by_id:
+                place(by_id[need])
+        ordered.append(check)
+
+    for check in checks:
+        place(check)
+    return ordered
 
 
 class _FactsView:

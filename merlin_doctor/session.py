@@ -13,7 +13,7 @@ from merlin_doctor.checks import Check
 from merlin_doctor.errors import InputError
 from merlin_doctor.facts import Facts
 from merlin_doctor.options import CheckOptions
-from merlin_doctor.verdict import Status, Verdict
+from merlin_doctor.verdict import Verdict
 
 #: What `check --host` judges: the machine that runs a container image, not an env.
 HOST_SELECTORS = ("container", "gpu.nvml")

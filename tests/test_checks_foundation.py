@@ -172,3 +172,13 @@ def test_mig_instances_in_cuda_visible_devices_are_visible_devices(healthy):
     checks = select_checks(all_checks(), only=["gpu.visible-devices"])
     v = run_checks(checks, Facts(healthy["probes"]), load_recipe("tf210-cuda112"), CheckOptions())
     assert {x.id: x.status for x in v}["gpu.visible-devices"] is Status.PASS
+
+
+def test_a_partial_list_of_missing_packages_says_how_many_more(healthy):
+    dists = healthy["probes"]["packages"]["distributions"]
+    for name in ("tensorflow", "nvtabular", "merlin-models", "merlin-core", "merlin-dataloader", "dask-cuda",
+                 "dask", "distributed"):
+        del dists[name]
+    v = judge(healthy)["packages.required"]
+    assert v.status is Status.FAIL and v.summary.startswith("8 required packages are missing")
+    assert v.summary.endswith(" and 2 more") and len(v.evidence["problems"]) == 8

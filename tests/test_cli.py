@@ -121,3 +121,26 @@ def test_no_heavy_imports_at_module_import(tf_python):
             "print(heavy)")
     out = subprocess.run([tf_python, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_quick_ple_takes_one_stated_time_in_the_readme_the_help_and_its_spec():
+    import re
+
+    from conftest import REPO
+
+    texts = {"README": (REPO / "README.md").read_text(), "--help": doctor("check", "--help").stdout,
+             "ple.yml": (REPO / "merlin_doctor" / "e2e" / "ple.yml").read_text()}
+    stated = r"quick\D{0,30}?(\d+) s\b"
+    figures = {name: set(re.findall(stated, " ".join(text.split()))) for name, text in texts.items()}
+    assert all(figures.values()) and len(set.union(*figures.values())) == 1, figures
+
+
+def test_shell_completion_works_as_the_readme_says():
+    from conftest import REPO
+
+    assert "_MERLIN_DOCTOR_COMPLETE=bash_source merlin-doctor" in (REPO / "README.md").read_text()
+    script = doctor(env={"_MERLIN_DOCTOR_COMPLETE": "bash_source"})
+    assert script.returncode == 0 and "-F _merlin_doctor_completion merlin-doctor" in script.stdout
+    words = doctor(env={"_MERLIN_DOCTOR_COMPLETE": "bash_complete", "COMP_WORDS": "merlin-doctor check --pre",
+                        "COMP_CWORD": "2"})
+    assert "--prefix" in words.stdout

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
-
 from conftest import REPO
 
 #: Verdicts whose summary holds a live measurement that moves between two runs.

@@ -142,7 +142,8 @@ def test_markdown_puts_problems_first_groups_fixes_and_folds_skips():
            "redaction": {"note": "nothing redacted"},
            "verdicts": [v("host.os", "pass", "Debian 12"), v("cuda.libcudart", "fail", "no cudart", conda),
                         *[v(f"gpu.c{i}", "skip", "skipped by --cpu-ok") for i in range(3)],
-                        v("gpu.nvml", "fail", "no driver", "install it"), v("cuda.libcublas", "fail", "no cublas", conda)]}
+                        v("gpu.nvml", "fail", "no driver", "install it"),
+                        v("cuda.libcublas", "fail", "no cublas", conda)]}
     text = markdown(doc)
     rows = [line for line in text.splitlines() if line.startswith("| ") and "`" in line or "3 checks" in line]
     assert [r.split("|")[2].strip() for r in rows] == ["`cuda.libcudart`", "`cuda.libcublas`", "`gpu.nvml`",

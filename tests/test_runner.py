@@ -100,3 +100,11 @@ def test_a_probe_missing_from_a_snapshot_skips_and_a_probe_that_raised_is_an_err
     broken = Facts({"nvml": {"error": "KeyError: 'x'", "traceback": "Traceback ..."}})
     verdicts = run_checks(check, broken, load_recipe("tf210-cuda112"), CheckOptions())
     assert verdicts[0].status is Status.ERROR and verdicts[0].summary == "the nvml probe failed: KeyError: 'x'"
+
+
+def test_a_check_runs_after_the_checks_it_needs_whatever_the_registration_order():
+    late = _check("b.late", lambda f, r: passed("ok"), needs=("a.first",))
+    first = _check("a.first", lambda f, r: passed("ok"))
+    assert [c.id for c in select_checks([late, first])] == ["a.first", "b.late"]
+    statuses = {i: v.status for i, v in _run(select_checks([late, first])).items()}
+    assert statuses == {"a.first": Status.PASS, "b.late": Status.PASS}, "not skipped as 'a.first was not run'"

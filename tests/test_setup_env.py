@@ -123,6 +123,8 @@ def test_setup_env_creates_the_env_the_recipe_describes(converged, world: World)
     assert {k: state["conda"].get(k) for k in ("python", "cudatoolkit", "cudnn", "cuda-nvcc")} == {
         "python": find_python39()[1], "cudatoolkit": "11.2.2", "cudnn": "8.1.0", "cuda-nvcc": "11.3.58"}
     assert "pip" in state["conda"]
+    check = f"Next: merlin-doctor check --prefix {shlex.quote(str(prefix))} --recipe {shlex.quote(str(world.recipe))}"
+    assert check in done.stdout, "setup ends with the exact command that judges what it built"
     assert {"mdtest_core-1.0.dist-info", "tensorrt-8.5.3.1.dist-info"} <= set(state["pip"])
     assert state["links"] == {"libnvinfer.so.7": "libnvinfer.so.8", "libnvinfer_plugin.so.7": "libnvinfer_plugin.so.8"}
     assert state["scripts"] == {"activate.d": activate_script(recipe), "deactivate.d": deactivate_script(recipe)}
@@ -265,6 +267,7 @@ def test_fix_repairs_exactly_what_was_broken(world: World) -> None:
     assert f"ln -s libnvinfer.so.8 {shlex.quote(str(trt / 'libnvinfer.so.7'))}" in dry.stdout
     assert "replaces an older merlin-doctor script" in dry.stdout and "libdevice.10.bc" in dry.stdout
     assert tree(prefix) == broken, "--dry-run changes nothing"
+    assert "Re-checked" not in dry.stdout, "nothing ran, so nothing was checked again"
 
     done = doctor(*fix, "--yes", "--json", env=world.env)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -474,6 +477,38 @@ def test_fix_outside_an_env_and_unknown_steps_are_usage_errors(tmp_path: Path) -
     unknown = bare_doctor(tmp_path, "fix", "--prefix", str(tmp_path), "--only", "bashrc")
     assert unknown.returncode == 2
     assert "unknown step 'bashrc'; the steps are: env, pip, links, activation, copies" in unknown.stderr
+
+
+def test_setup_env_without_a_terminal_or_yes_refuses_before_bootstrapping(tmp_path: Path) -> None:
+    """A bare Python would spend a minute making the private venv only for setup to refuse: it refuses first."""
+    home, _ = find_python39()
+    env = dict(_bare_env(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    started = time.monotonic()
+    refused = subprocess.run([str(home / "bin" / "python3.9"), SETUP_ENV, "--prefix", str(tmp_path / "env")],
+                             capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, cwd=str(REPO),
+                             timeout=60)
+    assert refused.returncode == 2 and "not a terminal and no --yes" in refused.stderr
+    assert time.monotonic() - started < 10 and not (tmp_path / "cache").exists(), "no private venv was made"
+
+
+def test_a_dry_run_under_setup_env_says_the_real_run_installs_py_rattler() -> None:
+    from merlin_doctor.setup.engines import make_engine
+    from merlin_doctor.setup.orchestrate import SETUP_ENV_INSTALLS_RATTLER, _engine_note
+
+    rattler, reason = make_engine("rattler"), "rattler: py-rattler is not importable in this Python"
+    plain = _engine_note(rattler, reason, creates=True, dry_run=True, environ={})
+    assert plain.startswith(reason)
+    via_setup_env = _engine_note(rattler, reason, creates=True, dry_run=True, environ={SETUP_ENV_INSTALLS_RATTLER: "1"})
+    assert "./setup_env installs it in its private Python when it runs for real" in via_setup_env
+    assert _engine_note(rattler, reason, creates=True, dry_run=False, environ={}) is None
+
+
+def test_the_plan_of_the_cpu_recipe_shows_only_the_steps_it_has(tmp_path: Path) -> None:
+    result = bare_doctor(tmp_path, "setup", "--recipe", "cpu", "--dry-run", "--prefix", str(tmp_path / "env"))
+    assert result.returncode == 0, result.stderr
+    for step in ("links", "activation", "copies"):
+        assert f"{step:<11} not needed: recipe cpu has no {step}" in result.stdout
+    assert "TensorRT" not in result.stdout and "libdevice" not in result.stdout and "already done" not in result.stdout
 
 
 def test_setup_env_bootstraps_a_private_python_when_the_deps_are_missing(tmp_path: Path) -> None:

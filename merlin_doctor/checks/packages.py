@@ -19,9 +19,12 @@ def _dists(facts) -> Dict[str, Dict[str, Any]]:
     return facts["packages"].get("distributions", {})
 
 
-@check("packages.required", probes=["packages"], step="pip")
+@check("packages.required", probes=["packages"], needs=["python.version"], step="pip")
 def required_packages(facts: FactsView, recipe: Recipe) -> Finding:
-    """Every package the recipe installs is present at an allowed version (optional groups warn)."""
+    """Every package the recipe installs is present at an allowed version (optional groups warn).
+
+    Only in a Python the recipe is built for: in another (3.11, say) its pins cannot install,
+    so `pip install tensorflow==2.10.0` would be a fix that cannot work; python.version's is."""
     dists = _dists(facts)
     installed = {key: d["version"] for key, d in dists.items()}
     problems: List[Dict[str, Any]] = []

@@ -6,6 +6,7 @@ context's timeout, and prints `{"results": {NAME: facts}}` as one JSON line.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from merlin_doctor.probes.context import ProbeContext
@@ -14,6 +15,10 @@ from merlin_doctor.probes.scheduler import collect_each
 
 
 def main(argv: list) -> int:
+    # `python -m` put the working directory first on sys.path; the env's Python has no such
+    # entry, so the probes must not read it (a checkout's *.egg-info is not installed in the env).
+    if sys.path and sys.path[0] == os.getcwd():
+        del sys.path[0]
     ctx = ProbeContext.from_dict(json.loads(sys.stdin.read() or "{}"))
     results = collect_each([probe_named(name) for name in argv[1:]], ctx)
     sys.stdout.write(json.dumps({"results": results}, default=str) + "\n")

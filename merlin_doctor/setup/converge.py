@@ -194,6 +194,7 @@ class PlannedStep:
     step: Step
     done: bool
     actions: List[str] = field(default_factory=list)
+    needed: bool = True  # False: the recipe asks nothing of this step (done, trivially)
 
 
 @dataclass
@@ -237,6 +238,9 @@ def make_plan(ctx: StepContext, steps: Sequence[Step]) -> List[PlannedStep]:
     when that one can change its state (`after`): links wait for the pip groups' files."""
     planned, pending = [], set()
     for step in steps:
+        if not step.in_recipe(ctx.recipe):
+            planned.append(PlannedStep(step, True, needed=False))
+            continue
         todo = any(dep in pending for dep in step.after) or not step.is_done(ctx)
         if todo:
             pending.add(step.id)
@@ -256,6 +260,9 @@ def apply_plan(ctx: StepContext, planned: List[PlannedStep], reporter: SetupList
         if failed:
             outcomes.append(StepOutcome(step.id, Status.SKIP, "not run: an earlier step failed"))
             reporter.outcome(outcomes[-1])
+            continue
+        if not p.needed:
+            outcomes.append(StepOutcome(step.id, Status.PASS, f"not needed: recipe {ctx.recipe.name} has no {step.id}"))
             continue
         if p.done or step.is_done(ctx):
             outcomes.append(StepOutcome(step.id, Status.PASS, "already done"))

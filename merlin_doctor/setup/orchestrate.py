@@ -18,7 +18,7 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from merlin_doctor.errors import InputError
 from merlin_doctor.recipe import DEFAULT_RECIPE, Recipe, load_buildable_recipe
@@ -33,6 +33,7 @@ from merlin_doctor.setup.converge import (
 from merlin_doctor.setup.output import SetupTerminal, setup_document
 from merlin_doctor.setup.steps import StepContext
 from merlin_doctor.verdict import Status, Verdict
+
 
 @dataclass
 class Options:
@@ -55,11 +56,23 @@ def _failure(message: str) -> int:
     return 1
 
 
-def _engine_note(engine, unusable: Optional[str], creates: bool, dry_run: bool) -> Optional[str]:
-    """Said when the engine cannot run here but the run can go on (a plan, or no env step)."""
-    if not unusable or (creates and not dry_run):
+#: Set by ./setup_env when its real run would install py-rattler into its private Python.
+SETUP_ENV_INSTALLS_RATTLER = "MERLIN_DOCTOR_SETUP_ENV_INSTALLS_RATTLER"
+
+
+def _engine_note(engine, unusable: Optional[str], creates: bool, dry_run: bool,
+                 environ: Optional[Dict[str, str]] = None) -> Optional[str]:
+    """Said when the engine cannot run here but the run can go on (a plan, or no env step).
+
+    Under ./setup_env a dry run says what the real run will do about py-rattler (install it
+    in setup_env's private Python), not how to install it by hand.
+    """
+    if not unusable or not creates or not dry_run:
         return None
-    return f"{unusable}\nthe plan shows what the {engine.name} engine would run" if creates else None
+    if engine.name == "rattler" and (os.environ if environ is None else environ).get(SETUP_ENV_INSTALLS_RATTLER):
+        unusable = ("rattler: py-rattler is not in this Python; ./setup_env installs it in its private Python "
+                    "when it runs for real (no conda, mamba or micromamba was found)")
+    return f"{unusable}\nthe plan shows what the {engine.name} engine would run"
 
 
 def check_command(recipe: Recipe, opts: Options, prefix: Path) -> str:
@@ -121,7 +134,8 @@ def fix(opts: Options) -> int:
         return _failure(str(exc))
     after = before if opts.dry_run or not result.outcomes else judge(recipe, prefix)
     report.finish(ctx, result, None)
-    report.changes(before, after)
+    if any(o.applied for o in result.outcomes):  # "before -> after" only when something ran
+        report.changes(before, after)
     if opts.as_json:
         print(json.dumps(setup_document(command, ctx, result, notes, before, after), indent=2, default=str))
     still = {v.id for v in after if v.step and v.status is Status.FAIL}

@@ -81,6 +81,9 @@ class SetupTerminal(SetupListener):
             return
         self._say("\nPlan" + (" (dry run: nothing will be changed):" if ctx.dry_run else ":"))
         for p in planned:
+            if not p.needed:
+                self._say(f"  {p.step.id:<11} not needed: recipe {ctx.recipe.name} has no {p.step.id}")
+                continue
             if p.done:
                 self._say(f"  {p.step.id:<11} already done")
                 continue

@@ -6,7 +6,8 @@ never at a record of earlier runs, and every write is atomic (temp file + rename
 killed at any point leaves nothing that looks done when it is not: the next run finishes it.
 
 A step is an object with `id`, `title`, `after` (steps whose work can change this one's
-state), `is_done(ctx)`, `plan(ctx)` (the exact actions, for --dry-run and the prompt) and
+state), `in_recipe(recipe)` (whether the recipe asks anything of it), `is_done(ctx)`,
+`plan(ctx)` (the exact actions, for --dry-run and the prompt) and
 `apply(ctx, progress)`, which returns warnings (an optional part that could not be done).
 """
 from __future__ import annotations
@@ -62,6 +63,10 @@ class Step:
     id: str = ""
     title: str = ""
     after: Tuple[str, ...] = ()
+
+    def in_recipe(self, recipe: Recipe) -> bool:
+        """Whether the recipe asks anything of this step (the cpu recipe makes no links, say)."""
+        return True
 
     def is_done(self, ctx: StepContext) -> bool:
         raise NotImplementedError

@@ -73,6 +73,9 @@ class ActivationScripts(Step):
     id = "activation"
     title = "Write the activation scripts (activate.d sets, deactivate.d restores)"
 
+    def in_recipe(self, recipe: Recipe) -> bool:
+        return bool(recipe.activate)
+
     def is_done(self, ctx: StepContext) -> bool:
         return all(e["state"] == "ok" for e in inspect(ctx.recipe, ctx.prefix))
 

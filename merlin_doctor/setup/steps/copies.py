@@ -35,6 +35,9 @@ class Copies(Step):
     title = "Copy files inside the env (libdevice where XLA looks for it)"
     after = ("env",)
 
+    def in_recipe(self, recipe: Recipe) -> bool:
+        return bool(recipe.copies)
+
     def is_done(self, ctx: StepContext) -> bool:
         return all(e["state"] == "ok" for e in copy_states(ctx.recipe, str(ctx.prefix)))
 

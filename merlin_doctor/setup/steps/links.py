@@ -37,6 +37,9 @@ class Links(Step):
     title = "Make the recipe's symlinks (TensorRT .so.7 names for the .so.8 libraries)"
     after = ("pip",)
 
+    def in_recipe(self, recipe: Recipe) -> bool:
+        return bool(recipe.links)
+
     def is_done(self, ctx: StepContext) -> bool:
         return all(e["state"] in SETTLED_LINKS for e in link_states(ctx.recipe, str(ctx.prefix)))
 

@@ -1,0 +1,100 @@
+"""The env judged from outside: which env, its activation, where its probes run, and the
+pieces that must work in a bare interpreter."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import doctor
+from hypothesis import given
+from hypothesis import strategies as st
+from packaging.utils import canonicalize_name as packaging_canonicalize
+
+from merlin_doctor.activated import ActivatedEnv
+from merlin_doctor.errors import InputError
+from merlin_doctor.probes import packages
+from merlin_doctor.probes.context import ProbeContext
+from merlin_doctor.probes.isolate import package_root
+from merlin_doctor.probes.registry import PROBES, probe_named
+from merlin_doctor.probes.scheduler import child_python, env_python, run_probe, runs_isolated
+from merlin_doctor.recipe import load_recipe
+from merlin_doctor.target import judged_env, probe_context
+
+
+def _venv(root: Path) -> Path:
+    """A bare venv of this Python (no pip: nothing of the doctor's dependencies in it)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True, timeout=60)
+    return root
+
+
+def test_a_venv_activates_as_bin_activate_does(tmp_path):
+    base = {"PATH": "/usr/bin", "PYTHONHOME": "/x", "HOME": "/h"}
+    env = ActivatedEnv(None, str(tmp_path), "venv").environ(base)
+    assert env == {"PATH": f"{tmp_path}/bin:/usr/bin", "VIRTUAL_ENV": str(tmp_path), "HOME": "/h"}
+
+
+def test_a_conda_env_activates_with_the_recipes_variables(tmp_path):
+    recipe = load_recipe("tf210-cuda112")
+    env = ActivatedEnv(recipe, str(tmp_path / "merlin"), "conda").environ({"PATH": "/usr/bin", "LD_LIBRARY_PATH": "/old"})
+    assert env["CONDA_PREFIX"] == str(tmp_path / "merlin") and env["CONDA_DEFAULT_ENV"] == "merlin"
+    assert env["LD_LIBRARY_PATH"].startswith(f"{tmp_path}/merlin/lib:") and "/old" in env["LD_LIBRARY_PATH"]
+    assert env["XLA_FLAGS"] == f'--xla_gpu_cuda_data_dir="{tmp_path}/merlin/lib"'
+
+
+def test_the_judged_envs_python_probes_run_with_its_interpreter_and_the_rest_here(tmp_path):
+    ctx = probe_context(load_recipe("cpu"), str(_venv(tmp_path / "env")), None, timeout=30)
+    assert ctx.python == str(tmp_path / "env" / "bin" / "python") and ctx.env["VIRTUAL_ENV"] == str(tmp_path / "env")
+    in_env = {p.name for p in PROBES if child_python(p, ctx)}
+    assert in_env == {"interpreter", "packages", "tf_build", "tensorflow", "e2e"}
+    assert runs_isolated(probe_named("packages"), ctx) and not runs_isolated(probe_named("tensorflow"), ctx)
+    assert env_python(ctx) == ctx.python, "the slow probes start their own child with it"
+    here = probe_context(load_recipe("cpu"), None, None, timeout=30)
+    assert here.python is None and env_python(here) == sys.executable
+    assert not any(child_python(p, here) for p in PROBES)
+
+
+def test_a_bare_env_is_judged_by_its_own_interpreter_with_the_standard_library_only(tmp_path):
+    """No click, yaml or packaging in the env: its interpreter and packages probes still answer."""
+    ctx = probe_context(load_recipe("cpu"), str(_venv(tmp_path / "env")), None, timeout=30)
+    facts = {name: run_probe(probe_named(name), ctx) for name in ("interpreter", "packages", "tf_build")}
+    assert facts["interpreter"]["prefix"] == str(tmp_path / "env"), facts
+    assert facts["interpreter"]["env"]["VIRTUAL_ENV"] == str(tmp_path / "env")
+    assert not {"click", "pyyaml", "merlin-doctor"} & set(facts["packages"]["distributions"]), \
+        "the doctor's own dependencies are not the env's"
+    assert facts["tf_build"]["found"] is False
+
+
+def test_children_get_the_doctors_package_alone_on_their_path():
+    root = Path(package_root())
+    assert sorted(p.name for p in root.iterdir()) == ["merlin_doctor"]
+    assert (root / "merlin_doctor" / "probes" / "child.py").is_file()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (dict(prefix="/nonexistent/env"), "no such directory"),
+    (dict(name="merlin", prefix="/tmp"), "not both"),
+])
+def test_bad_env_flags_are_input_errors(flags, message):
+    with pytest.raises(InputError, match=message):
+        judged_env(load_recipe("cpu"), flags.get("prefix"), flags.get("name"))
+
+
+def test_an_unknown_env_name_is_a_usage_error(tmp_path):
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "CONDA_ENVS_PATH": str(tmp_path / "envs")}
+    result = doctor("check", "--fast", "--name", "no-such-env", env=env)
+    assert result.returncode == 2 and "no env named 'no-such-env'" in result.stderr, result.stderr
+
+
+def test_host_disk_judges_the_running_interpreters_env_when_no_env_is_active():
+    """A Jupyter kernel has no VIRTUAL_ENV or CONDA_PREFIX: its env is its own sys.prefix, not $HOME."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX")}
+    facts = run_probe(probe_named("host"), ProbeContext(env=env))
+    assert facts["disk"]["path"] == sys.prefix
+
+
+@given(st.text(alphabet="abcXYZ019-_.", min_size=1, max_size=20))
+def test_the_packages_probe_normalizes_names_as_packaging_does(name):
+    assert packages.canonicalize_name(name) == packaging_canonicalize(name)
