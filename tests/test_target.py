@@ -13,7 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from packaging.utils import canonicalize_name as packaging_canonicalize
 
-from merlin_doctor.activated import ActivatedEnv
 from merlin_doctor.errors import InputError
 from merlin_doctor.probes import packages
 from merlin_doctor.probes.context import ProbeContext
@@ -28,20 +27,6 @@ def _venv(root: Path) -> Path:
     """A bare venv of this Python (no pip: nothing of the doctor's dependencies in it)."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True, timeout=60)
     return root
-
-
-def test_a_venv_activates_as_bin_activate_does(tmp_path):
-    base = {"PATH": "/usr/bin", "PYTHONHOME": "/x", "HOME": "/h"}
-    env = ActivatedEnv(None, str(tmp_path), "venv").environ(base)
-    assert env == {"PATH": f"{tmp_path}/bin:/usr/bin", "VIRTUAL_ENV": str(tmp_path), "HOME": "/h"}
-
-
-def test_a_conda_env_activates_with_the_recipes_variables(tmp_path):
-    recipe = load_recipe("tf210-cuda112")
-    env = ActivatedEnv(recipe, str(tmp_path / "merlin"), "conda").environ({"PATH": "/usr/bin", "LD_LIBRARY_PATH": "/old"})
-    assert env["CONDA_PREFIX"] == str(tmp_path / "merlin") and env["CONDA_DEFAULT_ENV"] == "merlin"
-    assert env["LD_LIBRARY_PATH"].startswith(f"{tmp_path}/merlin/lib:") and "/old" in env["LD_LIBRARY_PATH"]
-    assert env["XLA_FLAGS"] == f'--xla_gpu_cuda_data_dir="{tmp_path}/merlin/lib"'
 
 
 def test_the_judged_envs_python_probes_run_with_its_interpreter_and_the_rest_here(tmp_path):

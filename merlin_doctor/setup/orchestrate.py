@@ -154,16 +154,18 @@ def _fix_target(recipe: Recipe, opts: Options) -> Path:
 
 
 def judge(recipe: Recipe, prefix: Path) -> List[Verdict]:
-    """The verdicts of every check that names a repair step, for the env at `prefix` as activated,
-    its Python's probes run with its own interpreter."""
+    """The verdicts of every check that names a repair step (and of the checks they need), for
+    the env at `prefix` as activated, its Python's probes run with its own interpreter."""
     from merlin_doctor.checks import all_checks
     from merlin_doctor.facts import Facts
     from merlin_doctor.options import CheckOptions
-    from merlin_doctor.runner import run_checks
+    from merlin_doctor.runner import run_checks, select_checks
     from merlin_doctor.target import probe_context
 
+    checks = all_checks()
+    repairable = select_checks(checks, only=[c.id for c in checks if c.step])
     facts = Facts.live(probe_context(recipe, str(prefix), None, timeout=30.0))
-    return run_checks([c for c in all_checks() if c.step], facts, recipe, CheckOptions(fast=True))
+    return run_checks(repairable, facts, recipe, CheckOptions(fast=True))
 
 
 def _interactive(opts: Options) -> bool:

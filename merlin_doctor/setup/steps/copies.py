@@ -14,6 +14,7 @@ from typing import Any, Dict, List
 
 from merlin_doctor.contained import is_inside, read_regular
 from merlin_doctor.envstate import copy_states
+from merlin_doctor.recipe import Recipe
 from merlin_doctor.setup.steps import Progress, Step, StepContext, StepError, write_file
 
 

@@ -14,6 +14,7 @@ from typing import Any, Dict, List
 
 from merlin_doctor.contained import ensure_parent
 from merlin_doctor.envstate import SETTLED_LINKS, link_states
+from merlin_doctor.recipe import Recipe
 from merlin_doctor.setup.steps import Progress, Step, StepContext, StepError
 
 
