@@ -53,7 +53,7 @@ class CheckResult:
         return self.snapshot.probes
 
     @property
-    def problems(self) -> "Problems":
+    def problems(self) -> Problems:
         """Failures, errors and warnings, worst first; a list that prints as one line each with its fix."""
         from merlin_doctor.render import problems
 

@@ -22,6 +22,8 @@ from merlin_doctor.probes.scheduler import child_python, env_python, run_probe, 
 from merlin_doctor.recipe import load_recipe
 from merlin_doctor.target import judged_env, probe_context
 
+pytestmark = pytest.mark.per_interpreter  # a doctor on any supported Python judges another env the same way
+
 
 def _venv(root: Path) -> Path:
     """A bare venv of this Python (no pip: nothing of the doctor's dependencies in it)."""
@@ -59,8 +61,8 @@ def test_children_get_the_doctors_package_alone_on_their_path():
 
 
 @pytest.mark.parametrize("flags, message", [
-    (dict(prefix="/nonexistent/env"), "no such directory"),
-    (dict(name="merlin", prefix="/tmp"), "not both"),
+    ({"prefix": "/nonexistent/env"}, "no such directory"),
+    ({"name": "merlin", "prefix": "/tmp"}, "not both"),
 ])
 def test_bad_env_flags_are_input_errors(flags, message):
     with pytest.raises(InputError, match=message):
