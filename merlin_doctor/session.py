@@ -116,7 +116,7 @@ def run_doctor(options: CheckOptions, on_probe: Optional[Callable[[Any], None]] 
     from merlin_doctor.probes.scheduler import early_batch
     from merlin_doctor.recipe import DEFAULT_CONTAINER_RECIPE, load_recipe
     from merlin_doctor.runner import exit_code, probes_to_run, run_checks, select_checks
-    from merlin_doctor.target import probe_context
+    from merlin_doctor.target import in_env_commands, probe_context
 
     o = options
     loaded = load_recipe(o.recipe or (DEFAULT_CONTAINER_RECIPE if o.host else None))
@@ -133,6 +133,7 @@ def run_doctor(options: CheckOptions, on_probe: Optional[Callable[[Any], None]] 
         context = probe_context(loaded, o.prefix, o.name, o.timeout, progress=on_progress,
                                 options={"device": o.device, "e2e_size": o.e2e_size})
         facts = Facts.live(context, on_probe=on_probe)
+        on_verdict = in_env_commands(context.python, on_verdict)
     if not (o.only or o.host or o.cpu_ok or loaded.gpu == "none"):
         facts.prefetch(early_batch())  # before the checks are imported: probes/scheduler.py says why
     checks = select_checks(_side(all_checks(), o.host, o.only + o.skip), o.only, o.skip)

@@ -10,6 +10,8 @@ env's Python with that interpreter.
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from merlin_doctor.envstate import env_kind
 from merlin_doctor.errors import InputError
 from merlin_doctor.probes.context import ProbeContext
 from merlin_doctor.recipe import Recipe
+from merlin_doctor.verdict import Verdict
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,32 @@ def judged_env(recipe: Recipe, prefix: Optional[str], name: Optional[str]) -> Op
         raise InputError(f"{path} is not a conda env or a venv (it has no conda-meta/ or pyvenv.cfg)")
     # An env without its interpreter (a half-made one) is still judged: its Python's probes say so.
     return JudgedEnv(str(path), _interpreter(path) or str(path / "bin" / "python"), kind)
+
+
+#: `python -m pip ...` at the start of a command (or after `&&`, `;`): the Python on PATH.
+_PYTHON_COMMAND = re.compile(r"(^|&&\s*|;\s*)python(?= -m )")
+
+
+def env_command(fix: str, python: str) -> str:
+    """A fix with each `python -m ...` run by the judged env's interpreter: judged from outside,
+    the `python` on PATH is the doctor's shell's, not the env's."""
+    return _PYTHON_COMMAND.sub(lambda m: m.group(1) + shlex.quote(python), fix)
+
+
+def in_env_commands(python: Optional[str],
+                    on_verdict: Optional[Callable[[Verdict], None]]) -> Optional[Callable[[Verdict], None]]:
+    """`on_verdict`, with each verdict's fix first made to speak `python` (another env's
+    interpreter; None: the doctor runs in the env judged, nothing changes)."""
+    if python is None:
+        return on_verdict
+
+    def each(verdict: Verdict) -> None:
+        if verdict.fix:
+            verdict.fix = env_command(verdict.fix, python)
+        if on_verdict is not None:
+            on_verdict(verdict)
+
+    return each
 
 
 def probe_context(recipe: Recipe, prefix: Optional[str], name: Optional[str], timeout: float,

@@ -2,6 +2,7 @@
 pieces that must work in a bare interpreter."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -85,3 +86,33 @@ def test_host_disk_judges_the_running_interpreters_env_when_no_env_is_active():
 @given(st.text(alphabet="abcXYZ019-_.", min_size=1, max_size=20))
 def test_the_packages_probe_normalizes_names_as_packaging_does(name):
     assert packages.canonicalize_name(name) == packaging_canonicalize(name)
+
+
+def test_the_ple_in_an_env_without_pyyaml_says_what_is_missing(tmp_path):
+    from merlin_doctor.e2e import ple_command
+    from merlin_doctor.probes.isolate import run_json_command
+
+    python = str(_venv(tmp_path / "env") / "bin" / "python")
+    result = run_json_command(ple_command(python), 60)
+    assert result["error"] == f"{python} cannot import yaml, which the PLE check needs in the env: " \
+                              f"{python} -m pip install pyyaml"
+
+
+def test_fixes_judged_from_outside_run_the_envs_own_python():
+    from merlin_doctor.target import env_command
+
+    python = "/my envs/tf/bin/python"
+    fix = "python -m pip install 'tensorflow==2.10.0' && python -m pip install x; python -m pip check"
+    quoted = "'/my envs/tf/bin/python'"
+    assert env_command(fix, python) == (f"{quoted} -m pip install 'tensorflow==2.10.0' && {quoted} -m pip install x; "
+                                        f"{quoted} -m pip check")
+    assert env_command("conda install -c conda-forge cudnn=8.1.0  # python -m is not run", python).startswith("conda ")
+    assert env_command("sudo modprobe nvidia", python) == "sudo modprobe nvidia"
+
+
+def test_check_from_outside_prints_fixes_with_the_envs_interpreter(tmp_path):
+    env = _venv(tmp_path / "env")
+    data = json.loads(doctor("check", "--prefix", str(env), "--recipe", "cpu", "--cpu-ok", "--only", "tf.import",
+                             "--json").stdout)
+    fix = {v["id"]: v for v in data["verdicts"]}["tf.import"]["fix"]
+    assert fix.startswith(f"{env / 'bin' / 'python'} -m pip install"), fix

@@ -25,7 +25,7 @@ def python_version(facts: FactsView, recipe: Recipe) -> Finding:
     if not wanted:
         return passed(f"Python {found} (the recipe sets no version)", evidence={"version": found})
     if not SpecifierSet(wanted).contains(found, prereleases=True):
-        return failed(f"Python {found} runs the doctor, but recipe {recipe.name} needs Python {wanted}",
+        return failed(f"the env's Python is {found}, but recipe {recipe.name} needs Python {wanted}",
                       fix=_setup_command(recipe),
                       evidence={"version": found, "wanted": wanted, "executable": facts["interpreter"].get("executable")})
     return passed(f"Python {found} ({wanted})", evidence={"version": found, "wanted": wanted})

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 from typing import Any, Dict, List, Optional
 
@@ -279,8 +280,14 @@ class _GpuMemory:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    try:
+        sizes = sorted(load_spec()["sizes"])
+    except ImportError as exc:  # this runs in the judged env's Python (check --prefix), which may lack PyYAML
+        emit({"error": f"{sys.executable} cannot import {exc.name}, which the PLE check needs in the env: "
+                       f"{sys.executable} -m pip install pyyaml"}, None)
+        return 1
     parser = argparse.ArgumentParser(prog="python -m merlin_doctor.e2e.ple", description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=sorted(load_spec()["sizes"]), default="quick")
+    parser.add_argument("--size", choices=sizes, default="quick")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--sabotage", choices=SABOTAGES, help="break training on purpose (tests the judge)")
     parser.add_argument("--progress", action="store_true", help="PROGRESS {json} lines on stderr")
