@@ -1,7 +1,7 @@
 """TensorFlow itself and the reference PLE training, each in a child process of its own.
 
 These probes run in-process but only to start and watch their child (`probes/tf_child.py`,
-`e2e/ple.py`) under the judged env's Python (`scheduler.env_python`): the child is the isolation,
+`e2e/ple.py`) under the judged env's Python (`scheduler.env_python`): the child is the isolation, with its own
 timeout, its progress streamed to `ctx.progress`, and TensorFlow's log kept as evidence.
 """
 from __future__ import annotations
