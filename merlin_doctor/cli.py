@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from typing import Any, Optional
+from typing import Any, Dict, List, Optional
 
 import click
 
@@ -169,7 +169,7 @@ def check(baseline: Optional[str], as_json: bool, verbose: bool, quiet: bool, **
         _emit_json(data)
     else:
         report.skips(result.verdicts)
-        if changes is not None:
+        if baseline and changes is not None:
             _print_changes(baseline, changes)
         report.summary(result.verdicts, flags["strict"])
     sys.exit(result.exit_code)
@@ -183,9 +183,9 @@ def list_checks(as_json: bool) -> None:
     from merlin_doctor.checks import all_checks
     from merlin_doctor.runner import is_slow
 
-    rows = [{"id": c.id, "description": c.description, "probes": list(c.probes),
-             "optional_probes": list(c.optional_probes), "needs": list(c.needs),
-             "step": c.step, "gpu": c.gpu, "slow": is_slow(c)} for c in all_checks()]
+    rows: List[Dict[str, Any]] = [
+        {"id": c.id, "description": c.description, "probes": list(c.probes), "optional_probes": list(c.optional_probes),
+         "needs": list(c.needs), "step": c.step, "gpu": c.gpu, "slow": is_slow(c)} for c in all_checks()]
     if as_json:
         _emit_json({"schema_version": 1, "checks": rows})
         return

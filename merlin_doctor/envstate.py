@@ -111,7 +111,8 @@ def applies(req: Requirement, python_version: Optional[str]) -> bool:
     """A requirement's marker evaluated for the env's Python (not the doctor's, when it is known)."""
     if req.marker is None:
         return True
-    env = dict(default_environment(), extra="")
+    env = {key: str(value) for key, value in default_environment().items()}
+    env["extra"] = ""
     if python_version:
         env.update(python_version=".".join(python_version.split(".")[:2]), python_full_version=python_version)
     return req.marker.evaluate(env)

@@ -32,7 +32,8 @@ class Progress:
     def _show(self, message: str) -> None:
         from IPython.display import Pretty
 
-        self.handle.update(Pretty(f"merlin-doctor: {message}"))
+        if self.handle is not None:
+            self.handle.update(Pretty(f"merlin-doctor: {message}"))
 
     def probe(self, probe: Any) -> None:
         if self.handle is None:

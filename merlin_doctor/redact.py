@@ -259,9 +259,9 @@ class _Redactor:
         versioned = bool(key and "version" in key.lower())
         text = _IPV4.sub(lambda m: self._ipv4(m, versioned), text)
         parts = _PLACEHOLDER.split(text)  # never rewrite inside a placeholder already put in
-        for kind, pattern in self.identity:
-            if pattern is not None:
-                parts = [p if i % 2 else pattern.sub(lambda m, k=kind: self.placeholder(k, m.group(0)), p)
+        for kind, known in self.identity:
+            if known is not None:
+                parts = [p if i % 2 else known.sub(lambda m, k=kind: self.placeholder(k, m.group(0)), p)
                          for i, p in enumerate(parts)]
         return "".join(parts)
 

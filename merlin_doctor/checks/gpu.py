@@ -87,11 +87,11 @@ def judge_driver(nvml: Dict[str, Any], cuda: Optional[str], why: str) -> Finding
     evidence = {"driver_version": found, "cuda_runtime": cuda, "cuda_runtime_from": why,
                 "toolkit_driver": row["toolkit"], "minor_compat_driver": row["minor_compat"]}
     fix = f"Install NVIDIA driver >= {row['toolkit']} (e.g. `sudo ubuntu-drivers install`), then reboot"
-    if Version(found) < Version(row["minor_compat"]):
+    if Version(str(found)) < Version(row["minor_compat"]):
         return failed(f"driver {found} is too old for CUDA {cuda} ({why}): it needs >= {row['toolkit']} "
                       f"(>= {row['minor_compat']} with minor-version compatibility)",
                       fix=fix, evidence=evidence)
-    if Version(found) < Version(row["toolkit"]):
+    if Version(str(found)) < Version(row["toolkit"]):
         return warned(f"driver {found} runs CUDA {cuda} ({why}) only through minor-version compatibility "
                       f"(CUDA {cuda} wants >= {row['toolkit']}): {' '.join(table['minor_compat_caveats'].split())}",
                       fix=fix, evidence=evidence)
@@ -200,7 +200,7 @@ def cuda_driver_api(facts: FactsView, recipe: Recipe) -> Finding:
                                       "sudo rmmod nvidia_uvm && sudo modprobe nvidia_uvm",
                 "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH": "reboot after the driver upgrade",
                 "CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE": "remove the cuda-compat package from LD_LIBRARY_PATH"}
-        return failed(f"cuInit failed with {result}", fix=hint.get(result, "Run `nvidia-smi`; reinstall the driver"),
+        return failed(f"cuInit failed with {result}", fix=hint.get(str(result), "Run `nvidia-smi`; reinstall the driver"),
                       evidence=evidence)
     return passed(f"cuInit OK: {len(lib.get('devices', []))} CUDA device(s), driver API CUDA "
                   f"{lib.get('driver_cuda_version')}",

@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from merlin_doctor import knowledge
 from merlin_doctor.checks import FactsView, check
-from merlin_doctor.envstate import unmet
+from merlin_doctor.envstate import applies, unmet
 from merlin_doctor.recipe import Recipe
 from merlin_doctor.verdict import Finding, failed, listed, passed, warned
 
@@ -53,13 +52,12 @@ def required_packages(facts: FactsView, recipe: Recipe) -> Finding:
 _EXTRA_ONLY = re.compile(r";(?!.*\bor\b).*\bextra\s*==")
 
 
-def _unmet(dists: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
+def _unmet(dists: Dict[str, Dict[str, Any]], python_version: Optional[str] = None) -> List[Dict[str, Any]]:
     """What `pip check` reports: requirements of installed distributions that are not met.
 
     Requirements that apply only with an extra (most of them in a TensorFlow env) are
     dropped by a cheap text test before the (slow) full parse; pip check ignores them too.
     """
-    env = dict(default_environment(), extra="")
     unmet = []
     for key, dist in dists.items():
         for text in dist.get("requires", []):
@@ -69,7 +67,7 @@ def _unmet(dists: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
                 req = Requirement(text)
             except InvalidRequirement:
                 continue
-            if req.marker and not req.marker.evaluate(env):
+            if not applies(req, python_version):
                 continue
             dep = dists.get(canonicalize_name(req.name))
             if dep is None:
@@ -96,7 +94,7 @@ def _accepted(unmet: List[Dict[str, Any]], recipe) -> Tuple[List[Dict[str, Any]]
 @check("packages.conflicts", probes=["packages"])
 def no_conflicts(facts: FactsView, recipe: Recipe) -> Finding:
     """Installed packages' own requirements are met (what `pip check` reports)."""
-    unmet, accepted = _accepted(_unmet(_dists(facts)), recipe)
+    unmet, accepted = _accepted(_unmet(_dists(facts), facts["packages"].get("python_version")), recipe)
     note = (f" ({len(accepted)} the recipe accepts, see evidence: "
             + ", ".join(f"{a['package']} requires {a['requires']}" for a in accepted) + ")") if accepted else ""
     if not unmet:

@@ -131,7 +131,7 @@ def tensorflow_sees_gpus(facts: FactsView, recipe: Recipe) -> Finding:
     gpus = nvml.get("devices", [])
     cvd = (tf.get("env") or {}).get("CUDA_VISIBLE_DEVICES")
     expected = len(visible_gpus(cvd, gpus)[0]) if cvd is not None else len(gpus)
-    evidence = {"tensorflow_gpus": [d["name"] for d in registered], "nvml_gpus": len(nvml.get("devices", [])),
+    evidence: Dict[str, Any] = {"tensorflow_gpus": [d["name"] for d in registered], "nvml_gpus": len(nvml.get("devices", [])),
                 "CUDA_VISIBLE_DEVICES": cvd}
     if len(registered) < expected:
         found = attributed(tf, devices, ["import", "devices"], recipe)

@@ -88,6 +88,8 @@ def _metric_reasons(metrics: Dict[str, Any], limits_by_task: Dict[str, Dict[str,
                 reasons.append(f"{task} {name} is missing")
             elif name in not_numbers:
                 continue
+            elif value is None:
+                reasons.append(f"{task} {name} has no value")
             elif bound == "min" and value < limit:
                 reasons.append(f"{task} {name} {value:.3f} < {limit:g}")
             elif bound == "max" and value > limit:

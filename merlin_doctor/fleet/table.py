@@ -1,7 +1,7 @@
 """The fleet's result: one JSON document (`fleet --json`) and the human table built from it. Pure."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 from merlin_doctor import __version__
 from merlin_doctor.factpaths import headline, show
@@ -61,7 +61,7 @@ def document(nodes: List[Node], groups: List[Group], recipe: str, cluster: str,
     }
 
 
-def _columns(rows: List[Tuple[str, ...]]) -> List[str]:
+def _columns(rows: Sequence[Tuple[str, ...]]) -> List[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1] for r in rows]
 

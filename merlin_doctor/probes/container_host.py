@@ -104,7 +104,7 @@ def _daemon_json(ctx: ProbeContext, path: str) -> Dict[str, Any]:
         return dict(out, error=f"not valid JSON: {exc}")
     if not isinstance(data, dict):
         return dict(out, error="not a JSON object")
-    runtimes = data.get("runtimes") if isinstance(data.get("runtimes"), dict) else {}
+    runtimes: Dict[str, Any] = data["runtimes"] if isinstance(data.get("runtimes"), dict) else {}
     return dict(out, runtimes={name: conf if isinstance(conf, dict) else {} for name, conf in runtimes.items()},
                 default_runtime=data.get("default-runtime"))
 

@@ -9,6 +9,7 @@ the conda package or pip distribution that owns it, and every other copy around.
 from __future__ import annotations
 
 import ctypes
+import functools
 import glob
 import json
 import os
@@ -107,7 +108,7 @@ class _Owners:
                          "channel": str(record.get("channel", ""))}
                 for rel in record.get("files", []):
                     if ".so" in rel:
-                        self._conda[os.path.join(self.prefix, rel)] = owner
+                        self._conda[os.path.join(str(self.prefix), rel)] = owner
         return self._conda
 
     def _pip(self, path: str) -> Optional[Dict[str, str]]:
@@ -236,7 +237,7 @@ def _load_all(specs: List[Dict[str, Any]], timeout: float) -> List[Dict[str, Any
     per_library = max(1.0, timeout / 2 / len(specs))
     results = []
     for spec in specs:
-        loaded = call_in_fork(lambda spec=spec: _load(spec), per_library)
+        loaded = call_in_fork(functools.partial(_load, spec), per_library)
         if "loaded" not in loaded:
             loaded = _misbehaved(spec["soname"], loaded)
         results.append(loaded)

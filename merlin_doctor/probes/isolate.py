@@ -31,7 +31,8 @@ def run_in_child(names: List[str], ctx: ProbeContext, env: Optional[Dict[str, st
     """
     cmd = [python or sys.executable, "-m", "merlin_doctor.probes.child", *names]
     out = run_json_command(cmd, ctx.timeout * len(names) + 10, stdin=json.dumps(ctx.to_dict()), env=env or ctx.env)
-    return per_probe(out.get("results") if isinstance(out.get("results"), dict) else out, names)
+    results = out.get("results")
+    return per_probe(results if isinstance(results, dict) else out, names)
 
 
 def per_probe(out: Dict[str, Any], names: List[str]) -> Dict[str, Dict[str, Any]]:
@@ -171,9 +172,11 @@ def _communicate(proc: subprocess.Popen, stdin: str, timeout: float, log: List[s
     """Like Popen.communicate, but streams stderr so progress shows while the child works."""
     errs: List[str] = []
     out: List[str] = []
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None  # all three are pipes
+    stdin_pipe, stdout_pipe, stderr_pipe = proc.stdin, proc.stdout, proc.stderr
 
     def read_stderr() -> None:
-        for line in proc.stderr:
+        for line in stderr_pipe:
             line = line.rstrip("\n")
             if line.startswith(PROGRESS_PREFIX):
                 if on_progress is not None:
@@ -185,12 +188,12 @@ def _communicate(proc: subprocess.Popen, stdin: str, timeout: float, log: List[s
                 errs.append(line)
 
     readers = [threading.Thread(target=read_stderr, daemon=True),
-               threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)]
+               threading.Thread(target=lambda: out.append(stdout_pipe.read()), daemon=True)]
     for reader in readers:
         reader.start()
     try:
-        proc.stdin.write(stdin)
-        proc.stdin.close()
+        stdin_pipe.write(stdin)
+        stdin_pipe.close()
     except (BrokenPipeError, OSError):
         pass
     try:

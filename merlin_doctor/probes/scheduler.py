@@ -34,6 +34,7 @@ started probes happens in threads, which is why the first batch is the one that 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 import sys
@@ -127,8 +128,7 @@ def start_isolated(probes: List[Probe], ctx: ProbeContext) -> Waiter:
         if _can_fork(group, env, python):
             started.append((_fork_group(group, context, ctx.timeout), names))
         else:
-            started.append((lambda env=env, context=context, names=names, python=python:
-                            run_in_child(names, context, env=env, python=python), names))
+            started.append((functools.partial(run_in_child, names, context, env=env, python=python), names))
 
     def wait() -> Results:
         results: Results = {}
@@ -158,7 +158,7 @@ def collect_each(probes: List[Probe], ctx: ProbeContext) -> Results:
         with contextlib.suppress(Exception):  # one that cannot import says so from its fork (call_probe)
             probe.function()  # import the module before forking: each fork then starts warm
         started = time.perf_counter()
-        results[probe.name] = call_in_fork(lambda probe=probe: call_probe(probe, ctx), ctx.timeout)
+        results[probe.name] = call_in_fork(functools.partial(call_probe, probe, ctx), ctx.timeout)
         results[probe.name]["duration_s"] = round(time.perf_counter() - started, 4)
     return results
 
