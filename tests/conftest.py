@@ -16,11 +16,10 @@ FIXTURES = REPO / "tests" / "fixtures"
 CURRENT: Dict[str, pytest.Item] = {}
 
 
-@pytest.fixture(autouse=True)
-def _current_test(request: pytest.FixtureRequest):
-    CURRENT["item"] = request.node
-    yield
-    CURRENT.pop("item", None)
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Known before any fixture (module-scoped ones too) is set up for the test."""
+    CURRENT["item"] = item
 
 
 def runs_in_both_passes() -> bool:
