@@ -15,7 +15,7 @@ import itertools
 import re
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import (
     Any,
     BinaryIO,
@@ -161,7 +161,7 @@ class Knowledge:
     explained_by: Mapping[str, FrozenSet[str]]                 # id -> ids that explain it, transitively
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_knowledge() -> Knowledge:
     """The packaged signatures, compiled once per process."""
     return compile_knowledge(knowledge.load("signatures"), str(knowledge.KNOWLEDGE_DIR / "signatures.yml"))

@@ -19,8 +19,8 @@ def rules() -> Dict[str, Any]:
     return knowledge.load("config_facts")
 
 
-@functools.lru_cache(maxsize=None)
-def _glob(pattern: str) -> "re.Pattern[str]":
+@functools.cache
+def _glob(pattern: str) -> re.Pattern[str]:
     """`*` matches anything, except inside [...] where it stays within the item's name."""
     out, inside = [], False
     for char in pattern:

@@ -46,7 +46,7 @@ class StandInHost:
         self.bin.mkdir()
         (self.root / "var/lib/docker").mkdir(parents=True)
 
-    def docker(self, info: Optional[str] = None, rc: int = 0, stderr: str = "", hang: bool = False) -> "StandInHost":
+    def docker(self, info: Optional[str] = None, rc: int = 0, stderr: str = "", hang: bool = False) -> StandInHost:
         answer = "exec sleep 30" if hang else (
             (f"cat {RAW / info}\n" if info else "") + (f"echo '{stderr}' >&2\n" if stderr else "") + f"exit {rc}")
         _executable(self.bin / "docker", f"""case "$1" in
@@ -57,7 +57,7 @@ esac
 """)
         return self
 
-    def toolkit(self, cli_ok: bool = True, hook: bool = True, apt_list: bool = True) -> "StandInHost":
+    def toolkit(self, cli_ok: bool = True, hook: bool = True, apt_list: bool = True) -> StandInHost:
         _executable(self.bin / "nvidia-ctk", f"cat {RAW / 'nvidia-ctk-version.txt'}\n")
         info = f"cat {RAW / 'nvidia-container-cli-info.txt'}" if cli_ok else \
             f"cat {RAW / 'nvidia-container-cli-info-no-driver.stderr'} >&2; exit 1"
@@ -73,7 +73,7 @@ esac
             self.file("/etc/apt/sources.list.d/nvidia-container-toolkit.list", "deb https://nvidia.github.io/...\n")
         return self
 
-    def file(self, path: str, text: str) -> "StandInHost":
+    def file(self, path: str, text: str) -> StandInHost:
         target = self.root / path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)

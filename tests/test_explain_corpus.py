@@ -15,10 +15,10 @@ from typing import Dict, List
 from unittest import mock
 
 import pytest
+from conftest import doctor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import doctor
 from merlin_doctor import explain
 from merlin_doctor.explain import CONFIDENCES, ExplainResult, explain_stream, explain_text, format_text, load_knowledge
 

@@ -48,7 +48,7 @@ def _verdict(status: str) -> dict:
 def test_every_status_renders_as_a_row_with_its_mark_and_nothing_injects_markup():
     statuses = list(MARKS)
     doc = {"recipe": HOSTILE, "doctor_version": "0.1.0", "exit_code": 1,
-           "summary": {s: 1 for s in statuses}, "verdicts": [_verdict(s) for s in statuses]}
+           "summary": dict.fromkeys(statuses, 1), "verdicts": [_verdict(s) for s in statuses]}
     page = Page(report_table(doc))
     assert set(page.tags) <= ALLOWED_TAGS, set(page.tags) - ALLOWED_TAGS
     assert page.tags.count("tr") == 1 + len(statuses)
@@ -161,8 +161,8 @@ def test_import_is_cheap_and_ipython_is_optional(tmp_path):
     assert out.strip() == "[]"
     blocker = tmp_path / "IPython.py"
     blocker.write_text("raise ImportError('IPython is not installed here')\n")
-    code = ("import merlin_doctor; r = merlin_doctor.check(from_file=%r, only='host', quiet=True); "
-            "print(r.ok, '<table' in r._repr_html_())" % HEALTHY)
+    code = (f"import merlin_doctor; r = merlin_doctor.check(from_file={HEALTHY!r}, only='host', quiet=True); "
+            "print(r.ok, '<table' in r._repr_html_())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, cwd=str(FIXTURES)).stdout
     assert out.strip() == "True True"

@@ -134,7 +134,7 @@ def _plugin_dirs() -> List[str]:
 
 
 def _register_broken_plugin(name: str, error: str) -> None:
-    def broken(facts: FactsView, recipe: "Recipe") -> Finding:
+    def broken(facts: FactsView, recipe: Recipe) -> Finding:
         raise RuntimeError(f"the check plugin {name!r} failed to load: {error}")
 
     broken.__doc__ = f"Check plugin {name} (failed to load)."

@@ -59,7 +59,7 @@ def _unmet(dists: Dict[str, Dict[str, Any]], python_version: Optional[str] = Non
     dropped by a cheap text test before the (slow) full parse; pip check ignores them too.
     """
     unmet = []
-    for key, dist in dists.items():
+    for dist in dists.values():
         for text in dist.get("requires", []):
             if _EXTRA_ONLY.search(text):
                 continue

@@ -49,8 +49,8 @@ def task_types(schema: Any) -> Dict[str, str]:
     """Targets by the schema's own tags, checked against the planted function."""
     from merlin.schema import Tags
 
-    tasks = {name: "binary" for name in schema.select_by_tag(Tags.BINARY_CLASSIFICATION).column_names}
-    tasks.update({name: "regression" for name in schema.select_by_tag(Tags.REGRESSION).column_names})
+    tasks = dict.fromkeys(schema.select_by_tag(Tags.BINARY_CLASSIFICATION).column_names, "binary")
+    tasks.update(dict.fromkeys(schema.select_by_tag(Tags.REGRESSION).column_names, "regression"))
     if set(tasks) != set(PLANTED):
         raise ValueError(f"the {SCHEMA_NAME} schema's targets {sorted(tasks)} are not the planted "
                          f"ones {sorted(PLANTED)}: merlin changed the dataset")

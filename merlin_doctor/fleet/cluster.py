@@ -145,7 +145,7 @@ def probe_workers(client: Any, recipe: str, timeout: float, fast: bool = False,
     nodes = {address: Node(address) for address in sorted(client.scheduler_info()["workers"])}
     if not nodes:
         raise InputError("the Dask cluster has no workers: start some (`dask worker ADDRESS`) and run again")
-    for address, (status, value) in _gather(client, {a: (worker_fingerprint, ()) for a in nodes}, deadline).items():
+    for address, (status, value) in _gather(client, dict.fromkeys(nodes, (worker_fingerprint, ())), deadline).items():
         node = nodes[address]
         if status == OK:
             node.host, node.fingerprint = value["host"], value["key"]

@@ -14,7 +14,7 @@ import yaml
 KNOWLEDGE_DIR = Path(__file__).parent
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load(name: str) -> Dict[str, Any]:
     """Load `knowledge/<name>.yml`; every table must say where its facts come from."""
     path = KNOWLEDGE_DIR / f"{name}.yml"

@@ -38,7 +38,7 @@ class ProbeContext:
         return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "progress"}
 
     @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> "ProbeContext":
+    def from_dict(cls, data: Dict[str, Any]) -> ProbeContext:
         return cls(**data)
 
     def recipe(self):  # -> Recipe; imported lazily to keep child start-up small

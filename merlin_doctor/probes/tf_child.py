@@ -12,6 +12,7 @@ caused. This JSON says which part failed and its exception, the part's log lines
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 import platform
@@ -100,13 +101,13 @@ def collect(progress: Progress) -> Dict[str, Any]:
         result["tests"] = {}
         for name, test in (("matmul", _matmul), ("conv", _conv), ("xla", _xla)):
             progress("stage", stage=name)
-            result["tests"][name] = step(f"tests.{name}", lambda: test(tf, gpus))
+            result["tests"][name] = step(f"tests.{name}", functools.partial(test, tf, gpus))
         progress("stage", stage="tensorrt")
         result["tests"]["tensorrt"] = step("tests.tensorrt", _tensorrt)
     result["imports"] = {}
     for module in IMPORTS:
         progress("stage", stage=f"import {module}")
-        result["imports"][module] = step(f"imports.{module}", lambda: _import(module))
+        result["imports"][module] = step(f"imports.{module}", functools.partial(_import, module))
     mark_step("end")
     result["wall_s"] = round(time.perf_counter() - started, 3)
     return result
