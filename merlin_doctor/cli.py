@@ -299,6 +299,8 @@ def _converge_options(function):
         click.option("--engine", type=click.Choice(ENGINE_CHOICES), default="auto", show_default=True,
                      help="What creates the conda env: auto prefers micromamba, then mamba, then conda, "
                           "then the embedded rattler engine (no conda needed)."),
+        click.option("--python", metavar="PATH", help="The Python a venv recipe (kind: venv, e.g. tf210-pip) is made "
+                                                      "with (default: one of the recipe's version found here)."),
         click.option("--dry-run", is_flag=True, help="Print the exact plan (commands, files, links); change nothing."),
         click.option("--yes", "-y", is_flag=True, help="Apply without asking (needed when not on a terminal)."),
         click.option("--force", is_flag=True, help="Replace files in the way that merlin-doctor did not make."),
@@ -319,7 +321,7 @@ def _converge_options(function):
 @cli.command()
 @_converge_options
 def setup(**options) -> None:
-    """Create or converge a conda env from a recipe: safe to re-run, resumable.
+    """Create or converge a conda env (or a venv, for a venv recipe) from a recipe: safe to re-run, resumable.
 
     \b
     Steps, in order (each skipped when already done):
@@ -342,7 +344,7 @@ def setup(**options) -> None:
 @cli.command()
 @_converge_options
 def fix(**options) -> None:
-    """Repair the current env (CONDA_PREFIX, or --prefix/--name): run the steps failing checks name.
+    """Repair the current env (VIRTUAL_ENV or CONDA_PREFIX, or --prefix/--name): run the steps failing checks name.
 
     Runs the checks that name a repair step (missing symlink, stale activation script,
     missing libdevice, missing pip group, ...), shows the plan, runs those steps, checks

@@ -25,10 +25,21 @@ DEFAULT_RECIPE = "tf210-cuda112"
 DEFAULT_CONTAINER_RECIPE = "merlin-tensorflow-23.02"  # the article's first route
 PLACEHOLDERS = ("prefix", "site_packages")
 GPU_MODES = ("required", "optional", "none")
-#: conda: the doctor builds an env; container: the stack ships in an image, nothing is built.
-KINDS = ("conda", "container")
-CONDA_ONLY_KEYS = ("env_name", "conda", "links", "activate", "copies")
-CONTAINER_ONLY_KEYS = ("image", "image_compressed_bytes")
+#: conda: the doctor builds a conda env; venv: a Python venv with pip wheels only (no conda
+#: at all); container: the stack ships in an image, nothing is built.
+KINDS = ("conda", "venv", "container")
+#: Keys each kind may not have (the others are shared).
+NOT_FOR_KIND = {
+    "conda": ("image", "image_compressed_bytes", "python"),
+    "venv": ("image", "image_compressed_bytes", "conda"),
+    "container": ("env_name", "conda", "links", "activate", "copies", "python"),
+}
+#: Keys each kind must have.
+REQUIRED_FOR_KIND = {
+    "conda": (),
+    "venv": ("python",),
+    "container": ("image",),
+}
 
 
 @dataclass
@@ -118,6 +129,7 @@ class Recipe:
     image_compressed_bytes: Optional[int] = None
     accepted_conflicts: List[AcceptedConflict] = field(default_factory=list)
     env_name: Optional[str] = None
+    venv_python: Optional[str] = None  # kind venv: the `major.minor` of the venv's Python
     channels: List[str] = field(default_factory=list)
     conda_dependencies: List[str] = field(default_factory=list)
     pip: List[PipGroup] = field(default_factory=list)
@@ -129,7 +141,10 @@ class Recipe:
 
     @property
     def python_version(self) -> Optional[str]:
-        """The `major.minor` the conda part pins (`python=3.9` or `python=3.9.18`)."""
+        """The `major.minor` of the env's Python: a venv recipe's `python`, else the conda
+        part's pin (`python=3.9` or `python=3.9.18`)."""
+        if self.venv_python:
+            return self.venv_python
         for dep in self.conda_dependencies:
             m = re.match(r"^python\s*[=<>]*=?\s*(\d+\.\d+)", dep)
             if m:
@@ -147,6 +162,10 @@ class Recipe:
     @property
     def is_container(self) -> bool:
         return self.kind == "container"
+
+    @property
+    def is_venv(self) -> bool:
+        return self.kind == "venv"
 
     def site_packages(self, prefix: str) -> str:
         version = self.python_version or "3.9"
@@ -404,6 +423,8 @@ SCHEMA = _mapping(
         "activate": _env_vars,
         "copies": _list_of(_mapping({"from": _env_path, "to": _env_path}, ("from", "to"))),
         "kind": _one_of(*KINDS),
+        "python": _scalar("a Python version such as '3.9'",
+                          lambda v: isinstance(v, str) and re.fullmatch(r"3\.\d+", v) is not None),
         "image": _str,
         "image_compressed_bytes": _positive_int,
         "accepted_conflicts": _list_of(_mapping({"package": _str, "requires": _str, "why": _text},
@@ -418,18 +439,24 @@ SCHEMA = _mapping(
 )
 
 
+_WHY_REQUIRED = {
+    "image": "a kind: container recipe names its image (e.g. nvcr.io/nvidia/merlin/merlin-tensorflow:23.02)",
+    "python": "a kind: venv recipe names the Python of its venv (e.g. python: \"3.9\")",
+}
+
+
 def _check_kind(node: yaml.MappingNode, file: str) -> None:
-    """A container recipe names its image and builds nothing; a conda recipe has no image."""
+    """Each kind has its own keys: a container names its image and builds nothing, a venv
+    names its Python and has no conda part, a conda env has neither image nor `python`."""
     keys = {k.value: k for k, _ in node.value}
     kind_node = next((v for k, v in node.value if k.value == "kind"), None)
     kind = kind_node.value if kind_node is not None else "conda"
-    wrong = CONDA_ONLY_KEYS if kind == "container" else CONTAINER_ONLY_KEYS
-    for name in wrong:
+    for name in NOT_FOR_KIND[kind]:
         if name in keys:
             _fail(keys[name], file, name, f"not allowed in a kind: {kind} recipe")
-    if kind == "container" and "image" not in keys:
-        _fail(node, file, "image",
-              "a kind: container recipe names its image (e.g. nvcr.io/nvidia/merlin/merlin-tensorflow:23.02)")
+    for name in REQUIRED_FOR_KIND[kind]:
+        if name not in keys:
+            _fail(node, file, name, _WHY_REQUIRED[name])
 
 
 def _too_large(file: str) -> InputError:
@@ -471,6 +498,7 @@ def parse_recipe(text: str, file: str) -> Recipe:
         image_compressed_bytes=data.get("image_compressed_bytes"),
         accepted_conflicts=[AcceptedConflict(**c) for c in data.get("accepted_conflicts") or []],
         env_name=data.get("env_name"),
+        venv_python=data.get("python"),
         channels=list(conda.get("channels", [])),
         conda_dependencies=list(conda.get("dependencies", [])),
         pip=[PipGroup(name=g["name"], requirements=list(g["requirements"]),
@@ -485,6 +513,19 @@ def parse_recipe(text: str, file: str) -> Recipe:
                          for k, v in (data.get("expect") or {}).items()}),
         sources=list(data.get("sources") or []),
     )
+
+
+def recipe_option(recipe: Recipe) -> str:
+    """` --recipe NAME` (or its file) for a command about this recipe; nothing for the default."""
+    if recipe.name == DEFAULT_RECIPE:
+        return ""
+    builtin = Path(recipe.path).parent == RECIPES_DIR
+    return f" --recipe {recipe.name if builtin else shlex.quote(recipe.path)}"
+
+
+def fix_command(recipe: Recipe, step: str, force: bool = False) -> str:
+    """The `merlin-doctor fix` line that runs one step for this recipe."""
+    return f"merlin-doctor fix --only {step}" + (" --force" if force else "") + recipe_option(recipe)
 
 
 def available_recipes() -> List[str]:

@@ -10,7 +10,7 @@ from merlin_doctor.errors import InputError
 from merlin_doctor.facts import Facts
 from merlin_doctor.options import CheckOptions
 from merlin_doctor.probes.registry import probe_named
-from merlin_doctor.recipe import Recipe
+from merlin_doctor.recipe import Recipe, fix_command
 from merlin_doctor.verdict import Finding, Status, Verdict
 
 
@@ -130,8 +130,10 @@ def judge_check(check: Check, facts: Facts, recipe: Recipe, options: CheckOption
         except Exception as exc:  # a check that raises becomes an error verdict, never a dead run
             evidence = {"traceback": traceback.format_exc()} if options.debug else {}
             finding = Finding(Status.ERROR, f"the check itself failed: {type(exc).__name__}: {exc}", evidence)
-    step = (finding.step or check.step) if finding.status in (Status.FAIL, Status.WARN) else None
-    fix = finding.fix or (f"merlin-doctor fix --only {step}" if step else None)
+    # A finding's step overrides the check's; "" says no step can repair this finding.
+    step = (check.step if finding.step is None else finding.step) or None
+    step = step if finding.status in (Status.FAIL, Status.WARN) else None
+    fix = finding.fix or (fix_command(recipe, step) if step else None)
     return Verdict(check.id, finding.status, finding.summary, finding.evidence, fix, step,
                    time.perf_counter() - started)
 

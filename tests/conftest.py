@@ -68,3 +68,9 @@ def doctor_json(*args: str, **kwargs) -> dict:
 def load_fixture(name: str) -> dict:
     with open(FIXTURES / "facts" / name, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def pytest_configure(config) -> None:
+    # Registered here rather than in pyproject.toml, whose hash stamps the test venvs.
+    config.addinivalue_line("markers", "realbin: NVIDIA's real CUDA wheels in .venv/tf210-pip "
+                                       "(tests/test_realbin.py; run once, in the Python 3.9 pass)")

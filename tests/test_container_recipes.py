@@ -86,7 +86,7 @@ BAD = {
                                          4, "conda: not allowed in a kind: container recipe"),
     "container without image": ("name: x\nkind: container\n", 1, "image: a kind: container recipe names its image"),
     "image in a conda recipe": ("name: x\nimage: a/b:1\n", 2, "image: not allowed in a kind: conda recipe"),
-    "unknown kind": ("name: x\nkind: vm\n", 2, "kind: expected one of conda, container"),
+    "unknown kind": ("name: x\nkind: vm\n", 2, "kind: expected one of conda, venv, container"),
     "size not a number": ("name: x\nkind: container\nimage: a\nimage_compressed_bytes: 6.49 GB\n", 4,
                           "image_compressed_bytes: expected a positive whole number"),
     "bad tensorrt specifier": ("name: x\nexpect:\n  tensorrt: '8.5'\n", 3, "expect.tensorrt: not a version specifier"),

@@ -93,7 +93,7 @@ DETAILS = {
                               ("cuda.libcudnn", "read from the conda package cudnn", None)],
     "cudnn-unversioned": [("cuda.libcudnn", "its version cannot be read", "cudnn=8.1.0")],
     "no-driver-pip-cudart": [("cuda.libcudart", "libcudart.so.11.0 11.8.89 from", None),
-                             ("cuda.libcudart", "read from the pip package nvidia_cuda_runtime_cu11", None)],
+                             ("cuda.libcudart", "read from the pip package nvidia-cuda-runtime-cu11", None)],
     "driver-470-cudart-11.8": [("gpu.driver", "driver 470.82.01 runs CUDA 11.8 (the runtime that loads: "
                                 "libcudart.so.11.0 at", ">= 520.61.05"),
                                ("gpu.driver", "CUDA_ERROR_UNSUPPORTED_PTX_VERSION", None)],

@@ -472,7 +472,7 @@ def test_without_a_terminal_or_yes_nothing_changes(tmp_path: Path) -> None:
 
 def test_fix_outside_an_env_and_unknown_steps_are_usage_errors(tmp_path: Path) -> None:
     outside = bare_doctor(tmp_path, "fix")
-    assert outside.returncode == 2 and "not inside a conda env: activate it first" in outside.stderr
+    assert outside.returncode == 2 and "not inside an env: activate it first" in outside.stderr
     (tmp_path / "conda-meta").mkdir()
     unknown = bare_doctor(tmp_path, "fix", "--prefix", str(tmp_path), "--only", "bashrc")
     assert unknown.returncode == 2

@@ -11,14 +11,23 @@ from merlin_doctor import knowledge
 from merlin_doctor.activated import ActivatedEnv
 from merlin_doctor.activation import (
     SCRIPT_NAME,
+    activate_command,
     activate_script,
     deactivate_script,
+    script_paths,
 )
 from merlin_doctor.checks import FactsView, check
 from merlin_doctor.recipe import Recipe
 from merlin_doctor.verdict import Finding, failed, listed, passed, skipped, warned
 
-REACTIVATE = "conda deactivate && conda activate {env}"
+NO_ENV = "not inside an env (neither VIRTUAL_ENV nor CONDA_PREFIX is set)"
+
+
+def _reactivate(act, recipe, prefix: str) -> str:
+    """How this env is activated again: a venv's bin/activate, or conda's."""
+    if act.get("kind") == "venv":
+        return f"deactivate; {activate_command('venv', prefix)}"
+    return f"conda deactivate && {activate_command('conda', prefix, _env_label(recipe, prefix))}"
 
 
 def _env_label(recipe, prefix: str) -> str:
@@ -40,19 +49,24 @@ def scripts_written(facts: FactsView, recipe: Recipe) -> Finding:
         return passed(f"recipe {recipe.name} sets no activation variables")
     prefix = act.get("prefix")
     if not prefix:
-        return skipped("not inside a conda env (CONDA_PREFIX is unset): no activation scripts to judge")
+        return skipped(f"{NO_ENV}: no activation scripts to judge")
     scripts = act.get("scripts", {})
     on = scripts.get("activate.d", {}).get(SCRIPT_NAME)
     off = scripts.get("deactivate.d", {}).get(SCRIPT_NAME)
-    where = {"activate": f"{prefix}/etc/conda/activate.d/{SCRIPT_NAME}",
-             "deactivate": f"{prefix}/etc/conda/deactivate.d/{SCRIPT_NAME}"}
+    kind = act.get("kind") or "conda"
+    where = dict(script_paths(kind, prefix))
     if on is None or off is None:
         missing = [k for k, v in (("activate", on), ("deactivate", off)) if v is None]
         what = "the activate.d and deactivate.d scripts are" if len(missing) == 2 else f"the {missing[0]}.d script is"
         return failed(f"{what} missing, so the recipe's variables are never set", evidence=where)
-    if on != activate_script(recipe) or off != deactivate_script(recipe):
+    if on != activate_script(recipe, kind) or off != deactivate_script(recipe, kind):
         return failed("the activation scripts differ from what the recipe implies (edited or stale)",
                       evidence=where)
+    unhooked = [k for k, v in (scripts.get("hooked") or {}).items() if not v]
+    if unhooked:
+        return failed(f"{prefix}/bin/activate does not run etc/merlin-doctor/{unhooked[0]}.sh, so "
+                      "`source bin/activate` leaves the recipe's variables unset",
+                      evidence={"hooked": scripts.get("hooked"), **where})
     leaky = _leaky_scripts(scripts)
     if leaky:
         return warned(f"{', '.join(leaky)} in activate.d changes LD_LIBRARY_PATH and nothing undoes it, "
@@ -70,7 +84,7 @@ def variables_applied(facts: FactsView, recipe: Recipe) -> Finding:
     if not recipe.activate:
         return passed(f"recipe {recipe.name} sets no activation variables")
     if not prefix:
-        return skipped("not inside a conda env (CONDA_PREFIX is unset)")
+        return skipped(NO_ENV)
     live = act.get("variables", {})
     wrong = {}
     for name, rule in ActivatedEnv(recipe, prefix).expected().items():
@@ -83,7 +97,7 @@ def variables_applied(facts: FactsView, recipe: Recipe) -> Finding:
             wrong[name] = {"expected_entries": absent, "found": value}
     if wrong:
         return failed(f"{', '.join(wrong)} not set as the recipe says in this shell",
-                      fix=REACTIVATE.format(env=_env_label(recipe, prefix)), evidence={"variables": wrong})
+                      fix=_reactivate(act, recipe, prefix), evidence={"variables": wrong})
     return passed(f"{', '.join(v.name for v in recipe.activate)} are set for this env")
 
 
@@ -111,7 +125,7 @@ def libdevice_found(facts: FactsView, recipe: Recipe) -> Finding:
     data_dir = act.get("xla_data_dir")
     fallback = act.get("fallback_libdevice") or {}
     if not act.get("prefix") and any(v.name == "XLA_FLAGS" for v in recipe.activate):
-        return skipped("not inside a conda env (CONDA_PREFIX is unset): the env's XLA_FLAGS cannot apply")
+        return skipped(f"{NO_ENV}: the env's XLA_FLAGS cannot apply")
     if not data_dir and fallback.get("exists") and not any(v.name == "XLA_FLAGS" for v in recipe.activate):
         return passed(f"XLA_FLAGS is unset and XLA finds libdevice where it looks last: {fallback['path']}",
                       evidence={"path": fallback["path"]})
@@ -119,6 +133,9 @@ def libdevice_found(facts: FactsView, recipe: Recipe) -> Finding:
         return failed("XLA_FLAGS sets no --xla_gpu_cuda_data_dir, so XLA looks for libdevice in /usr/local/cuda",
                       evidence={"variables": {"XLA_FLAGS": act.get("variables", {}).get("XLA_FLAGS")}})
     lib = act.get("libdevice", {})
+    if not lib.get("exists") and recipe.is_venv:  # the nvcc wheel holds it where XLA looks: no copy to make
+        return failed(f"libdevice is missing at {lib.get('path')}: XLA-compiled functions will fail",
+                      fix=_nvcc_install(recipe), step="pip", evidence={"path": lib.get("path")})
     if not lib.get("exists"):
         return failed(f"libdevice is missing at {lib.get('path')}: XLA-compiled functions will fail",
                       evidence={"path": lib.get("path")})
@@ -126,7 +143,13 @@ def libdevice_found(facts: FactsView, recipe: Recipe) -> Finding:
 
 
 def _nvcc_install(recipe, release: Optional[str] = None) -> str:
-    """The recipe's cuda-nvcc, or a `release` of it when the recipe's cannot serve this machine."""
+    """The recipe's own nvcc (its pip wheel in a venv recipe, else its conda cuda-nvcc), or a
+    `release` of it when the recipe's cannot serve this machine."""
+    wheel = recipe.install_command([r.name for r, _ in recipe.requirements() if r.name.startswith("nvidia-cuda-nvcc")])
+    if wheel or recipe.is_venv:
+        if release:
+            return f"python -m pip install 'nvidia-cuda-nvcc-cu{release.split('.')[0]}=={release}.*'"
+        return wheel or "python -m pip install nvidia-cuda-nvcc-cu11"
     nvcc = next((d for d in recipe.conda_dependencies if "cuda-nvcc" in d), "nvidia::cuda-nvcc")
     channel, _, spec = nvcc.rpartition("::")
     if release:
@@ -135,7 +158,9 @@ def _nvcc_install(recipe, release: Optional[str] = None) -> str:
 
 
 def _recipe_nvcc_release(recipe) -> Optional[str]:
-    m = re.search(r"cuda-nvcc\s*=+\s*(\d+\.\d+)", " ".join(recipe.conda_dependencies))
+    """The CUDA release of the recipe's nvcc: its conda cuda-nvcc, or its nvidia-cuda-nvcc wheel."""
+    pins = recipe.conda_dependencies + [str(r) for r, _ in recipe.requirements()]
+    m = re.search(r"cuda-nvcc(?:-cu\d+)?\s*=+\s*(\d+\.\d+)", " ".join(pins))
     return m.group(1) if m else None
 
 

@@ -6,16 +6,18 @@ One check per library in knowledge/cuda_libraries.yml (`cuda.libcudart`, `cuda.l
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional
+import shlex
+from typing import Any, Dict, List, Optional, Tuple
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from merlin_doctor import knowledge
+from merlin_doctor.activation import activate_command
 from merlin_doctor.checks import FactsView, check
 from merlin_doctor.checks.libversion import entry_for, reported_version, stem
-from merlin_doctor.recipe import Recipe
-from merlin_doctor.verdict import Finding, failed, listed, passed, skipped, warned
+from merlin_doctor.recipe import Recipe, fix_command
+from merlin_doctor.verdict import Finding, Status, failed, listed, passed, skipped, warned
 
 TENSORRT = ("libnvinfer", "libnvinfer_plugin")
 
@@ -29,16 +31,61 @@ def _tensorflow_label(recipe) -> str:
     return f"TensorFlow {knowledge.tensorflow_series(recipe.expect.tensorflow) or ''}".rstrip()
 
 
-def _install_command(spec: Dict[str, Any], recipe) -> str:
-    """The recipe's own conda dependency that provides the library, else its pip wheel."""
+def _env(facts) -> Dict[str, Any]:
+    """The judged env (prefix, kind: conda | venv | system, activated, has_conda), from the probe."""
+    return facts["cuda_libs"].get("env") or {"prefix": facts["cuda_libs"].get("prefix"), "kind": "conda",
+                                             "activated": True, "has_conda": True}
+
+
+def _wheel_command(spec: Dict[str, Any], recipe) -> Optional[str]:
+    """pip with the exact wheel for the library: the recipe's own pin, else what TensorFlow accepts."""
+    pip = spec.get("pip")
+    if not pip:
+        return None
+    pinned = recipe.install_command([pip])
+    if pinned:
+        return pinned
+    key = spec.get("expect")
+    wanted = recipe.expect.constraint(key) if key else None
+    if key == "cudnn" and wanted:
+        return f"python -m pip install {shlex.quote(pip + wanted)}"
+    if key == "cuda_runtime" and wanted:
+        return f"python -m pip install {shlex.quote(f'{pip}>={wanted}')}"
+    return f"python -m pip install {pip}"
+
+
+def _install(spec: Dict[str, Any], recipe, env: Dict[str, Any]) -> Tuple[str, str]:
+    """The command that installs the library in the judged env, in that env's own terms, and the
+    step that runs it ("": none): the image for a container recipe, conda in a conda env (the
+    recipe's own package), pip with the exact wheel in a venv, and for system CUDA a statement."""
     if recipe.is_container:
-        return f"docker pull {recipe.image}  # the image ships this library; a missing one means a damaged or other image"
+        return (f"docker pull {recipe.image}  # the image ships this library; a missing one means a damaged or "
+                "other image", "")
     dep = next((d for d in recipe.conda_dependencies if spec.get("conda") and
                 d.rpartition("::")[2].startswith(spec["conda"] + "=")), None)
-    if dep:
+    wheel = _wheel_command(spec, recipe)
+    if env.get("kind") == "conda" and dep:
         channel, _, pkg = dep.rpartition("::")
-        return f"conda install -c {channel or (recipe.channels or ['conda-forge'])[0]} {pkg}"
-    return f"python -m pip install {spec['pip']}"
+        return f"conda install -c {channel or (recipe.channels or ['conda-forge'])[0]} {pkg}", "env"
+    if env.get("kind") in ("venv", "conda") and wheel:
+        return wheel, "pip" if recipe.install_command([spec["pip"]]) else ""
+    return (f"# {spec['what']} comes from the system's CUDA installation here (no env): install the version "
+            "TensorFlow needs from NVIDIA's packages, or build an env that carries it: "
+            "merlin-doctor setup --recipe tf210-pip --prefix DIR", "")
+
+
+def _not_on_path(dirs: List[str], recipe, env: Dict[str, Any]) -> Tuple[str, str]:
+    """The fix for a library the env has but the loader cannot see: activate the env when it is
+    not, rewrite its activation when the recipe's variables name the directory, else export it."""
+    kind, prefix = env.get("kind"), env.get("prefix") or ""
+    wanted = [recipe.expand(p, prefix) for v in recipe.activate if v.name == "LD_LIBRARY_PATH"
+              for p in v.prepend + v.append]
+    if kind in ("venv", "conda") and dirs[0] in wanted:
+        again = activate_command(kind, prefix, has_conda=env.get("has_conda", True))
+        if not env.get("activated"):
+            return f"{again}  # the env's activation puts {dirs[0]} on the loader path", ""
+        return f"{fix_command(recipe, 'activation')} && {again}", "activation"
+    return f"export LD_LIBRARY_PATH={shlex.quote(dirs[0])}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}", ""
 
 
 def _owner(entry: Dict[str, Any]) -> str:
@@ -86,23 +133,25 @@ def _judge_library(spec: Dict[str, Any], facts, recipe) -> Finding:
     if entry is None:
         return skipped(f"the snapshot has no facts about {spec['soname']}")
     soname = entry["soname"]
+    env = _env(facts)
     evidence = {k: entry.get(k) for k in ("path", "realpath", "version", "owner", "error")}
     evidence["copies"] = [c["path"] for c in entry.get("copies", [])]
+    install, step = _install(spec, recipe, env)
     if entry.get("crashed") or entry.get("timed_out"):
         return failed(f"{soname} ({spec['what']}) is broken: {entry.get('error')}; TensorFlow would die or hang "
                       "the same way when it loads it",
-                      fix=f"{_install_command(spec, recipe)}  # reinstall it: the file is corrupt or built for another system",
-                      step="env", evidence=evidence)
+                      fix=f"{install}  # reinstall it: the file is corrupt or built for another system",
+                      step=step, evidence=evidence)
     if not entry.get("loaded"):
         others = entry.get("other_sonames", [])
-        found = listed([o["path"] for o in others], 3)
+        found = listed([f"{o['path']} ({_owner(o)})" for o in others], 3)
         extra = (f"; found only {found}: another major, which {_tensorflow_label(recipe)} does not load (it opens "
                  f"{soname})") if others else ""
         if entry.get("copies"):
             dirs = sorted({os.path.dirname(c["path"]) for c in entry["copies"]})
+            fix, step = _not_on_path(dirs, recipe, env)
             return failed(f"{soname} ({spec['what']}) exists in {', '.join(dirs)} but is not on the loader path",
-                          fix=f"export LD_LIBRARY_PATH={dirs[0]}:$LD_LIBRARY_PATH  # or: merlin-doctor fix --only activation",
-                          evidence=evidence)
+                          fix=fix, step=step, evidence=evidence)
         if not spec["required"]:
             if others:
                 verb = "is" if len(others) == 1 else "are"
@@ -113,26 +162,25 @@ def _judge_library(spec: Dict[str, Any], facts, recipe) -> Finding:
             return passed(f"{soname} ({spec['what']}) is not installed; only profiling needs it",
                           evidence=evidence)
         return failed(f"{soname} ({spec['what']}) cannot be loaded: {entry.get('error')}{extra}",
-                      fix=_install_command(spec, recipe), step="env", evidence=evidence)
+                      fix=install, step=step, evidence=evidence)
     version, source = reported_version(spec, entry)
     evidence.update(version=version, version_source=source)
     problem = _version_problem(spec, version, recipe)
     if problem:
-        return failed(f"{soname} {problem} (loaded from {entry.get('path')})", fix=_install_command(spec, recipe),
-                      step="env", evidence=evidence)
+        return failed(f"{soname} {problem} (loaded from {entry.get('path')}, {_owner(entry)})", fix=install,
+                      step=step, evidence=evidence)
     shadow = _shadowing(entry, facts["cuda_libs"].get("prefix"))
     if shadow:
-        return warned(f"{soname} {shadow}",
-                      fix="Remove the stray directory from LD_LIBRARY_PATH so the env's copy "
-                      "wins (check ~/.bashrc and activate.d scripts)",
-                      evidence=evidence)
+        return Finding(Status.WARN, f"{soname} {shadow}", evidence,
+                       "Remove the stray directory from LD_LIBRARY_PATH so the env's copy wins "
+                       "(check ~/.bashrc and activate.d scripts)", "")
     judged = spec.get("expect") not in (None, "tensorrt_soname")
     constraint = recipe.expect.constraint(spec["expect"]) if judged else None
     if version is None and constraint:
         return warned(f"{soname} loads from {entry.get('path')} ({_owner(entry)}) but its version cannot be read: no "
                       f"{spec['version']['call']}(), no owning package that versions it, no version in its file name, "
                       f"so the recipe's {constraint} cannot be confirmed",
-                      fix=f"{_install_command(spec, recipe)}  # a copy that reports its version",
+                      fix=f"{install}  # a copy that reports its version", step="",
                       evidence=evidence)
     called = source == f"{spec['version']['call']}()"
     told = f" (read from {source}: {spec['version']['call']}() is missing or failed)" if version and not called else ""
@@ -146,7 +194,7 @@ def _register(spec: Dict[str, Any]) -> None:
 
     judge.__doc__ = f"{spec['soname']} ({spec['what']}) loads from the env at a version TensorFlow accepts."
     check("cuda." + stem(spec["soname"]), probes=["cuda_libs"], gpu=True,
-          step="activation" if spec["required"] else None)(judge)
+          step="pip" if spec["required"] else None)(judge)
 
 
 for _spec in knowledge.load("cuda_libraries")["libraries"]:
@@ -156,7 +204,8 @@ for _spec in knowledge.load("cuda_libraries")["libraries"]:
 
 @check("cuda.tensorrt", probes=["cuda_libs"], step="links", gpu=True)
 def tensorrt(facts: FactsView, recipe: Recipe) -> Finding:
-    """libnvinfer / libnvinfer_plugin (TF-TRT) load at the soname TensorFlow opens; TensorRT 8 linked as .so.7 is flagged."""
+    """libnvinfer / libnvinfer_plugin (TF-TRT) load at the soname TensorFlow opens; another major behind it is
+    flagged unless the recipe intends it (expect.tensorrt)."""
     wanted = recipe.expect.tensorrt_soname
     if not wanted:
         return skipped(f"recipe {recipe.name} does not use TensorRT")
@@ -164,8 +213,13 @@ def tensorrt(facts: FactsView, recipe: Recipe) -> Finding:
     if not entries:
         return skipped("the snapshot has no TensorRT facts")
     missing = [e for e in entries if not e.get("loaded")]
-    evidence = {e["soname"]: {k: e.get(k) for k in ("path", "realpath", "version", "error")} for e in entries}
+    evidence = {e["soname"]: {k: e.get(k) for k in ("path", "realpath", "version", "error", "owner")} for e in entries}
     if missing:
+        if missing[0].get("copies"):
+            dirs = sorted({os.path.dirname(c["path"]) for c in missing[0]["copies"]})
+            fix, step = _not_on_path(dirs, recipe, _env(facts))
+            return failed(f"{missing[0]['soname']} exists in {', '.join(dirs)} but is not on the loader path",
+                          fix=fix, step=step, evidence=evidence)
         other = [o for e in missing for o in e.get("other_sonames", [])]
         if other:
             return failed(f"{missing[0]['soname']} is missing while {other[0]['path']} (another TensorRT major) is "
@@ -175,10 +229,22 @@ def tensorrt(facts: FactsView, recipe: Recipe) -> Finding:
                        "unavailable; GPU training is unaffected",
                        evidence=evidence)
     major = [e for e in entries if (e.get("version") or "").split(".")[0] not in ("", str(wanted))]
-    if major:
-        return warned(f"{major[0]['soname']} is TensorRT {major[0]['version']} ({major[0].get('realpath')}) behind a "
-                      f".so.{wanted} name: the load warning is silenced, but TensorFlow was built against TensorRT "
-                      f"{wanted}.x, so TF-TRT conversion is not supported with it (GPU training is unaffected)",
+    intended = recipe.expect.tensorrt
+    if major and intended and all(_contains(intended, e.get("version")) for e in major):
+        return passed(f"TensorRT {major[0]['version']} loads behind the .so.{wanted} name TensorFlow opens, as recipe "
+                      f"{recipe.name} intends (TensorRT {intended}; TensorFlow was built against {wanted}.x)",
                       evidence=evidence)
+    if major:  # nothing a step can change: said, with no fix to run
+        return Finding(Status.WARN, f"{major[0]['soname']} is TensorRT {major[0]['version']} "
+                       f"({major[0].get('realpath')}) behind a .so.{wanted} name: the load warning is silenced, but "
+                       f"TensorFlow was built against TensorRT {wanted}.x, so TF-TRT conversion is not supported with "
+                       "it (GPU training is unaffected)", evidence, None, "")
     return passed(f"TensorRT {entries[0].get('version')} loads as {_tensorflow_label(recipe)} expects (.so.{wanted})",
                   evidence=evidence)
+
+
+def _contains(specifier: str, version: Optional[str]) -> bool:
+    try:
+        return version is not None and SpecifierSet(specifier).contains(Version(version))
+    except InvalidVersion:
+        return False

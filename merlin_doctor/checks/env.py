@@ -1,4 +1,4 @@
-"""Env checks: the recipe's links and copies are in place in the env (CONDA_PREFIX).
+"""Env checks: the recipe's links and copies are in place in the env (VIRTUAL_ENV or CONDA_PREFIX).
 
 These judge recipe conformance, with or without a GPU: `cuda.*` judges what the loader
 finds, these judge what `merlin-doctor setup` should have made (and `fix` remakes).
@@ -10,10 +10,10 @@ from typing import Optional, Tuple
 
 from merlin_doctor.checks import FactsView, check
 from merlin_doctor.envstate import SETTLED_LINKS
-from merlin_doctor.recipe import Recipe
+from merlin_doctor.recipe import Recipe, fix_command
 from merlin_doctor.verdict import Finding, failed, listed, passed, skipped
 
-NOT_IN_ENV = "not inside a conda env (CONDA_PREFIX is unset): no env to judge"
+NOT_IN_ENV = "not inside an env (neither VIRTUAL_ENV nor CONDA_PREFIX is set): no env to judge"
 IN_THE_WAY = ("file", "elsewhere", "differs")
 
 
@@ -26,9 +26,9 @@ def _entries(facts, recipe, key: str) -> Tuple[list, Optional[Finding]]:
     return entries, None if entries else passed(f"recipe {recipe.name} makes no {key}")
 
 
-def _fix(step: str, entries: list) -> str:
+def _fix(recipe: Recipe, step: str, entries: list) -> str:
     """`--force` only when something not made by the doctor is in the way."""
-    return f"merlin-doctor fix --only {step}" + (" --force" if any(e["state"] in IN_THE_WAY for e in entries) else "")
+    return fix_command(recipe, step, force=any(e["state"] in IN_THE_WAY for e in entries))
 
 
 @check("env.links", probes=["recipe_files"], step="links")
@@ -40,7 +40,7 @@ def links_in_place(facts: FactsView, recipe: Recipe) -> Finding:
     bad = [e for e in entries if e["state"] not in SETTLED_LINKS]
     if bad:
         named = listed([f"{e['path']} ({e['state']})" for e in bad], 3)
-        return failed(f"{len(bad)} of the recipe's links missing or wrong: {named}", fix=_fix("links", bad),
+        return failed(f"{len(bad)} of the recipe's links missing or wrong: {named}", fix=_fix(recipe, "links", bad),
                       evidence={"links": bad})
     absent = [e["path"] for e in entries if e["state"] == "no-target"]
     note = f"; {len(absent)} not made because their target is not installed" if absent else ""
@@ -58,7 +58,7 @@ def copies_in_place(facts: FactsView, recipe: Recipe) -> Finding:
         first = bad[0]
         prefix = facts["recipe_files"]["prefix"]
         fix = (f"merlin-doctor setup --prefix {shlex.quote(prefix)} --only env" if first["state"] == "no-source"
-               else _fix("copies", bad))
+               else _fix(recipe, "copies", bad))
         return failed(f"{len(bad)} copy(ies) missing or stale: {first['to']} ({first['state']})", fix=fix,
                       evidence={"copies": bad})
     return passed(f"{len(entries)} copy(ies) match their sources", evidence={"copies": [e["to"] for e in entries]})

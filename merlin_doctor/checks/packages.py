@@ -18,6 +18,12 @@ def _dists(facts) -> Dict[str, Dict[str, Any]]:
     return facts["packages"].get("distributions", {})
 
 
+def _image_fix(recipe) -> str:
+    """A container's packages come with its image: pip-replacing NVIDIA's builds would break it."""
+    return (f"docker pull {recipe.image}  # the image ships these packages; run the doctor in an unchanged "
+            "container rather than pip-installing over NVIDIA's TensorFlow and cuDF")
+
+
 @check("packages.required", probes=["packages"], needs=["python.version"], step="pip")
 def required_packages(facts: FactsView, recipe: Recipe) -> Finding:
     """Every package the recipe installs is present at an allowed version (optional groups warn).
@@ -40,13 +46,17 @@ def required_packages(facts: FactsView, recipe: Recipe) -> Finding:
         if reqs:
             fixes.append(group.install_command(reqs))
     named = listed([f"{p['requirement']} (found {p['found'] or 'nothing'})" for p in (hard or problems)], 6)
+    if hard and recipe.is_container:
+        return failed(f"{len(hard)} package(s) the image ships are missing or at another version: {named}",
+                      fix=_image_fix(recipe), step="", evidence={"problems": problems})
     if hard:
         what = "required package is" if len(hard) == 1 else "required packages are"
         return failed(f"{len(hard)} {what} missing or at the wrong version: {named}",
                       fix=" && ".join(fixes), evidence={"problems": problems})
     groups = sorted({p["group"] for p in problems})
     return warned(f"optional group(s) {', '.join(groups)} not installed: {problems[0]['why'] or named}",
-                  fix=" && ".join(fixes), evidence={"problems": problems})
+                  fix=_image_fix(recipe) if recipe.is_container else " && ".join(fixes),
+                  evidence={"problems": problems})
 
 
 _EXTRA_ONLY = re.compile(r";(?!.*\bor\b).*\bextra\s*==")
@@ -102,17 +112,29 @@ def no_conflicts(facts: FactsView, recipe: Recipe) -> Finding:
     conflicts = [u for u in unmet if u["found"]]
     first = (conflicts or unmet)[0]
     text = f"{first['package']} requires {first['requires']}, found {first['found'] or 'nothing'}"
-    fix = f"python -m pip install '{first['requires']}'"
+    fix = _image_fix(recipe) if recipe.is_container else f"python -m pip install '{first['requires']}'"
     if conflicts:
         return failed(f"{len(conflicts)} version conflict(s): {text}", fix=fix, evidence={"unmet": unmet})
     return warned(f"{len(unmet)} missing dependency(ies): {text}", fix=fix, evidence={"unmet": unmet})
+
+
+def _clash(info: Dict[str, Any]) -> bool:
+    """Two distributions install the same files, or one a module file where another a directory.
+
+    Sharing only a namespace directory is by design (PEP 420: every NVIDIA CUDA wheel installs
+    its own `nvidia/<name>/`, each with a copy of the empty `nvidia/__init__.py`). A snapshot
+    from before the RECORDs were compared is judged as then: a regular package or module.
+    """
+    if "clashing_files" in info:
+        return bool(info["clashing_files"]) or bool(info.get("file_and_dir"))
+    return bool({"module", "package"} & set(info["kinds"]))
 
 
 @check("packages.duplicates", probes=["packages"])
 def no_duplicate_modules(facts: FactsView, recipe: Recipe) -> Finding:
     """No module is installed by two distributions (pynvml and nvidia-ml-py; cupy and cupy-cuda11x)."""
     shared = facts["packages"].get("shared_modules", {})
-    clashes = {name: info for name, info in shared.items() if {"module", "package"} & set(info["kinds"])}
+    clashes = {name: info for name, info in shared.items() if _clash(info)}
     table = knowledge.load("module_conflicts")
     rank = {"note": 0, "warn": 1, "fail": 2}
     judged = []

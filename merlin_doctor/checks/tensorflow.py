@@ -208,7 +208,8 @@ def xla_compiles(facts: FactsView, recipe: Recipe) -> Finding:
                           "merlin-doctor fix --only copies  # libdevice; and check activation.ptxas", cpu_part=True)
 
 
-@check("tf.tensorrt", probes=["tensorflow"], needs=["tf.import", "gpu.nvml", "cuda.tensorrt"], step="links", gpu=True)
+@check("tf.tensorrt", probes=["tensorflow", "recipe_files"], needs=["tf.import", "gpu.nvml", "cuda.tensorrt"],
+       step="links", gpu=True)
 def tensorrt_in_tensorflow(facts: FactsView, recipe: Recipe) -> Finding:
     """TF-TRT loads TensorRT, and the version it loads is the one TensorFlow was linked against.
 
@@ -224,13 +225,20 @@ def tensorrt_in_tensorflow(facts: FactsView, recipe: Recipe) -> Finding:
     evidence = {"linked": linked, "loaded": loaded, "enabled": test.get("enabled")}
     if not test.get("enabled"):
         found = attributed(_tf(facts), test, ["tests.tensorrt"], recipe)
+        links = facts["recipe_files"].get("links") or []
+        linked_already = bool(links) and all(e["state"] == "ok" for e in links)
+        # With the links in place the links step has nothing left to do: no step then, only the cause.
         return warned(f"TF-TRT cannot load TensorRT (TensorFlow was linked against {linked}){_because(found)}; "
                       "inference conversion is unavailable, training is unaffected",
-                      evidence={"explained": found, **evidence})
+                      step="" if linked_already else None, evidence={"explained": found, **evidence})
+    intended = recipe.expect.tensorrt
     if linked and loaded and linked.split(".")[0] != loaded.split(".")[0]:
+        if intended and SpecifierSet(intended).contains(loaded):
+            return passed(f"TF-TRT loads TensorRT {loaded}, the one recipe {recipe.name} intends ({intended}), "
+                          f"through the .so.{linked.split('.')[0]} links (TensorFlow was linked against {linked})",
+                          evidence=evidence)
         return warned(f"TF-TRT loads TensorRT {loaded} but TensorFlow was linked against {linked}: conversion is "
-                      "not supported across majors (training is unaffected)",
-                      evidence=evidence)
+                      "not supported across majors (training is unaffected)", step="", evidence=evidence)
     return passed(f"TF-TRT loads TensorRT {loaded} (linked against {linked})", evidence=evidence)
 
 

@@ -56,7 +56,8 @@ def connect(scheduler: Optional[str], local: Optional[int], timeout: float) -> I
         from distributed import Client
     except ImportError:
         raise InputError("fleet needs dask.distributed here and on the workers: "
-                         "python -m pip install 'merlin-doctor[fleet]'") from None
+                         "python -m pip install 'distributed>=2023.1'  # what merlin-doctor's [fleet] extra adds"
+                         ) from None
     cluster = None
     if scheduler:
         try:

@@ -9,27 +9,45 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from merlin_doctor.activation import SCRIPT_NAME, active_env, hooked, script_paths
 from merlin_doctor.contained import read_regular
 from merlin_doctor.probes.context import ProbeContext
 
-WATCHED = ("LD_LIBRARY_PATH", "XLA_FLAGS", "PATH", "CONDA_PREFIX", "CUDA_HOME", "CUDA_PATH")
+WATCHED = ("LD_LIBRARY_PATH", "XLA_FLAGS", "PATH", "CONDA_PREFIX", "VIRTUAL_ENV", "CUDA_HOME", "CUDA_PATH")
 SCRIPT_DIRS = ("etc/conda/activate.d", "etc/conda/deactivate.d")
 MAX_SCRIPT_BYTES = 65536
 
 
-def _scripts(prefix: str) -> Dict[str, Dict[str, str]]:
+def _read(path: Path) -> str:
+    data = read_regular(str(path), MAX_SCRIPT_BYTES)  # bytes: a CR stays a CR
+    return "<unreadable, or not a regular file>" if data is None else data.decode("utf-8", "replace")
+
+
+def _venv_scripts(prefix: str) -> Dict[str, Any]:
+    """A venv's scripts in the conda layout's shape (activate.d / deactivate.d: {name: text}),
+    and whether its bin/activate runs them (`hooked`)."""
+    found: Dict[str, Any] = {}
+    for which, path in script_paths("venv", prefix):
+        found[f"{which}.d"] = {SCRIPT_NAME: _read(Path(path))} if os.path.isfile(path) else {}
+    activate = Path(prefix, "bin", "activate")
+    found["hooked"] = hooked(_read(activate)) if activate.is_file() else {"activate": False, "deactivate": False}
+    return found
+
+
+def _scripts(prefix: str, kind: str) -> Dict[str, Dict[str, str]]:
+    if kind == "venv":
+        return _venv_scripts(prefix)
     found: Dict[str, Dict[str, str]] = {}
     for rel in SCRIPT_DIRS:
         directory = Path(prefix, rel)
         entries: Dict[str, str] = {}
         if directory.is_dir():
             for path in sorted(directory.glob("*.sh")):
-                data = read_regular(str(path), MAX_SCRIPT_BYTES)  # bytes: a CR stays a CR
-                entries[path.name] = "<unreadable, or not a regular file>" if data is None else \
-                    data.decode("utf-8", "replace")
+                entries[path.name] = _read(path)
         found[rel.rsplit("/", 1)[-1]] = entries
     return found
 
@@ -67,7 +85,7 @@ def _ptxas(ctx: ProbeContext, data_dir: Optional[str]) -> Dict[str, Any]:
 
 def probe(ctx: ProbeContext) -> Dict[str, Any]:
     env = ctx.env
-    prefix = env.get("CONDA_PREFIX")
+    prefix, kind = active_env(env, sys.prefix)
     ld_entries: List[Dict[str, Any]] = [
         {"path": p, "exists": os.path.isdir(p)} for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p
     ]
@@ -76,8 +94,9 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
     fallback = ctx.host_path("/usr/local/cuda/nvvm/libdevice/libdevice.10.bc")  # XLA's own last resort
     return {
         "prefix": prefix,
+        "kind": kind,
         "variables": {k: env[k] for k in WATCHED if k in env},
-        "scripts": _scripts(prefix) if prefix else {},
+        "scripts": _scripts(prefix, kind or "conda") if prefix else {},
         "ld_library_path": ld_entries,
         "xla_data_dir": data_dir,
         "libdevice": {"path": libdevice, "exists": bool(libdevice and os.path.isfile(libdevice))},

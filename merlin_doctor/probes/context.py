@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import sys
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Dict, Optional
 
@@ -46,7 +47,9 @@ class ProbeContext:
 
     def judged_prefix(self) -> Optional[str]:
         """The env being judged: the one named, else the activated conda env or venv, if any."""
-        return self.prefix or self.env.get("CONDA_PREFIX") or self.env.get("VIRTUAL_ENV") or None
+        from merlin_doctor.activation import active_env
+
+        return self.prefix or active_env(self.env, sys.prefix)[0]
 
     def activated(self):  # -> Optional[ActivatedEnv]
         """The judged env as activation leaves it (activated.py), when there is an env and a recipe."""

@@ -14,9 +14,12 @@ import glob
 import json
 import os
 import re
+import shutil
 import subprocess
+import sys
 from typing import Any, Dict, List, Optional
 
+from merlin_doctor.envstate import env_kind
 from merlin_doctor.probes.context import ProbeContext
 from merlin_doctor.probes.isolate import call_in_fork
 
@@ -38,6 +41,18 @@ def loaded_path(lib: ctypes.CDLL) -> Optional[str]:
     except (OSError, AttributeError, ValueError):
         pass
     return None
+
+
+def judged_env(ctx: ProbeContext) -> Dict[str, Any]:
+    """The env whose files are searched and owners named: the judged one (named or activated),
+    else the one this Python runs from, so a venv used without activation still has its wheels'
+    libraries found. `kind`: conda (conda-meta/), venv (pyvenv.cfg) or system; `activated`: an
+    env was named or activated, so the search path is as its activation leaves it."""
+    active = ctx.judged_prefix()
+    prefix = os.path.abspath(active or sys.prefix)
+    has_conda = bool(ctx.env.get("CONDA_EXE") or ctx.env.get("MAMBA_EXE") or any(
+        shutil.which(exe, path=ctx.env.get("PATH", "")) for exe in ("conda", "mamba", "micromamba")))
+    return {"prefix": prefix, "kind": env_kind(prefix) or "system", "activated": bool(active), "has_conda": has_conda}
 
 
 def search_path(ctx: ProbeContext) -> List[str]:
@@ -124,7 +139,8 @@ class _Owners:
                 with open(record, encoding="utf-8") as fh:
                     if any(line.startswith(rel + ",") for line in fh):
                         name, _, version = dist.partition("-")
-                        return {"kind": "pip", "name": name, "version": version}
+                        # dist-info folders spell names with "_": say it as pip does (nvidia-cudnn-cu11)
+                        return {"kind": "pip", "name": re.sub(r"[-_.]+", "-", name).lower(), "version": version}
             except OSError:
                 continue
         return None
@@ -140,9 +156,9 @@ def _filename_version(real: str, soname: str) -> Optional[str]:
     return base[len(stem):] if base.startswith(stem) and base != soname else None
 
 
-def _scan_dirs(ctx: ProbeContext, path: List[str], table: Dict[str, List[str]]) -> List[str]:
-    """Directories where copies of the libraries could live: the search path, the env, the system."""
-    prefix = ctx.judged_prefix()
+def _scan_dirs(ctx: ProbeContext, prefix: str, path: List[str], table: Dict[str, List[str]]) -> List[str]:
+    """Directories where copies of the libraries could live: the search path, the judged env
+    (conda's lib/, the wheels' site-packages/nvidia/*/lib and tensorrt/), the system."""
     dirs = list(path)
     if prefix:
         site = glob.glob(os.path.join(prefix, "lib", "python3*", "site-packages"))
@@ -283,8 +299,9 @@ def child_options(ctx: ProbeContext) -> Dict[str, Any]:
 def probe(ctx: ProbeContext) -> Dict[str, Any]:
     prepared = ctx.options.get("cuda_libs") or child_options(ctx)
     path = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
-    owners = _Owners(ctx.judged_prefix())
-    dirs = _scan_dirs(ctx, path, prepared["search"])
+    env = judged_env(ctx)
+    owners = _Owners(env["prefix"])
+    dirs = _scan_dirs(ctx, env["prefix"], path, prepared["search"])
     listing = {d: sorted(os.listdir(d)) for d in dirs}
     ld_cache = _ld_cache(ctx)
     specs = prepared["libraries"]
@@ -297,4 +314,5 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
             entry["file_version"] = _filename_version(entry["realpath"] or "", spec["soname"])
         entry.update(_copies(spec["soname"], listing, ld_cache, path, owners))
         libraries.append(entry)
-    return {"search_path": path, "prefix": ctx.judged_prefix(), "scanned_dirs": dirs, "libraries": libraries}
+    return {"search_path": path, "prefix": ctx.judged_prefix(), "env": env, "scanned_dirs": dirs,
+            "libraries": libraries}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import platform
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 from merlin_doctor.probes.context import ProbeContext
 from merlin_doctor.sitepath import metadata_dirs
@@ -51,8 +51,35 @@ def _module_kind(location: str, name: str) -> str:
     return "namespace" if os.path.isdir(os.path.join(location, name)) else "other"
 
 
-def _shared_modules(dists: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
-    """Top-level names that two or more distributions install, with what is on disk."""
+def _files_under(info_dir: str, name: str) -> List[str]:
+    """What a distribution's RECORD installs as the top-level `name`: `name.py`, `name/...`."""
+    out = []
+    for line in (_read(info_dir, "RECORD") or "").splitlines():
+        path = line.split(",", 1)[0]
+        if (path.startswith(name + "/") or path.split(".", 1)[0] == name) and "__pycache__" not in path:
+            out.append(path)
+    return out
+
+
+def _overlap(files: Dict[str, List[str]], name: str) -> Dict[str, Any]:
+    """How distributions share a top-level name, from their RECORDs: `clashing` files that two of
+    them install (the `name/__init__.py` a namespace's wheels each carry excepted), and whether
+    one installs `name` as a module file while another installs it as a directory."""
+    seen: Dict[str, str] = {}
+    clashing = []
+    shapes: Set[str] = set()
+    for key, paths in sorted(files.items()):
+        shapes.update("dir" if p.startswith(name + "/") else "file" for p in paths)
+        for path in paths:
+            if path in seen and path != f"{name}/__init__.py":
+                clashing.append(path)
+            seen.setdefault(path, key)
+    return {"clashing_files": sorted(set(clashing))[:10], "file_and_dir": shapes == {"dir", "file"}}
+
+
+def _shared_modules(dists: Dict[str, Dict[str, Any]], info_dirs: Dict[str, str]) -> Dict[str, Dict[str, Any]]:
+    """Top-level names that two or more distributions install, with what is on disk and
+    which files they really share (NVIDIA's wheels all install under one `nvidia/` namespace)."""
     owners: Dict[str, List[str]] = {}
     for key, entry in dists.items():
         for name in entry["top_level"]:
@@ -62,7 +89,8 @@ def _shared_modules(dists: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any
         if len(keys) > 1:
             locations = sorted({dists[k]["location"] for k in keys})
             shared[name] = {"distributions": sorted(keys),
-                            "kinds": sorted({_module_kind(loc, name) for loc in locations})}
+                            "kinds": sorted({_module_kind(loc, name) for loc in locations}),
+                            **_overlap({k: _files_under(info_dirs[k], name) for k in keys}, name)}
     return shared
 
 
@@ -89,6 +117,7 @@ def _headers(info_dir: str) -> Dict[str, List[str]]:
 
 def probe(ctx: ProbeContext) -> Dict[str, Any]:
     dists: Dict[str, Dict[str, Any]] = {}
+    info_dirs: Dict[str, str] = {}
     for location, info_dir in metadata_dirs():
         fields = _headers(info_dir)
         if not fields.get("Name") or not fields.get("Version"):
@@ -100,6 +129,7 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
             if dists[key]["location"] != location or dists[key]["version"] != version:
                 dists[key].setdefault("shadowed", []).append({"version": version, "location": location})
             continue
+        info_dirs[key] = info_dir
         dists[key] = {
             "name": name,
             "version": version,
@@ -107,5 +137,5 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
             "top_level": _top_level(info_dir),
             "location": location,
         }
-    return {"distributions": dists, "shared_modules": _shared_modules(dists),
+    return {"distributions": dists, "shared_modules": _shared_modules(dists, info_dirs),
             "python_version": platform.python_version()}  # markers are evaluated for this Python

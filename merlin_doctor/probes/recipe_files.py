@@ -1,4 +1,4 @@
-"""The recipe's links and copies inside the env named by CONDA_PREFIX, as the steps see them.
+"""The recipe's links and copies inside the env named by VIRTUAL_ENV or CONDA_PREFIX, as the steps see them.
 
 The `links` and `copies` steps judge the same state with the same functions, so a check
 built on these facts and the step that repairs it can never disagree.
@@ -12,7 +12,7 @@ from merlin_doctor.probes.context import ProbeContext
 
 
 def probe(ctx: ProbeContext) -> Dict[str, Any]:
-    prefix = ctx.env.get("CONDA_PREFIX")
+    prefix = ctx.judged_prefix()
     if not prefix:
         return {"prefix": None, "links": [], "copies": []}
     recipe = ctx.recipe()

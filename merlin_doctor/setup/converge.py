@@ -34,6 +34,7 @@ from merlin_doctor.setup.engines import (
     prefix_state,
     select_engine,
 )
+from merlin_doctor.setup.engines.venv import VenvEngine, venv_state
 from merlin_doctor.setup.steps import (
     Step,
     StepContext,
@@ -54,12 +55,20 @@ class Busy(Exception):
 
 # --- where: the engine and the prefix ---------------------------------------------------
 
-def resolve_engine(name: str) -> Tuple[Engine, Optional[str]]:
-    """The engine `name` picks, and why it cannot run here (None when it can).
+def resolve_engine(name: str, recipe: Optional[Recipe] = None, python: Optional[str] = None
+                   ) -> Tuple[Engine, Optional[str]]:
+    """The engine `name` picks (a venv recipe's is always the venv engine, with `--python`
+    or a Python of its version found here), and why it cannot run here (None when it can).
 
     An engine that cannot run still names envs and shows its commands, so a dry run (or
     a run that creates nothing) works on a machine without it.
     """
+    if recipe is not None and recipe.is_venv:
+        venv = VenvEngine(recipe.python_version or "3", python)
+        return venv, None if venv.available() else venv.missing_reason()
+    if python:
+        raise InputError(f"--python is for recipes of kind venv; {recipe.name if recipe else 'this recipe'} "
+                         "is a conda env, whose Python the recipe's conda part pins")
     try:
         return select_engine(name), None
     except ValueError as exc:
@@ -83,19 +92,21 @@ def resolve_prefix(recipe: Recipe, engine: Engine, name: Optional[str], prefix: 
         raise InputError(f"cannot tell where {engine.name} keeps named envs ({exc}); give --prefix DIR") from None
 
 
-def check_prefix(prefix: Path, creates: bool) -> None:
-    """Refuse a base env always, and a directory that is not a conda env unless the run creates one."""
+def check_prefix(prefix: Path, creates: bool, kind: str = "conda") -> None:
+    """Refuse a base env always, and a directory that is not an env of `kind` (a conda env,
+    or a venv) unless the run creates one."""
     base = [m for m in BASE_MARKERS if (prefix / m).is_dir()]
     if base:
         raise InputError(f"{prefix} is a conda installation's base env (it holds {base[0]}/); merlin-doctor "
                          "never changes base: give --name NAME or --prefix DIR for an env of its own")
-    state = prefix_state(prefix)
+    state = venv_state(prefix) if kind == "venv" else prefix_state(prefix)
+    what = "a venv (no pyvenv.cfg)" if kind == "venv" else "a conda env (no conda-meta/)"
     if state == "foreign":
-        raise InputError(f"{prefix} exists and is not a conda env (no conda-meta/); refusing to change it: "
+        raise InputError(f"{prefix} exists and is not {what}; refusing to change it: "
                          "choose another --prefix, or move it away yourself")
     if not creates and state != "env":
-        raise InputError(f"{prefix} is not a conda env ({state}); "
-                         f"create it with `merlin-doctor setup --prefix {prefix}`")
+        raise InputError(f"{prefix} is not {what.split(' (')[0]} ({state}); create it with "
+                         f"`merlin-doctor setup --prefix {prefix}`")
 
 
 # --- one run at a time, and a log of everything ----------------------------------------

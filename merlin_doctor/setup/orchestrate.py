@@ -12,15 +12,19 @@ shell, and the probes that read the env's Python run with the env's own interpre
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
+from merlin_doctor.activation import activate_command, active_env
+from merlin_doctor.envstate import env_kind
 from merlin_doctor.errors import InputError
+from merlin_doctor.names import STEP_IDS
 from merlin_doctor.recipe import DEFAULT_RECIPE, Recipe, load_buildable_recipe
 from merlin_doctor.setup.converge import (
     Busy,
@@ -41,6 +45,7 @@ class Options:
     name: Optional[str] = None
     prefix: Optional[str] = None
     engine: str = "auto"
+    python: Optional[str] = None
     dry_run: bool = False
     yes: bool = False
     force: bool = False
@@ -82,15 +87,23 @@ def check_command(recipe: Recipe, opts: Options, prefix: Path) -> str:
     return f"merlin-doctor check {where}{chosen}"
 
 
+def _next_hint(recipe: Recipe, opts: Options, prefix: Path, engine) -> str:
+    """How to judge the env this run built, and how to enter it on this machine (its venv's
+    bin/activate; `conda activate` only where there is a conda)."""
+    name = None if opts.prefix else prefix.name
+    enter = activate_command(recipe.kind, str(prefix), name, engine.name != "rattler")
+    return f"{check_command(recipe, opts, prefix)}; to work in it: {enter}"
+
+
 def setup(opts: Options) -> int:
     """Converge the env named by the options to the recipe; the exit code of the run."""
     command = "merlin-doctor setup"
     recipe = load_buildable_recipe(opts.recipe)
     steps = select_steps(opts.only)
     creates = any(s.id == "env" for s in steps)
-    engine, unusable = resolve_engine(opts.engine)
+    engine, unusable = resolve_engine(opts.engine, recipe, opts.python)
     prefix = resolve_prefix(recipe, engine, opts.name, opts.prefix)
-    check_prefix(prefix, creates=creates)
+    check_prefix(prefix, creates=creates, kind=recipe.kind)
     note = _engine_note(engine, unusable, creates, opts.dry_run)
     if unusable and creates and not opts.dry_run:
         return _failure(unusable)
@@ -102,7 +115,7 @@ def setup(opts: Options) -> int:
         result = run(ctx, steps, report, command, opts.yes, _interactive(opts), _log_path(opts))
     except Busy as exc:
         return _failure(str(exc))
-    report.finish(ctx, result, check_command(recipe, opts, prefix))
+    report.finish(ctx, result, _next_hint(recipe, opts, prefix, engine))
     if opts.as_json:
         print(json.dumps(setup_document(command, ctx, result, notes), indent=2))
     return result.exit_code
@@ -113,13 +126,15 @@ def fix(opts: Options) -> int:
     command = "merlin-doctor fix"
     recipe = load_buildable_recipe(opts.recipe)
     prefix = _fix_target(recipe, opts)
-    check_prefix(prefix, creates=False)
+    kind = env_kind(str(prefix)) or recipe.kind
+    check_prefix(prefix, creates=False, kind=kind)
     select_steps(opts.only)  # an unknown --only is a usage error even when nothing is wrong
+    recipe, applicable = for_env_kind(recipe, kind)
     before = judge(recipe, prefix)
-    named = [v.step for v in before if v.step]
+    named = [v.step for v in before if v.step and v.step in applicable]
     steps = select_steps(opts.only, allowed=named)
     creates = any(s.id == "env" for s in steps)
-    engine, unusable = resolve_engine(opts.engine)
+    engine, unusable = resolve_engine(opts.engine, recipe, opts.python)
     note = _engine_note(engine, unusable, creates, opts.dry_run)
     if unusable and creates and not opts.dry_run:
         return _failure(unusable)
@@ -143,14 +158,24 @@ def fix(opts: Options) -> int:
 
 
 def _fix_target(recipe: Recipe, opts: Options) -> Path:
-    """--prefix, else --name, else the active conda env."""
+    """--prefix, else --name, else the active venv or conda env."""
     if opts.prefix or opts.name:
-        engine = resolve_engine(opts.engine)[0]
+        engine = resolve_engine(opts.engine, recipe, opts.python)[0]
         return resolve_prefix(recipe, engine, opts.name, opts.prefix)
-    if not os.environ.get("CONDA_PREFIX"):
-        raise InputError("not inside a conda env: activate it first (conda activate NAME) or give --prefix DIR "
-                         "or --name ENV")
-    return Path(os.path.abspath(os.environ["CONDA_PREFIX"]))
+    active = active_env(os.environ, sys.prefix)[0]
+    if not active:
+        raise InputError("not inside an env: activate it first (conda activate NAME, or source DIR/bin/activate) "
+                         "or give --prefix DIR or --name ENV")
+    return Path(os.path.abspath(active))
+
+
+def for_env_kind(recipe: Recipe, kind: str) -> Tuple[Recipe, Tuple[str, ...]]:
+    """The recipe as it applies to an env of `kind`, and the steps that apply there: a conda
+    recipe's pip groups, links and variables apply to a venv too (its variables through the
+    venv's bin/activate), its conda packages and copies from them do not."""
+    if recipe.kind == kind:
+        return recipe, STEP_IDS
+    return dataclasses.replace(recipe, kind=kind, venv_python=recipe.python_version), ("pip", "links", "activation")
 
 
 def judge(recipe: Recipe, prefix: Path) -> List[Verdict]:

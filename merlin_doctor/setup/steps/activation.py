@@ -1,10 +1,12 @@
-"""Step `activation`: write the env's activate.d and deactivate.d scripts.
+"""Step `activation`: write the env's activation scripts (conda: activate.d and deactivate.d;
+venv: etc/merlin-doctor/ and the two lines in bin/activate that run them).
 
 The text is exactly `activation.activate_script(recipe)` / `deactivate_script(recipe)`,
 the same functions the `activation.scripts` check compares against. A different file of
 that name is rewritten only when it carries the doctor's header (an older version of
-ours) or with --force. deactivate.d is written first, so an activate script never exists
-without its undo; both are written atomically.
+ours) or with --force. The undo is written first, so an activate script never exists
+without it; every file is written atomically. A venv's bin/activate (written by `venv`,
+not by us) only gains our two marked lines; nothing in it is replaced.
 """
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ from typing import Any, Dict, List
 
 from merlin_doctor.activation import (
     HEADER,
-    SCRIPT_NAME,
     activate_script,
+    add_hooks,
     deactivate_script,
+    hooked,
+    script_paths,
 )
 from merlin_doctor.contained import read_regular, where_outside
 from merlin_doctor.recipe import Recipe
@@ -46,17 +50,35 @@ def inspect(recipe: Recipe, prefix: Path) -> List[Dict[str, Any]]:
     out: List[Dict[str, Any]] = []
     if not recipe.activate:
         return out
-    for folder, text in (("deactivate.d", deactivate_script(recipe)), ("activate.d", activate_script(recipe))):
-        path = prefix / "etc" / "conda" / folder / SCRIPT_NAME
+    texts = {"deactivate": deactivate_script(recipe), "activate": activate_script(recipe)}
+    for which, where in script_paths(recipe.kind, str(prefix)):
+        path, text = Path(where), texts[which]
         why = where_outside(str(prefix), str(path))
-        out.append({"path": path, "text": text, "state": "outside" if why else _state(path, text), "why": why})
+        out.append({"path": path, "text": text, "state": "outside" if why else _state(path, text), "why": why,
+                    "which": which})
+    if recipe.is_venv:
+        out.append(_hook_entry(prefix))
     return out
 
 
-def _summary(ctx: StepContext, folder: str) -> str:
-    """What a script does, with the env's real paths (the script itself says $CONDA_PREFIX)."""
+def _hook_entry(prefix: Path) -> Dict[str, Any]:
+    """The venv's bin/activate: `ok` when it runs both scripts, `missing` when it still has to."""
+    path = prefix / "bin" / "activate"
+    why = where_outside(str(prefix), str(path))
+    found = None if why else read_regular(str(path))
+    if found is None:
+        return {"path": path, "text": None, "state": "outside" if why else "no-venv", "why": why, "which": "hook"}
+    text = found.decode("utf-8", "replace")
+    return {"path": path, "text": text, "state": "ok" if all(hooked(text).values()) else "missing", "why": None,
+            "which": "hook"}
+
+
+def _summary(ctx: StepContext, which: str) -> str:
+    """What a script does, with the env's real paths (the script itself says $CONDA_PREFIX or $VIRTUAL_ENV)."""
     names = ", ".join(v.name for v in ctx.recipe.activate)
-    if folder == "deactivate.d":
+    if which == "hook":
+        return "add two marked lines so that `source bin/activate` runs activate.sh and `deactivate` runs deactivate.sh"
+    if which == "deactivate":
         return f"restores {names} to what they were before activation"
     parts = []
     for var in ctx.recipe.activate:
@@ -84,11 +106,12 @@ class ActivationScripts(Step):
         for e in inspect(ctx.recipe, ctx.prefix):
             if e["state"] == "ok":
                 continue
-            note = {"missing": "", "stale": "  (replaces an older merlin-doctor script)",
+            note = {"missing": "", "no-venv": "  (once the env step has made the venv)",
+                    "stale": "  (replaces an older merlin-doctor script)",
                     "outside": f"  -- refused: {e['why']}",
                     "foreign": "  (replaces a script merlin-doctor did not write: --force)" if ctx.force
                     else "  -- refused: a script merlin-doctor did not write is there (--force replaces it)"}
-            actions.append(f"write {e['path']}: {_summary(ctx, e['path'].parent.name)}{note[e['state']]}")
+            actions.append(f"write {e['path']}: {_summary(ctx, e['which'])}{note[e['state']]}")
         return actions
 
     def apply(self, ctx: StepContext, progress: Progress) -> List[str]:
@@ -100,9 +123,24 @@ class ActivationScripts(Step):
             if e["state"] == "foreign" and not ctx.force:
                 raise StepError(f"{e['path']} exists and was not written by merlin-doctor; move it away, "
                                 "or rerun with --force to replace it")
+            if e["which"] == "hook":
+                _hook(ctx, e)
+                ctx.log(f"added merlin-doctor's two lines to {e['path']}")
+                continue
             write_file(ctx.prefix, e["path"], e["text"].encode("utf-8"))
             ctx.log(f"wrote {e['path']}" + ("" if e["state"] == "missing" else f" (replaced a {e['state']} one)"))
         return []
+
+
+def _hook(ctx: StepContext, entry: Dict[str, Any]) -> None:
+    if entry["state"] == "no-venv":
+        raise StepError(f"{entry['path']} is missing: the venv is incomplete; make it again with "
+                        f"`merlin-doctor setup --prefix {ctx.prefix} --only env`")
+    try:
+        text = add_hooks(entry["text"])
+    except ValueError as exc:
+        raise StepError(f"cannot hook merlin-doctor into {entry['path']}: {exc}") from None
+    write_file(ctx.prefix, entry["path"], text.encode("utf-8"), entry["path"].stat().st_mode & 0o777)
 
 
 STEP = ActivationScripts()

@@ -1,4 +1,5 @@
-"""Step `env`: create the conda env with the recipe's channels and conda dependencies.
+"""Step `env`: create the conda env with the recipe's channels and conda dependencies
+(a `kind: venv` recipe: the venv, with a Python of the recipe's version).
 
 The engine never deletes an existing env: an existing one is converged in place, and
 a directory that is not a conda env is refused. Done means every conda spec of the
@@ -15,6 +16,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from merlin_doctor.setup.engines import installed_packages, prefix_state
+from merlin_doctor.setup.engines.venv import venv_version
 from merlin_doctor.setup.steps import Progress, Step, StepContext, pause_point
 
 _SPEC = re.compile(r"^\s*(?:[^:\s]+::)?([A-Za-z0-9_][A-Za-z0-9_.\-]*)\s*(.*?)\s*$")
@@ -54,9 +56,13 @@ def spec_satisfied(spec: str, installed: Dict[str, str]) -> bool:
 
 class CreateEnv(Step):
     id = "env"
-    title = "Create the conda env (the recipe's channels and conda packages)"
+    title = "Create the env (conda: the recipe's channels and packages; venv: the recipe's Python)"
 
     def is_done(self, ctx: StepContext) -> bool:
+        if ctx.recipe.is_venv:
+            found = venv_version(ctx.prefix) or ""
+            return (ctx.prefix / "bin" / "python").exists() and \
+                found.split(".")[:2] == (ctx.recipe.python_version or "").split(".")
         if prefix_state(ctx.prefix) != "env":
             return False
         installed = installed_packages(ctx.prefix)
@@ -66,7 +72,7 @@ class CreateEnv(Step):
         recipe = ctx.recipe
         command = ctx.engine.create_command(ctx.prefix, recipe.channels, recipe.conda_dependencies)
         if command is not None:
-            return [shlex.join(command)]
+            return [shlex.join(command) + (f"   # Python {recipe.python_version}" if recipe.is_venv else "")]
         verb = "update in place" if prefix_state(ctx.prefix) == "env" else "create"
         return [f"{ctx.engine.name} (embedded engine): solve {' '.join(recipe.conda_dependencies)} "
                 f"from channels {', '.join(recipe.channels) or '(none)'}; {verb} {ctx.prefix}"]
