@@ -8,6 +8,7 @@ TensorFlow stack (the default interpreter is .venv/py39, which holds it).
 
     python benchmarks/check_speed.py [--python PATH] [--runs N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--python", default=str(REPO / ".venv" / "py39" / "bin" / "python"))
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args(argv)
-    cases = [("python -c pass", [args.python, "-c", "pass"]),
-             ("merlin-doctor check --fast", [args.python, "-m", "merlin_doctor", "check", "--fast", "-q"])]
+    cases = [
+        ("python -c pass", [args.python, "-c", "pass"]),
+        ("merlin-doctor check --fast", [args.python, "-m", "merlin_doctor", "check", "--fast", "-q"]),
+    ]
     if has_torch(args.python):
         cases.append(("torch.utils.collect_env", [args.python, "-m", "torch.utils.collect_env"]))
     else:

@@ -11,6 +11,7 @@ Target: check / bare <= 1.15.
 
     python benchmarks/e2e_overhead.py [--python PATH] [--size quick] [--device cpu] [--repeat 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,9 @@ def time_check(python: str, size: str, device: str) -> float:
 def time_bare(python: str, size: str, device: str) -> float:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH")))))
     started = time.perf_counter()
-    proc = subprocess.run([python, "-c", BARE, size, device], env=env, capture_output=True, text=True,
-                          timeout=TIMEOUT_S)
+    proc = subprocess.run(
+        [python, "-c", BARE, size, device], env=env, capture_output=True, text=True, timeout=TIMEOUT_S
+    )
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"the bare script failed:\n{proc.stderr[-3000:]}")
@@ -88,9 +90,11 @@ def main() -> int:
         check.append(time_check(args.python, args.size, args.device))
         print(f"run {run}: bare {bare[-1]:.2f} s, check {check[-1]:.2f} s", flush=True)
     ratio = statistics.median(check) / statistics.median(bare)
-    print(f"e2e.ple {args.size} on {args.device}, median of {args.repeat}: "
-          f"bare script {statistics.median(bare):.2f} s, doctor check {statistics.median(check):.2f} s, "
-          f"ratio {ratio:.3f}x (target <= {TARGET}x: {'met' if ratio <= TARGET else 'NOT met'})")
+    print(
+        f"e2e.ple {args.size} on {args.device}, median of {args.repeat}: "
+        f"bare script {statistics.median(bare):.2f} s, doctor check {statistics.median(check):.2f} s, "
+        f"ratio {ratio:.3f}x (target <= {TARGET}x: {'met' if ratio <= TARGET else 'NOT met'})"
+    )
     return 0
 
 

@@ -5,6 +5,7 @@ Usage: python benchmarks/explain_accuracy.py CORPUS.jsonl
 Each line of the corpus is a JSON object with `id`, `category` (the expected headline id)
 and `excerpt` (the log text). Prints the accuracy and every miss with what was ranked instead.
 """
+
 from __future__ import annotations
 
 import json

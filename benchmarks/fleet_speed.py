@@ -18,6 +18,7 @@ unless --slow.
 
     python benchmarks/fleet_speed.py [--python PATH] [--workers 32] [--runs 3] [--slow]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,12 @@ def median_wall(cmd: List[str], runs: int) -> float:
 
 def fleet_run(python: str, address: str, workers: int, extra: List[str]) -> Dict[str, Any]:
     started = time.perf_counter()
-    proc = subprocess.run([python, "-m", "merlin_doctor", "fleet", "--scheduler", address, "--json", "-q",
-                           "--timeout", "600", *extra], capture_output=True, text=True, cwd=str(REPO))
+    proc = subprocess.run(
+        [python, "-m", "merlin_doctor", "fleet", "--scheduler", address, "--json", "-q", "--timeout", "600", *extra],
+        capture_output=True,
+        text=True,
+        cwd=str(REPO),
+    )
     took = time.perf_counter() - started
     if proc.returncode not in (0, 1):
         sys.exit(f"fleet failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -73,8 +78,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         facts_cmd = [args.python, "-m", "merlin_doctor", "facts", "-o", os.path.join(tmp, "f.json"), *fast]
         idle = median_wall(facts_cmd, args.runs)
         started = time.perf_counter()
-        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.CRITICAL)
+        cluster = LocalCluster(
+            n_workers=args.workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        )
         client = Client(cluster)
         start = time.perf_counter() - started
         try:
@@ -87,20 +97,30 @@ def main(argv: Optional[List[str]] = None) -> int:
             cluster.close()
     print(f"interpreter: {args.python}  cpus: {os.cpu_count()}  workers: {args.workers} (threads_per_worker=1)")
     print(f"cluster start-up: {start:.2f} s")
-    print(f"one local `merlin-doctor facts{' --fast' if fast else ''}`: {idle:.2f} s on the idle machine, "
-          f"{loaded:.2f} s with the cluster up (median of {args.runs})")
-    print(f"{'fleet --scheduler':<22} {'probed':>6} {'probe s':>8} {'judge s':>8} {'command s':>10} "
-          f"{'x facts':>8} {'x idle facts':>13}")
+    print(
+        f"one local `merlin-doctor facts{' --fast' if fast else ''}`: {idle:.2f} s on the idle machine, "
+        f"{loaded:.2f} s with the cluster up (median of {args.runs})"
+    )
+    print(
+        f"{'fleet --scheduler':<22} {'probed':>6} {'probe s':>8} {'judge s':>8} {'command s':>10} "
+        f"{'x facts':>8} {'x idle facts':>13}"
+    )
     for name, r in (("default", shared), ("--every-worker", each)):
-        print(f"{name:<22} {r['probed']:>6} {r['probe_s']:>8.2f} {r['judge_s']:>8.2f} {r['wall']:>10.2f} "
-              f"{r['wall'] / loaded:>7.1f}x {r['wall'] / idle:>12.1f}x")
-    print(f"(of each fleet command, starting Python and importing dask.distributed takes {dask_import:.2f} s; "
-          f"probes + judgement of the default run: {shared['probe_s'] + shared['judge_s']:.2f} s = "
-          f"{(shared['probe_s'] + shared['judge_s']) / loaded:.1f}x facts)")
+        print(
+            f"{name:<22} {r['probed']:>6} {r['probe_s']:>8.2f} {r['judge_s']:>8.2f} {r['wall']:>10.2f} "
+            f"{r['wall'] / loaded:>7.1f}x {r['wall'] / idle:>12.1f}x"
+        )
+    print(
+        f"(of each fleet command, starting Python and importing dask.distributed takes {dask_import:.2f} s; "
+        f"probes + judgement of the default run: {shared['probe_s'] + shared['judge_s']:.2f} s = "
+        f"{(shared['probe_s'] + shared['judge_s']) / loaded:.1f}x facts)"
+    )
     judged = shared["probe_s"] + shared["judge_s"]
     ok = judged <= 3 * loaded
-    print(f"target: probes + judgement ({judged:.2f} s) <= 3x facts ({3 * loaded:.2f} s), plus the cluster "
-          f"start-up ({start:.2f} s): {'met' if ok else 'NOT met'}; the whole command: {shared['wall']:.2f} s")
+    print(
+        f"target: probes + judgement ({judged:.2f} s) <= 3x facts ({3 * loaded:.2f} s), plus the cluster "
+        f"start-up ({start:.2f} s): {'met' if ok else 'NOT met'}; the whole command: {shared['wall']:.2f} s"
+    )
     return 0 if ok else 1
 
 

@@ -7,6 +7,7 @@ installs; a rerun only checks each step's real state. Target: every rerun under 
 
     .venv/py3/bin/python benchmarks/setup_rerun.py [--reruns N]
 """
+
 from __future__ import annotations
 
 import argparse

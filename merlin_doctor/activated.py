@@ -10,6 +10,7 @@ Re-activation starts from the environment as it was before our script ran (the s
 saves each variable it changes, and deactivation restores it), exactly as conda runs
 deactivate.d before activate.d when an env is activated again.
 """
+
 from __future__ import annotations
 
 import os

@@ -16,6 +16,7 @@ reaches the scripts: variable names are checked to be names (recipe.py rejects t
 it loads; `_name` here refuses again), and the recipe's name appears only in a comment,
 with every control character escaped so it cannot end the comment line.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,7 +50,7 @@ def script_paths(kind: str, prefix: str) -> List[Tuple[str, str]]:
 def hook_line(which: str) -> str:
     """The line bin/activate carries to run one of our scripts (guarded: a missing script is no error)."""
     script = f'"${{VIRTUAL_ENV}}/{VENV_SCRIPT_DIR}/{which}.sh"'
-    return f"if [ -n \"${{VIRTUAL_ENV:-}}\" ] && [ -f {script} ]; then . {script}; fi  {HOOK_MARK.format(which)}"
+    return f'if [ -n "${{VIRTUAL_ENV:-}}" ] && [ -f {script} ]; then . {script}; fi  {HOOK_MARK.format(which)}'
 
 
 def hooked(activate_text: str) -> Dict[str, bool]:
@@ -65,7 +66,7 @@ def add_hooks(activate_text: str) -> str:
         match = DEACTIVATE_FUNCTION.search(text)
         if not match:
             raise ValueError("it has no `deactivate () {` function to hook into")
-        text = text[:match.end()] + "\n    " + hook_line("deactivate") + text[match.end():]
+        text = text[: match.end()] + "\n    " + hook_line("deactivate") + text[match.end() :]
     if not state["activate"]:
         text = text.rstrip("\n") + "\n" + hook_line("activate") + "\n"
     return text
@@ -155,8 +156,10 @@ def activate_command(kind: str, prefix: str, name: Optional[str] = None, has_con
         return f"source {where}/bin/activate"
     if has_conda:
         return f"conda activate {shlex.quote(name) if name else where}"
-    return (f'export CONDA_PREFIX={where} PATH={where}/bin:"$PATH" && . {where}/etc/conda/activate.d/{SCRIPT_NAME}'
-            "  # no conda on this machine: this is what `conda activate` would do")
+    return (
+        f'export CONDA_PREFIX={where} PATH={where}/bin:"$PATH" && . {where}/etc/conda/activate.d/{SCRIPT_NAME}'
+        "  # no conda on this machine: this is what `conda activate` would do"
+    )
 
 
 def active_env(environ: Mapping[str, str], running_prefix: str) -> Tuple[Optional[str], Optional[str]]:

@@ -5,6 +5,7 @@ Only a regular file is replaced so: a file the user names with -o that is a char
 device or a FIFO (`-o /dev/stdout`, a pipe) is written to, never swapped for a file.
 Every OSError leaves here naming the file the caller asked for.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ The diff walks any probe's facts (factpaths keys list items by name, so a new li
 does not shift every path) and leaves out timings, logs and run-time measurements. A
 subtree that appeared or vanished (a package, a library copy) is one change, not one per leaf.
 """
+
 from __future__ import annotations
 
 import json
@@ -72,7 +73,7 @@ def _short(value: Any, width: int = 100) -> str:
     if isinstance(value, str):
         return f"({value.count(chr(10)) + 1} lines of text)" if "\n" in value.strip() else value
     text = "-" if value is None else json.dumps(value, default=str)
-    return text if len(text) <= width else text[:width - 1] + "…"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def change_lines(changes: List[Change]) -> List[str]:

@@ -1,4 +1,5 @@
 """The `merlin-doctor` command line: parse, call, print. Logic lives in the modules below it."""
+
 from __future__ import annotations
 
 import json
@@ -98,53 +99,101 @@ def cli() -> None:
     """
 
 
-recipe_option = click.option("--recipe", "-r", metavar="NAME|FILE", callback=_not_empty,
-                             help="Recipe to judge against: a name from `merlin-doctor recipes` or a YAML file "
-                                  "(default: tf210-cuda112).")
+recipe_option = click.option(
+    "--recipe",
+    "-r",
+    metavar="NAME|FILE",
+    callback=_not_empty,
+    help="Recipe to judge against: a name from `merlin-doctor recipes` or a YAML file (default: tf210-cuda112).",
+)
 
 
 def env_options(function):
     """`--prefix DIR` / `--name ENV`: the env to judge from outside (as `conda doctor -p/-n`)."""
-    function = click.option("--name", "-n", metavar="ENV", callback=_not_empty,
-                            help="Judge the named conda env from outside (the doctor need not be installed "
-                                 "in it).")(function)
-    return click.option("--prefix", "-p", metavar="DIR", type=click.Path(file_okay=False), callback=_not_empty,
-                        help="Judge the env (conda env or venv) in DIR from outside: its Python, packages, "
-                             "TensorFlow and activation, run with its own interpreter.")(function)
+    function = click.option(
+        "--name",
+        "-n",
+        metavar="ENV",
+        callback=_not_empty,
+        help="Judge the named conda env from outside (the doctor need not be installed in it).",
+    )(function)
+    return click.option(
+        "--prefix",
+        "-p",
+        metavar="DIR",
+        type=click.Path(file_okay=False),
+        callback=_not_empty,
+        help="Judge the env (conda env or venv) in DIR from outside: its Python, packages, "
+        "TensorFlow and activation, run with its own interpreter.",
+    )(function)
 
 
-timeout_option = click.option("--timeout", type=_Seconds(), default=30.0, show_default=True,
-                              help="Seconds any isolated probe (NVML, CUDA libraries, TensorFlow) may take.")
+timeout_option = click.option(
+    "--timeout",
+    type=_Seconds(),
+    default=30.0,
+    show_default=True,
+    help="Seconds any isolated probe (NVML, CUDA libraries, TensorFlow) may take.",
+)
 
 
 @cli.command()
 @recipe_option
 @env_options
-@click.option("--only", multiple=True, metavar="ID", callback=_not_empty,
-              help="Run only this check or area (repeatable), e.g. gpu.nvml or gpu.")
-@click.option("--skip", multiple=True, metavar="ID", callback=_not_empty,
-              help="Leave out this check or area (repeatable).")
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="ID",
+    callback=_not_empty,
+    help="Run only this check or area (repeatable), e.g. gpu.nvml or gpu.",
+)
+@click.option(
+    "--skip", multiple=True, metavar="ID", callback=_not_empty, help="Leave out this check or area (repeatable)."
+)
 @click.option("--fast", is_flag=True, help="Only checks that import no TensorFlow and train nothing (about a second).")
 @click.option("--cpu-ok", is_flag=True, help="This machine is meant to run on the CPU: skip the GPU checks.")
-@click.option("--from", "from_file", metavar="FILE", type=click.Path(dir_okay=False), callback=_not_empty,
-              help="Judge a saved snapshot (`merlin-doctor facts -o FILE`) instead of this machine.")
-@click.option("--baseline", metavar="FILE", type=click.Path(dir_okay=False), callback=_not_empty,
-              help="Also show what changed since this known-good snapshot or report (driver, libraries, "
-                   "packages, activation variables).")
+@click.option(
+    "--from",
+    "from_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    callback=_not_empty,
+    help="Judge a saved snapshot (`merlin-doctor facts -o FILE`) instead of this machine.",
+)
+@click.option(
+    "--baseline",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    callback=_not_empty,
+    help="Also show what changed since this known-good snapshot or report (driver, libraries, "
+    "packages, activation variables).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema in the README) on stdout.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @click.option("-v", "--verbose", is_flag=True, help="Show each verdict's evidence.")
 @click.option("-q", "--quiet", is_flag=True, help="Show only problems and the summary; no progress.")
 @timeout_option
 @click.option("--debug", is_flag=True, help="Keep tracebacks of failing checks in their evidence.")
-@click.option("--host", is_flag=True,
-              help="Judge this machine as the host of a container recipe (docker, NVIDIA runtime and toolkit, "
-                   "driver, disk) instead of an env; default recipe merlin-tensorflow-23.02.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True,
-              help="Where the reference PLE model trains (auto: a GPU when TensorFlow sees one).")
-@click.option("--e2e-size", type=click.Choice(["quick", "standard", "burn-in"]), default="quick", show_default=True,
-              help="How much the reference PLE model trains: quick (about 20 s on a 2-core CPU), standard, "
-                   "burn-in (for GPUs).")
+@click.option(
+    "--host",
+    is_flag=True,
+    help="Judge this machine as the host of a container recipe (docker, NVIDIA runtime and toolkit, "
+    "driver, disk) instead of an env; default recipe merlin-tensorflow-23.02.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "gpu"]),
+    default="auto",
+    show_default=True,
+    help="Where the reference PLE model trains (auto: a GPU when TensorFlow sees one).",
+)
+@click.option(
+    "--e2e-size",
+    type=click.Choice(["quick", "standard", "burn-in"]),
+    default="quick",
+    show_default=True,
+    help="How much the reference PLE model trains: quick (about 20 s on a 2-core CPU), standard, burn-in (for GPUs).",
+)
 def check(baseline: Optional[str], as_json: bool, verbose: bool, quiet: bool, **flags: Any) -> None:
     """Judge this machine and an env (the one the doctor runs in, or --prefix/--name) against a recipe.
 
@@ -158,9 +207,12 @@ def check(baseline: Optional[str], as_json: bool, verbose: bool, quiet: bool, **
     from merlin_doctor.session import run_doctor
 
     report = Terminal(verbose=verbose, quiet=quiet or as_json)
-    result = run_doctor(CheckOptions(**flags), on_probe=report.probe_started,
-                        on_verdict=None if as_json else report.verdict,
-                        on_progress=report.child_progress)
+    result = run_doctor(
+        CheckOptions(**flags),
+        on_probe=report.probe_started,
+        on_verdict=None if as_json else report.verdict,
+        on_progress=report.child_progress,
+    )
     changes = result.changes_since(baseline) if baseline else None
     if as_json:
         data = result.to_dict()
@@ -175,7 +227,6 @@ def check(baseline: Optional[str], as_json: bool, verbose: bool, quiet: bool, **
     sys.exit(result.exit_code)
 
 
-
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def list_checks(as_json: bool) -> None:
@@ -184,16 +235,28 @@ def list_checks(as_json: bool) -> None:
     from merlin_doctor.runner import is_slow
 
     rows: List[Dict[str, Any]] = [
-        {"id": c.id, "description": c.description, "probes": list(c.probes), "optional_probes": list(c.optional_probes),
-         "needs": list(c.needs), "step": c.step, "gpu": c.gpu, "slow": is_slow(c)} for c in all_checks()]
+        {
+            "id": c.id,
+            "description": c.description,
+            "probes": list(c.probes),
+            "optional_probes": list(c.optional_probes),
+            "needs": list(c.needs),
+            "step": c.step,
+            "gpu": c.gpu,
+            "slow": is_slow(c),
+        }
+        for c in all_checks()
+    ]
     if as_json:
         _emit_json({"schema_version": 1, "checks": rows})
         return
     for r in rows:
         tags = [t for t, on in (("gpu", r["gpu"]), ("slow", r["slow"])) if on]
         click.echo(f"{r['id']:<24} {r['description']}")
-        details = [f"reads: {', '.join(r['probes'])}"
-                   + (f" (and {', '.join(r['optional_probes'])} when present)" if r["optional_probes"] else "")]
+        details = [
+            f"reads: {', '.join(r['probes'])}"
+            + (f" (and {', '.join(r['optional_probes'])} when present)" if r["optional_probes"] else "")
+        ]
         if r["needs"]:
             details.append(f"needs: {', '.join(r['needs'])}")
         if r["step"]:
@@ -206,14 +269,27 @@ def list_checks(as_json: bool) -> None:
 @cli.command()
 @recipe_option
 @env_options
-@click.option("-o", "--output", metavar="FILE", type=click.Path(dir_okay=False), callback=_not_empty,
-              help="Write the snapshot to FILE (atomically; a device or FIFO such as /dev/stdout is written to) "
-                   "instead of stdout.")
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    callback=_not_empty,
+    help="Write the snapshot to FILE (atomically; a device or FIFO such as /dev/stdout is written to) "
+    "instead of stdout.",
+)
 @click.option("--force", is_flag=True, help="Replace FILE even if it is not an earlier facts snapshot.")
 @click.option("--fast", is_flag=True, help="Leave out the slow probes (TensorFlow import, training).")
 @timeout_option
-def facts(recipe: Optional[str], prefix: Optional[str], name: Optional[str], output: Optional[str], force: bool,
-          fast: bool, timeout: float) -> None:
+def facts(
+    recipe: Optional[str],
+    prefix: Optional[str],
+    name: Optional[str],
+    output: Optional[str],
+    force: bool,
+    fast: bool,
+    timeout: float,
+) -> None:
     """Collect every probe's facts into one JSON snapshot.
 
     Judge it later, or on another machine, with `merlin-doctor check --from FILE`.
@@ -291,27 +367,50 @@ def _converge_options(function):
 
     options = [
         recipe_option,
-        click.option("--name", "-n", metavar="ENV", callback=_not_empty,
-                     help="A named conda env (setup's default: the recipe's env_name, e.g. merlin; "
-                          "fix's: the active env)."),
-        click.option("--prefix", "-p", metavar="DIR", callback=_not_empty,
-                     help="The env's directory (instead of a named env)."),
-        click.option("--engine", type=click.Choice(ENGINE_CHOICES), default="auto", show_default=True,
-                     help="What creates the conda env: auto prefers micromamba, then mamba, then conda, "
-                          "then the embedded rattler engine (no conda needed)."),
-        click.option("--python", metavar="PATH", help="The Python a venv recipe (kind: venv, e.g. tf210-pip) is made "
-                                                      "with (default: one of the recipe's version found here)."),
+        click.option(
+            "--name",
+            "-n",
+            metavar="ENV",
+            callback=_not_empty,
+            help="A named conda env (setup's default: the recipe's env_name, e.g. merlin; fix's: the active env).",
+        ),
+        click.option(
+            "--prefix", "-p", metavar="DIR", callback=_not_empty, help="The env's directory (instead of a named env)."
+        ),
+        click.option(
+            "--engine",
+            type=click.Choice(ENGINE_CHOICES),
+            default="auto",
+            show_default=True,
+            help="What creates the conda env: auto prefers micromamba, then mamba, then conda, "
+            "then the embedded rattler engine (no conda needed).",
+        ),
+        click.option(
+            "--python",
+            metavar="PATH",
+            help="The Python a venv recipe (kind: venv, e.g. tf210-pip) is made "
+            "with (default: one of the recipe's version found here).",
+        ),
         click.option("--dry-run", is_flag=True, help="Print the exact plan (commands, files, links); change nothing."),
         click.option("--yes", "-y", is_flag=True, help="Apply without asking (needed when not on a terminal)."),
         click.option("--force", is_flag=True, help="Replace files in the way that merlin-doctor did not make."),
-        click.option("--only", multiple=True, metavar="STEP",
-                     callback=_not_empty, help=f"Run only this step (repeatable): {', '.join(STEP_IDS)}."),
-        click.option("--log", metavar="FILE", callback=_not_empty,
-                     help="Append the log here (default: a new file under "
-                                                   "$XDG_STATE_HOME/merlin-doctor/logs/)."),
+        click.option(
+            "--only",
+            multiple=True,
+            metavar="STEP",
+            callback=_not_empty,
+            help=f"Run only this step (repeatable): {', '.join(STEP_IDS)}.",
+        ),
+        click.option(
+            "--log",
+            metavar="FILE",
+            callback=_not_empty,
+            help="Append the log here (default: a new file under $XDG_STATE_HOME/merlin-doctor/logs/).",
+        ),
         click.option("-q", "--quiet", is_flag=True, help="No progress lines; only the plan and the outcomes."),
-        click.option("--json", "as_json", is_flag=True,
-                     help="Print one JSON document (plan, outcomes, log) on stdout."),
+        click.option(
+            "--json", "as_json", is_flag=True, help="Print one JSON document (plan, outcomes, log) on stdout."
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -358,18 +457,35 @@ def fix(**options) -> None:
 
 
 @cli.command("container-cmd")
-@click.option("--recipe", "-r", metavar="NAME|FILE", default="merlin-tensorflow-23.02", show_default=True,
-              help="A container recipe (`merlin-doctor recipes` lists them).")
-@click.option("--jupyter-port", type=click.IntRange(1, 65535), default=8888, show_default=True,
-              help="Port Jupyter listens on, published on the same host port.")
-@click.option("--workdir", type=click.Path(exists=True, file_okay=False), default=".", show_default=True,
-              help="Host directory mounted at /workspace for your notebooks and data.")
+@click.option(
+    "--recipe",
+    "-r",
+    metavar="NAME|FILE",
+    default="merlin-tensorflow-23.02",
+    show_default=True,
+    help="A container recipe (`merlin-doctor recipes` lists them).",
+)
+@click.option(
+    "--jupyter-port",
+    type=click.IntRange(1, 65535),
+    default=8888,
+    show_default=True,
+    help="Port Jupyter listens on, published on the same host port.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(exists=True, file_okay=False),
+    default=".",
+    show_default=True,
+    help="Host directory mounted at /workspace for your notebooks and data.",
+)
 @click.option("--shell", is_flag=True, help="Open a bash shell after the check instead of starting Jupyter.")
 @click.option("--json", "as_json", is_flag=True, help="Print the argv, the command and the reasons as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the command, without the notes on stderr.")
 @timeout_option
-def container_cmd(recipe: str, jupyter_port: int, workdir: str, shell: bool, as_json: bool, quiet: bool,
-                  timeout: float) -> None:
+def container_cmd(
+    recipe: str, jupyter_port: int, workdir: str, shell: bool, as_json: bool, quiet: bool, timeout: float
+) -> None:
     """Print the `docker run` line that starts a container recipe's image with the GPUs.
 
     It looks at this host's docker and NVIDIA Container Toolkit first (--gpus all, or
@@ -404,19 +520,43 @@ def _print_changes(path: str, changes: list) -> None:
 @cli.command()
 @recipe_option
 @env_options
-@click.option("-o", "--output", metavar="FILE", type=click.Path(dir_okay=False), default="merlin-doctor-report.json",
-              callback=_not_empty,
-              show_default=True, help="Where to write the report (JSON, written atomically).")
-@click.option("--from", "from_file", metavar="FILE", type=click.Path(dir_okay=False), callback=_not_empty,
-              help="Report on a saved snapshot (`merlin-doctor facts -o FILE`) instead of this machine.")
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    default="merlin-doctor-report.json",
+    callback=_not_empty,
+    show_default=True,
+    help="Where to write the report (JSON, written atomically).",
+)
+@click.option(
+    "--from",
+    "from_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    callback=_not_empty,
+    help="Report on a saved snapshot (`merlin-doctor facts -o FILE`) instead of this machine.",
+)
 @click.option("--fast", is_flag=True, help="Leave out the slow probes and checks (TensorFlow import, training).")
 @click.option("--cpu-ok", is_flag=True, help="This machine is meant to run on the CPU: skip the GPU checks.")
 @click.option("--markdown", is_flag=True, help="Also print the Markdown summary on stdout, to paste into an issue.")
 @click.option("--force", is_flag=True, help="Replace FILE even if it is not an earlier merlin-doctor report.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @timeout_option
-def report(recipe: Optional[str], prefix: Optional[str], name: Optional[str], output: str, from_file: Optional[str],
-           fast: bool, cpu_ok: bool, markdown: bool, force: bool, quiet: bool, timeout: float) -> None:
+def report(
+    recipe: Optional[str],
+    prefix: Optional[str],
+    name: Optional[str],
+    output: str,
+    from_file: Optional[str],
+    fast: bool,
+    cpu_ok: bool,
+    markdown: bool,
+    force: bool,
+    quiet: bool,
+    timeout: float,
+) -> None:
     """Write one redacted file to share: facts, verdicts, packages and a Markdown summary.
 
     \b
@@ -437,13 +577,21 @@ def report(recipe: Optional[str], prefix: Optional[str], name: Optional[str], ou
     from merlin_doctor.session import run_doctor
 
     progress = Terminal(quiet=quiet)
-    options = CheckOptions(recipe, fast=fast, cpu_ok=cpu_ok, from_file=from_file, timeout=timeout, prefix=prefix,
-                           name=name)
+    options = CheckOptions(
+        recipe, fast=fast, cpu_ok=cpu_ok, from_file=from_file, timeout=timeout, prefix=prefix, name=name
+    )
     result = run_doctor(options, on_probe=progress.probe_started)
     result.snapshot.collect_all(fast=fast)  # the whole snapshot, not only what the checks read
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    doc, redaction = build_report(result.snapshot.to_dict(), result.verdicts, result.recipe, result.exit_code,
-                                  local_identity(), now, keep_words=(load_recipe(recipe).env_name or "",))
+    doc, redaction = build_report(
+        result.snapshot.to_dict(),
+        result.verdicts,
+        result.recipe,
+        result.exit_code,
+        local_identity(),
+        now,
+        keep_words=(load_recipe(recipe).env_name or "",),
+    )
     write_report(output, doc, force)
     counts = ", ".join(f"{n} {status}" for status, n in doc["summary"].items() if n)
     click.echo(f"report written to {output} ({counts})", err=markdown)
@@ -453,22 +601,45 @@ def report(recipe: Optional[str], prefix: Optional[str], name: Optional[str], ou
 
 
 @cli.command()
-@click.option("--scheduler", metavar="ADDRESS", callback=_not_empty, help="A running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
-@click.option("--local", type=click.IntRange(min=1), metavar="N",
-              help="Start N local worker processes (a LocalCluster; a LocalCUDACluster, one worker per GPU, "
-                   "when dask-cuda and GPUs are here) and probe them.")
+@click.option(
+    "--scheduler", metavar="ADDRESS", callback=_not_empty, help="A running Dask scheduler, e.g. tcp://10.0.0.5:8786."
+)
+@click.option(
+    "--local",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Start N local worker processes (a LocalCluster; a LocalCUDACluster, one worker per GPU, "
+    "when dask-cuda and GPUs are here) and probe them.",
+)
 @recipe_option
 @click.option("--fast", is_flag=True, help="Leave out the slow probes and checks (TensorFlow import, training).")
 @click.option("--cpu-ok", is_flag=True, help="The workers are meant to run on the CPU: skip the GPU checks.")
-@click.option("--every-worker", is_flag=True,
-              help="Probe each worker, even those sharing a host, interpreter and environment with another.")
+@click.option(
+    "--every-worker",
+    is_flag=True,
+    help="Probe each worker, even those sharing a host, interpreter and environment with another.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
-@click.option("--timeout", type=_Seconds(), default=120.0, show_default=True,
-              help="Seconds the workers get to return their facts; one that dies or takes longer is reported "
-                   "as such. Probes that can hang (NVML, CUDA libraries) get half of it.")
-def fleet(scheduler: Optional[str], local: Optional[int], recipe: Optional[str], fast: bool, cpu_ok: bool,
-          every_worker: bool, as_json: bool, quiet: bool, timeout: float) -> None:
+@click.option(
+    "--timeout",
+    type=_Seconds(),
+    default=120.0,
+    show_default=True,
+    help="Seconds the workers get to return their facts; one that dies or takes longer is reported "
+    "as such. Probes that can hang (NVML, CUDA libraries) get half of it.",
+)
+def fleet(
+    scheduler: Optional[str],
+    local: Optional[int],
+    recipe: Optional[str],
+    fast: bool,
+    cpu_ok: bool,
+    every_worker: bool,
+    as_json: bool,
+    quiet: bool,
+    timeout: float,
+) -> None:
     """Run the doctor on every worker of a Dask cluster and compare them.
 
     Collects the facts on each worker, judges them here, and prints one table: the
@@ -491,8 +662,9 @@ def fleet(scheduler: Optional[str], local: Optional[int], recipe: Optional[str],
     if bool(scheduler) == bool(local):
         raise click.UsageError("give one of --scheduler ADDRESS or --local N")
     human = Terminal(quiet=quiet or as_json)
-    doc = run_fleet(scheduler, local, recipe, timeout, fast=fast, cpu_ok=cpu_ok, every_worker=every_worker,
-                    progress=human.progress)
+    doc = run_fleet(
+        scheduler, local, recipe, timeout, fast=fast, cpu_ok=cpu_ok, every_worker=every_worker, progress=human.progress
+    )
     if as_json:
         _emit_json(doc)
     else:

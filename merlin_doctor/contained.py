@@ -7,6 +7,7 @@ moment a step writes: a directory inside the env that is a symlink to somewhere 
 with or without --force. Reads go through `open_regular`, so a FIFO or a device where a
 script or a library should be is reported, never waited on.
 """
+
 from __future__ import annotations
 
 import contextlib

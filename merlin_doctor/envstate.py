@@ -5,6 +5,7 @@ and by the `links`/`copies` steps), and whether a requirement is met by what is 
 (judged by `packages.required` and by the `pip` step, markers evaluated for the env's
 Python). A check built on these and the step that repairs it can never disagree.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -64,14 +65,21 @@ def link_states(recipe: Recipe, prefix: str) -> List[Dict[str, Any]]:
             continue
         if os.path.islink(path):
             right = os.readlink(path) == link.target or (
-                target_exists and os.path.realpath(path) == os.path.realpath(target))
+                target_exists and os.path.realpath(path) == os.path.realpath(target)
+            )
             state = "ok" if right else "elsewhere"
         elif os.path.lexists(path):
             state = "file"
         else:
             state = "missing" if target_exists else "no-target"
-        out.append({"path": path, "target": link.target, "state": state,
-                    "points_to": os.readlink(path) if state == "elsewhere" else None})
+        out.append(
+            {
+                "path": path,
+                "target": link.target,
+                "state": state,
+                "points_to": os.readlink(path) if state == "elsewhere" else None,
+            }
+        )
     return out
 
 
@@ -98,12 +106,27 @@ def copy_states(recipe: Recipe, prefix: str) -> List[Dict[str, Any]]:
         src, dst = Path(recipe.expand(copy.src, prefix)), Path(recipe.expand(copy.dst, prefix))
         why = _copy_outside(prefix, src, dst)
         if why:
-            out.append({"from": str(src), "to": str(dst), "from_sha256": None, "to_sha256": None,
-                        "state": "outside", "why": why})
+            out.append(
+                {
+                    "from": str(src),
+                    "to": str(dst),
+                    "from_sha256": None,
+                    "to_sha256": None,
+                    "state": "outside",
+                    "why": why,
+                }
+            )
             continue
         src_hash, dst_hash = sha256(src), sha256(dst)
-        out.append({"from": str(src), "to": str(dst), "from_sha256": src_hash, "to_sha256": dst_hash,
-                    "state": _copy_state(src_hash, dst, dst_hash)})
+        out.append(
+            {
+                "from": str(src),
+                "to": str(dst),
+                "from_sha256": src_hash,
+                "to_sha256": dst_hash,
+                "state": _copy_state(src_hash, dst, dst_hash),
+            }
+        )
     return out
 
 
@@ -118,8 +141,9 @@ def applies(req: Requirement, python_version: Optional[str]) -> bool:
     return req.marker.evaluate(env)
 
 
-def unmet(requirements: List[str], installed: Dict[str, str],
-          python_version: Optional[str]) -> List[Tuple[Requirement, Optional[str]]]:
+def unmet(
+    requirements: List[str], installed: Dict[str, str], python_version: Optional[str]
+) -> List[Tuple[Requirement, Optional[str]]]:
     """The requirements (that apply to this Python) which `installed` ({canonical name: version})
     does not satisfy, each with the version found (None: not installed)."""
     missing = []

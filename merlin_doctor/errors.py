@@ -1,4 +1,5 @@
 """Errors about the user's input: shown as one line and exit code 2, never a traceback."""
+
 from __future__ import annotations
 
 from typing import Optional

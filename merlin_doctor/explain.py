@@ -6,6 +6,7 @@ lines worth a look (a log is mostly progress bars and info lines), and only thos
 decoded, cleaned and tried against the full patterns. Memory stays flat whatever the size:
 per signature it keeps hit counts and the first few evidence lines, nothing else.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -40,36 +41,53 @@ SCHEMA_VERSION = 1
 SEVERITIES = ("fatal", "error", "warning", "benign")
 DEFAULT_PRIORITY = 50
 BLOCK_SIZE = 1 << 20
-MAX_LINE = 1 << 16        # a longer run without a newline is cut: memory stays flat on any input
-EVIDENCE_LIMIT = 5        # evidence lines kept per pattern and shown per match
-EXCERPT_LIMIT = 300       # characters of an evidence line shown
-HEAD_SIZE = 4096          # bytes read before judging the encoding (UTF-8, UTF-16 or UTF-32)
+MAX_LINE = 1 << 16  # a longer run without a newline is cut: memory stays flat on any input
+EVIDENCE_LIMIT = 5  # evidence lines kept per pattern and shown per match
+EXCERPT_LIMIT = 300  # characters of an evidence line shown
+HEAD_SIZE = 4096  # bytes read before judging the encoding (UTF-8, UTF-16 or UTF-32)
 
-_REQUIRED = {"id": str, "title": str, "severity": str, "keywords": list, "patterns": list,
-             "cause": str, "fix": str, "source": str}
-_OPTIONAL = {"priority": int, "none": list, "explains": list, "check": str, "step": str, "examples": list,
-             "weak": list, "confidence": str}
-CONFIDENCES = ("high", "medium", "low")   # low: only weak evidence (traceback frames, symptoms) points to it
+_REQUIRED = {
+    "id": str,
+    "title": str,
+    "severity": str,
+    "keywords": list,
+    "patterns": list,
+    "cause": str,
+    "fix": str,
+    "source": str,
+}
+_OPTIONAL = {
+    "priority": int,
+    "none": list,
+    "explains": list,
+    "check": str,
+    "step": str,
+    "examples": list,
+    "weak": list,
+    "confidence": str,
+}
+CONFIDENCES = ("high", "medium", "low")  # low: only weak evidence (traceback frames, symptoms) points to it
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-_QUOTE = re.compile(r"^(?:>[ \t]*)+")           # markdown quoting (and `>>> ` prompts)
+_QUOTE = re.compile(r"^(?:>[ \t]*)+")  # markdown quoting (and `>>> ` prompts)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # escape sequences start with one (ESC)
-_ESCAPE_AS_TEXT = re.compile(r"\\(?:u001b|x1b|033)\[[0-9;?]*[ -/]*[@-~]")   # colours in notebook JSON
+_ESCAPE_AS_TEXT = re.compile(r"\\(?:u001b|x1b|033)\[[0-9;?]*[ -/]*[@-~]")  # colours in notebook JSON
 _LOG_PREFIX = re.compile(
     r"^(?:\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?:?\s+"  # TF / docker timestamp
-    r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+\s+"                                    # absl / glog header
-    r"|[IWEF]\s+(?=\S+:\d+\])"                                                     # TF level letter
-    r"|\S+\.(?:cc|h|cpp|py):\d+\]\s*"                                             # source location
-    r"|(?:DEBUG|INFO|WARNING|ERROR|CRITICAL):[\w.]+:\s*"                          # Python logging
-    r"|Out\[\d+\]:\s*"                                                             # Jupyter output prompt
-    r"|E\s{2,}"                                                                    # pytest failure lines
-    r"|[\w.-]{1,63}\s*\|\s+"                                                        # docker compose service
+    r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+\s+"  # absl / glog header
+    r"|[IWEF]\s+(?=\S+:\d+\])"  # TF level letter
+    r"|\S+\.(?:cc|h|cpp|py):\d+\]\s*"  # source location
+    r"|(?:DEBUG|INFO|WARNING|ERROR|CRITICAL):[\w.]+:\s*"  # Python logging
+    r"|Out\[\d+\]:\s*"  # Jupyter output prompt
+    r"|E\s{2,}"  # pytest failure lines
+    r"|[\w.-]{1,63}\s*\|\s+"  # docker compose service
     r"|\[\d{4}-\d\d-\d\d[ ,T][^\]]{0,40}\]\s*(?:\{[^}]{0,80}\}\s*)?(?:[A-Z]+\s+-\s+)?"  # Airflow
-    r"|\[\d{4} \d\d:\d\d:\d\d @[^\]]{0,80}\]\s*"                                    # tensorpack logger
-    r"|-\s+[\w.]+\s+-\s+(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)\s+-\s+"              # logging after a timestamp
-    r"|\(\w+ pid=\d+\)\s*"                                                           # vLLM / Ray process tag
-    r"|##\[\w+\]\s*"                                                                # GitHub Actions
-    r"|[:|]\s+"                                                                    # a cut-off prefix
-    r")+")
+    r"|\[\d{4} \d\d:\d\d:\d\d @[^\]]{0,80}\]\s*"  # tensorpack logger
+    r"|-\s+[\w.]+\s+-\s+(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)\s+-\s+"  # logging after a timestamp
+    r"|\(\w+ pid=\d+\)\s*"  # vLLM / Ray process tag
+    r"|##\[\w+\]\s*"  # GitHub Actions
+    r"|[:|]\s+"  # a cut-off prefix
+    r")+"
+)
 _SPACE_RUN = re.compile(rb"[ \t]+")
 _SEVERITY_STATUS = {"fatal": Status.FAIL, "error": Status.FAIL, "warning": Status.WARN, "benign": Status.SKIP}
 
@@ -80,10 +98,11 @@ class SignatureError(ValueError):
 
 # --------------------------------------------------------------------------- results
 
+
 @dataclass(frozen=True)
 class Evidence:
-    line: int   # 1-based
-    text: str   # cleaned: no escape sequences or control characters
+    line: int  # 1-based
+    text: str  # cleaned: no escape sequences or control characters
 
     def to_dict(self) -> Dict[str, Any]:
         return {"line": self.line, "text": self.text}
@@ -100,20 +119,29 @@ class Match:
     step: Optional[str]
     source: str
     evidence: List[Evidence]
-    evidence_count: int   # lines that matched, of which `evidence` shows the first few
-    confidence: str = "high"   # one of CONFIDENCES: "low" is a guess from weak evidence only
+    evidence_count: int  # lines that matched, of which `evidence` shows the first few
+    confidence: str = "high"  # one of CONFIDENCES: "low" is a guess from weak evidence only
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"id": self.id, "title": self.title, "severity": self.severity, "cause": self.cause,
-                "fix": self.fix, "check": self.check, "step": self.step, "source": self.source,
-                "evidence": [e.to_dict() for e in self.evidence], "evidence_count": self.evidence_count,
-                "confidence": self.confidence}
+        return {
+            "id": self.id,
+            "title": self.title,
+            "severity": self.severity,
+            "cause": self.cause,
+            "fix": self.fix,
+            "check": self.check,
+            "step": self.step,
+            "source": self.source,
+            "evidence": [e.to_dict() for e in self.evidence],
+            "evidence_count": self.evidence_count,
+            "confidence": self.confidence,
+        }
 
 
 @dataclass(frozen=True)
 class ExplainResult:
-    matches: List[Match]   # best first: root causes, then what they explain, benign last
-    lines: int             # lines read
+    matches: List[Match]  # best first: root causes, then what they explain, benign last
+    lines: int  # lines read
 
     @property
     def failures(self) -> List[Match]:
@@ -133,6 +161,7 @@ class ExplainResult:
 
 # --------------------------------------------------------------------------- knowledge
 
+
 @dataclass(frozen=True)
 class Signature:
     id: str
@@ -145,9 +174,9 @@ class Signature:
     step: Optional[str]
     source: str
     keywords: Tuple[bytes, ...]
-    regexes: Tuple[re.Pattern[str], ...]                       # every distinct regex the entry uses
-    groups: Tuple[Tuple[Tuple[int, ...], Tuple[int, ...], str], ...]   # per alternative: (all, none, confidence)
-    weak: Tuple[int, ...]                                      # regexes that only suggest the entry
+    regexes: Tuple[re.Pattern[str], ...]  # every distinct regex the entry uses
+    groups: Tuple[Tuple[Tuple[int, ...], Tuple[int, ...], str], ...]  # per alternative: (all, none, confidence)
+    weak: Tuple[int, ...]  # regexes that only suggest the entry
     vetoes: Tuple[int, ...]
     explains: Tuple[str, ...]
     examples: Tuple[str, ...]
@@ -156,9 +185,9 @@ class Signature:
 @dataclass(frozen=True)
 class Knowledge:
     signatures: Tuple[Signature, ...]
-    prefilter: re.Pattern[bytes]                             # finds keywords: the lines worth a look
-    owners: Mapping[bytes, Tuple[int, ...]]                  # keyword found -> signatures to try
-    explained_by: Mapping[str, FrozenSet[str]]                 # id -> ids that explain it, transitively
+    prefilter: re.Pattern[bytes]  # finds keywords: the lines worth a look
+    owners: Mapping[bytes, Tuple[int, ...]]  # keyword found -> signatures to try
+    explained_by: Mapping[str, FrozenSet[str]]  # id -> ids that explain it, transitively
 
 
 @cache
@@ -172,14 +201,14 @@ def compile_knowledge(data: Any, origin: str) -> Knowledge:
     entries = data.get("signatures") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
         raise SignatureError(f"{origin}: expected a non-empty 'signatures' list")
-    signatures = tuple(_signature(entry, f"{origin}: signature #{n}", origin)
-                       for n, entry in enumerate(entries, 1))
+    signatures = tuple(_signature(entry, f"{origin}: signature #{n}", origin) for n, entry in enumerate(entries, 1))
     ids = [s.id for s in signatures]
     duplicate = next((i for i in ids if ids.count(i) > 1), None)
     if duplicate:
         raise SignatureError(f"{origin}: signature {duplicate!r} is defined twice")
-    return Knowledge(signatures, re.compile(_trie_regex(_trie(signatures))), _owners(signatures),
-                     _explained_by(signatures, origin))
+    return Knowledge(
+        signatures, re.compile(_trie_regex(_trie(signatures))), _owners(signatures), _explained_by(signatures, origin)
+    )
 
 
 def _signature(entry: Any, where: str, origin: str) -> Signature:
@@ -200,17 +229,28 @@ def _signature(entry: Any, where: str, origin: str) -> Signature:
     plain = [p for p in entry["patterns"] if isinstance(p, str)]
     confidence = entry.get("confidence", "high")
     groups = tuple(table.group(p, confidence) for p in entry["patterns"] if not isinstance(p, str))
-    if plain:   # one search per line for all the plain regexes
+    if plain:  # one search per line for all the plain regexes
         groups = (((table.alternation(plain),), (), confidence),) + groups
     vetoes = table.indexes(_strings(entry, "none", where))
     weak = table.indexes(_strings(entry, "weak", where))
     return Signature(
-        id=entry["id"], title=entry["title"], severity=entry["severity"],
-        priority=entry.get("priority", DEFAULT_PRIORITY), cause=entry["cause"].strip(), fix=entry["fix"].strip(),
-        check=entry.get("check"), step=entry.get("step"), source=entry["source"],
-        keywords=tuple(k.encode("utf-8") for k in keywords), regexes=tuple(table.regexes), groups=groups,
-        weak=weak, vetoes=vetoes, explains=tuple(_strings(entry, "explains", where)),
-        examples=tuple(_strings(entry, "examples", where)))
+        id=entry["id"],
+        title=entry["title"],
+        severity=entry["severity"],
+        priority=entry.get("priority", DEFAULT_PRIORITY),
+        cause=entry["cause"].strip(),
+        fix=entry["fix"].strip(),
+        check=entry.get("check"),
+        step=entry.get("step"),
+        source=entry["source"],
+        keywords=tuple(k.encode("utf-8") for k in keywords),
+        regexes=tuple(table.regexes),
+        groups=groups,
+        weak=weak,
+        vetoes=vetoes,
+        explains=tuple(_strings(entry, "explains", where)),
+        examples=tuple(_strings(entry, "examples", where)),
+    )
 
 
 def _check_confidence(entry: Dict[str, Any], where: str) -> None:
@@ -251,17 +291,21 @@ class _RegexTable:
         return tuple(self._add(s) for s in sources)
 
     def alternation(self, sources: Sequence[str]) -> int:
-        for source in sources:   # each on its own first, so an error names the regex at fault
+        for source in sources:  # each on its own first, so an error names the regex at fault
             self._compile(source)
         return self._add("|".join(f"(?:{s})" for s in sources))
 
     def group(self, pattern: Any, confidence: str) -> Tuple[Tuple[int, ...], Tuple[int, ...], str]:
         if not isinstance(pattern, dict) or set(pattern) - {"all", "none", "confidence"} or not pattern.get("all"):
-            raise SignatureError(f"{self.where}: a pattern is a regex or a mapping with 'all' (and 'none', "
-                                 "'confidence')")
+            raise SignatureError(
+                f"{self.where}: a pattern is a regex or a mapping with 'all' (and 'none', 'confidence')"
+            )
         _check_confidence(pattern, self.where)
-        return (self.indexes(_strings(pattern, "all", self.where)),
-                self.indexes(_strings(pattern, "none", self.where)), pattern.get("confidence", confidence))
+        return (
+            self.indexes(_strings(pattern, "all", self.where)),
+            self.indexes(_strings(pattern, "none", self.where)),
+            pattern.get("confidence", confidence),
+        )
 
     def _add(self, source: str) -> int:
         if source not in self._index:
@@ -270,7 +314,7 @@ class _RegexTable:
         return self._index[source]
 
     def _compile(self, source: str) -> re.Pattern[str]:
-        try:   # retyped messages change case; _views folds the spacing
+        try:  # retyped messages change case; _views folds the spacing
             return re.compile(source, re.IGNORECASE)
         except re.error as exc:
             raise SignatureError(f"{self.where}: bad regex {source!r}: {exc}") from None
@@ -292,10 +336,11 @@ def _trie_regex(node: Dict[int, Any]) -> bytes:
 
     A space in a keyword stands for any run of spaces and tabs (retyped or re-indented text).
     """
-    if -1 in node:    # a keyword ends here: one that merely extends it is found through it
+    if -1 in node:  # a keyword ends here: one that merely extends it is found through it
         return b""
-    branches = [(rb"[ \t]+" if b == 32 else re.escape(bytes([b]))) + _trie_regex(child)
-                for b, child in sorted(node.items())]
+    branches = [
+        (rb"[ \t]+" if b == 32 else re.escape(bytes([b]))) + _trie_regex(child) for b, child in sorted(node.items())
+    ]
     return branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
 
 
@@ -335,6 +380,7 @@ def _explained_by(signatures: Sequence[Signature], origin: str) -> Dict[str, Fro
 
 # --------------------------------------------------------------------------- scanning
 
+
 class _State:
     """What one signature saw: per regex the lines it matched (count, first few), and which regexes co-matched."""
 
@@ -343,7 +389,7 @@ class _State:
     def __init__(self, regex_count: int):
         self.hits = [0] * regex_count
         self.evidence: List[List[Evidence]] = [[] for _ in range(regex_count)]
-        self.combos: Dict[FrozenSet[int], int] = {}   # set of regexes one line matched -> lines
+        self.combos: Dict[FrozenSet[int], int] = {}  # set of regexes one line matched -> lines
 
     def feed(self, sig: Signature, views: Sequence[Tuple[str, str, int]], line: int) -> None:
         matched: Set[int] = set()
@@ -363,8 +409,11 @@ class _State:
         """The entry's match: through a pattern (its confidence), else through weak evidence ("low")."""
         if any(self.hits[j] for j in sig.vetoes):
             return None
-        held = [(all_, confidence) for all_, none, confidence in sig.groups
-                if all(self.hits[j] for j in all_) and not any(self.hits[j] for j in none)]
+        held = [
+            (all_, confidence)
+            for all_, none, confidence in sig.groups
+            if all(self.hits[j] for j in all_) and not any(self.hits[j] for j in none)
+        ]
         used = {j for all_, _ in held for j in all_}
         confidence = min((c for _, c in held), key=CONFIDENCES.index, default="low")
         if not used:
@@ -374,8 +423,19 @@ class _State:
         by_line = {ev.line: ev for j in sorted(used, reverse=True) for ev in self.evidence[j]}
         evidence = [by_line[n] for n in sorted(by_line)][:EVIDENCE_LIMIT]
         count = sum(n for combo, n in self.combos.items() if combo & used)
-        return Match(sig.id, sig.title, sig.severity, sig.cause, sig.fix, sig.check, sig.step, sig.source,
-                     evidence, count, confidence)
+        return Match(
+            sig.id,
+            sig.title,
+            sig.severity,
+            sig.cause,
+            sig.fix,
+            sig.check,
+            sig.step,
+            sig.source,
+            evidence,
+            count,
+            confidence,
+        )
 
 
 class _Scanner:
@@ -383,7 +443,7 @@ class _Scanner:
         self.kb = kb
         self.states = [_State(len(s.regexes)) for s in kb.signatures]
         self.newlines = 0
-        self.open_line = False   # the last block ended inside a line
+        self.open_line = False  # the last block ended inside a line
 
     def scan(self, buf: bytes, end: int) -> None:
         """Scan buf[:end]; it starts at a line start and ends at a newline or at a forced cut."""
@@ -400,7 +460,7 @@ class _Scanner:
             self._line(buf[start:stop], self.newlines + 1)
             pos = stop + 1
         self.newlines += buf.count(b"\n", counted, end)
-        self.open_line = end > 0 and buf[end - 1:end] != b"\n"
+        self.open_line = end > 0 and buf[end - 1 : end] != b"\n"
 
     def _line(self, raw: bytes, line: int) -> None:
         owners = {i for keyword in _keywords_in(raw, self.kb.prefilter) for i in self.kb.owners[keyword]}
@@ -452,7 +512,7 @@ def _excerpt(text: str, at: int) -> str:
     if len(text) <= EXCERPT_LIMIT:
         return text
     start = max(0, min(at - 60, len(text) - EXCERPT_LIMIT))
-    cut = text[start:start + EXCERPT_LIMIT]
+    cut = text[start : start + EXCERPT_LIMIT]
     return ("…" if start else "") + cut + ("…" if start + EXCERPT_LIMIT < len(text) else "")
 
 
@@ -481,8 +541,14 @@ def _rank(matches: List[Match], kb: Knowledge) -> List[Match]:
 
     def place(parent: Match) -> None:
         ranked.append(parent)
-        children = [m for m in failing if depth_of(m.id) == depth_of(parent.id) + 1 and rank[parent.id] <= rank[m.id]
-                    and parent.id in kb.explained_by.get(m.id, frozenset()) and m not in ranked]
+        children = [
+            m
+            for m in failing
+            if depth_of(m.id) == depth_of(parent.id) + 1
+            and rank[parent.id] <= rank[m.id]
+            and parent.id in kb.explained_by.get(m.id, frozenset())
+            and m not in ranked
+        ]
         for child in sorted(children, key=key):
             if child not in ranked:
                 place(child)
@@ -493,6 +559,7 @@ def _rank(matches: List[Match], kb: Knowledge) -> List[Match]:
 
 
 # --------------------------------------------------------------------------- reading
+
 
 def _blocks(stream: BinaryIO) -> Iterator[bytes]:
     """The stream's bytes in blocks, transcoded to UTF-8 when it is UTF-16 (PowerShell's `>`) or UTF-32."""
@@ -529,7 +596,7 @@ def _utf32_decoder(head: bytes) -> Optional[codecs.IncrementalDecoder]:
     units = min(len(head), HEAD_SIZE) // 4
     if units < 16:
         return None
-    zeros = [head[i:units * 4:4].count(0) for i in range(4)]
+    zeros = [head[i : units * 4 : 4].count(0) for i in range(4)]
     if zeros[3] == units and zeros[2] > 0.9 * units and zeros[0] < 0.5 * units:
         return codecs.getincrementaldecoder("utf-32-le")("replace")
     if zeros[0] == units and zeros[1] > 0.9 * units and zeros[3] < 0.5 * units:
@@ -540,7 +607,7 @@ def _utf32_decoder(head: bytes) -> Optional[codecs.IncrementalDecoder]:
 def _utf16_decoder(head: bytes) -> Optional[codecs.IncrementalDecoder]:
     """A decoder when the log is UTF-16 (mostly ASCII, so every other byte is NUL), else None."""
     bom = head[:2] if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else b""
-    sample = head[len(bom):len(bom) + 4096]
+    sample = head[len(bom) : len(bom) + 4096]
     half = len(sample) // 2
     zeros_odd, zeros_even = sample[1::2].count(0), sample[0::2].count(0)
     if bom == codecs.BOM_UTF16_LE and zeros_odd > 0.3 * half or bom == codecs.BOM_UTF16_BE and zeros_even > 0.3 * half:
@@ -581,6 +648,7 @@ def explain_text(text: str) -> ExplainResult:
 
 def explain_lines(lines: Iterable[str]) -> ExplainResult:
     """Explain log lines already in memory (e.g. TensorFlow's output captured by a probe)."""
+
     def blocks() -> Iterator[bytes]:
         pending: List[str] = []
         size = 0
@@ -592,6 +660,7 @@ def explain_lines(lines: Iterable[str]) -> ExplainResult:
                 pending, size = [], 0
         if pending:
             yield ("\n".join(pending) + "\n").encode("utf-8", "replace")
+
     return _scan_blocks(blocks(), load_knowledge())
 
 
@@ -608,8 +677,8 @@ def explain_file(path: str) -> ExplainResult:
 
 # --------------------------------------------------------------------------- human text
 
-def format_text(result: ExplainResult, show_all: bool = False,
-                symbols: Mapping[Status, str] = SYMBOLS) -> List[str]:
+
+def format_text(result: ExplainResult, show_all: bool = False, symbols: Mapping[Status, str] = SYMBOLS) -> List[str]:
     """The human report: each problem with cause, fix and evidence; benign ones counted, listed with show_all."""
     failures, benign = result.failures, result.benign
     read = _plural(result.lines, "line")
@@ -634,16 +703,18 @@ def _plural(count: int, noun: str) -> str:
 _CONFIDENCE_NOTE = {
     "medium": "medium: the message is a symptom that more than one cause produces",
     "low": "low, a weak guess: no message of this cause is in the log, only indirect signs "
-           "(the failing layer in a traceback, a symptom); confirm it before applying the fix",
+    "(the failing layer in a traceback, a symptom); confirm it before applying the fix",
 }
 
 
 def _format_match(match: Match, symbols: Mapping[Status, str]) -> List[str]:
     mark = symbols[_SEVERITY_STATUS[match.severity]]
     guess = ", weak guess" if match.confidence == "low" else ""
-    lines = [f"[{mark}] {match.title}  ({match.id}, {match.severity}{guess})",
-             f"    cause: {match.cause}",
-             f"    fix:   {match.fix}"]
+    lines = [
+        f"[{mark}] {match.title}  ({match.id}, {match.severity}{guess})",
+        f"    cause: {match.cause}",
+        f"    fix:   {match.fix}",
+    ]
     if match.confidence in _CONFIDENCE_NOTE:
         lines.append(f"    confidence: {_CONFIDENCE_NOTE[match.confidence]}")
     links = [f"doctor {kind}: {value}" for kind, value in (("check", match.check), ("step", match.step)) if value]

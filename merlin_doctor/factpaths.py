@@ -5,6 +5,7 @@ probe's facts, present or future: which leaves describe the configuration (not t
 logs or run-time measurements), and what are the few values a person reads first. The
 answers are data, `knowledge/config_facts.yml`; this module applies them. Pure.
 """
+
 from __future__ import annotations
 
 import collections
@@ -46,7 +47,9 @@ def _item_key(items: List[Dict[str, Any]], keys: Sequence[str]) -> Optional[str]
     """The field that names each item of a list of dicts: present in all, scalar, all different."""
     for key in keys:
         values = [item.get(key) for item in items]
-        if all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values) and len(set(values)) == len(values):
+        if all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values) and len(set(values)) == len(
+            values
+        ):
             return key
     return None
 
@@ -91,8 +94,11 @@ def config_signature(probes: Dict[str, Any]) -> Dict[str, Any]:
     """The leaves that make two machines' configurations the same or different."""
     table = rules()
     packages = {f"packages.distributions.{name}.version" for name in table["key_packages"]}
-    return {path: value for path, value in flatten(probes).items()
-            if path in packages or (matches(path, table["group_by"]) and not matches(path, table["group_exclude"]))}
+    return {
+        path: value
+        for path, value in flatten(probes).items()
+        if path in packages or (matches(path, table["group_by"]) and not matches(path, table["group_exclude"]))
+    }
 
 
 def show(value: Any) -> str:

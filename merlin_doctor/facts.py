@@ -4,6 +4,7 @@ Live facts are collected lazily, the first time a check asks for a probe, so ver
 stream out while slow probes have not even started. `check --from FILE` judges a saved
 snapshot with no probing at all.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -26,9 +27,13 @@ MAX_SNAPSHOT_BYTES = 64 << 20
 
 
 class Facts:
-    def __init__(self, probes: Optional[Dict[str, Dict[str, Any]]] = None, meta: Optional[Dict[str, Any]] = None,
-                 context: Optional[ProbeContext] = None,
-                 on_probe: Optional[Callable[[Probe], None]] = None):
+    def __init__(
+        self,
+        probes: Optional[Dict[str, Dict[str, Any]]] = None,
+        meta: Optional[Dict[str, Any]] = None,
+        context: Optional[ProbeContext] = None,
+        on_probe: Optional[Callable[[Probe], None]] = None,
+    ):
         self.probes: Dict[str, Dict[str, Any]] = dict(probes or {})
         self.meta = dict(meta or {})
         self.context = context  # None: a saved snapshot, nothing may be probed
@@ -52,8 +57,11 @@ class Facts:
         if self.context is None:
             return
         todo = [probe_named(n) for n in names]
-        todo = [p for p in todo
-                if runs_isolated(p, self.context) and p.name not in self.probes and p.name not in self._pending]
+        todo = [
+            p
+            for p in todo
+            if runs_isolated(p, self.context) and p.name not in self.probes and p.name not in self._pending
+        ]
         if not todo:
             return
         for probe in todo:
@@ -93,8 +101,11 @@ class Facts:
     def save(self, path: str, force: bool = False) -> None:
         """Write the snapshot to a file the user named; replace another file only with `force`."""
         if not force and not replaceable(path, is_snapshot):
-            raise InputError("the file exists and is not a merlin-doctor facts snapshot; choose another -o FILE "
-                             "or add --force to replace it", path)
+            raise InputError(
+                "the file exists and is not a merlin-doctor facts snapshot; choose another -o FILE "
+                "or add --force to replace it",
+                path,
+            )
         write_output(path, json_bytes(self.to_dict()))
 
     @classmethod
@@ -116,12 +127,15 @@ class Facts:
         if isinstance(data, dict) and isinstance(data.get("facts"), dict):
             data = data["facts"]  # the JSON output of `check` embeds its facts
         if not isinstance(data, dict) or not isinstance(data.get("probes"), dict):
-            raise InputError("not a facts snapshot (no 'probes' object); make one with "
-                             "`merlin-doctor facts -o FILE`", path)
+            raise InputError(
+                "not a facts snapshot (no 'probes' object); make one with `merlin-doctor facts -o FILE`", path
+            )
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
-            raise InputError(f"snapshot schema_version {_cut(repr(version))} is not supported "
-                             f"(this doctor reads {SCHEMA_VERSION})", path)
+            raise InputError(
+                f"snapshot schema_version {_cut(repr(version))} is not supported (this doctor reads {SCHEMA_VERSION})",
+                path,
+            )
         _check_shape(data, path)
         return cls(data["probes"], data.get("meta"))
 
@@ -138,8 +152,9 @@ def _check_shape(data: Dict[str, Any], path: str) -> None:
         raise InputError(f"not a facts snapshot: 'meta' is a {type(meta).__name__}, not an object", path)
     for name, facts in data["probes"].items():
         if not isinstance(facts, dict):
-            raise InputError(f"not a facts snapshot: probe {_cut(name, 60)!r} holds a {type(facts).__name__}, "
-                             "not an object", path)
+            raise InputError(
+                f"not a facts snapshot: probe {_cut(name, 60)!r} holds a {type(facts).__name__}, not an object", path
+            )
     stack: List[Tuple[Any, int]] = [(data, 1)]
     while stack:
         value, depth = stack.pop()

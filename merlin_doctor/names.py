@@ -1,5 +1,6 @@
 """Names the CLI offers as choices, in a module that imports nothing, so that parsing a
 command line never pays for the engines, the steps or the recipe machinery."""
+
 from __future__ import annotations
 
 #: The repair steps, in the order `setup` runs them (modules of merlin_doctor.setup.steps).

@@ -3,6 +3,7 @@
 Progress while slow probes run shows as one line updated in place when IPython is
 present, or as lines on stderr otherwise; IPython is never required.
 """
+
 from __future__ import annotations
 
 import json
@@ -101,8 +102,10 @@ def magic(line: str) -> Optional[CheckResult]:
     cli_only = [k for k, v in params.items() if k not in taken and k not in _ALWAYS_ON and v not in (None, False, ())]
     if cli_only:
         flags = ", ".join("--" + k.replace("_", "-") for k in cli_only)
-        print(f"merlin-doctor: error: {flags} works on the command line only: !merlin-doctor check {line[5:].strip()}",
-              file=sys.stderr)
+        print(
+            f"merlin-doctor: error: {flags} works on the command line only: !merlin-doctor check {line[5:].strip()}",
+            file=sys.stderr,
+        )
         return None
     if as_json:
         params["quiet"] = True  # the document alone, as `check --json` prints it

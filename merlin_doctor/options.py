@@ -1,5 +1,6 @@
 """`merlin-doctor check`'s flags as one object: the CLI, the notebook API, `fix`, the fleet
 and the runner all take it, so a flag means the same thing everywhere. Import-free."""
+
 from __future__ import annotations
 
 import math

@@ -4,6 +4,7 @@ A recipe says how to build an env (conda part, pip groups, links, activation var
 copies) and what the doctor judges it against (`expect`). The schema is documented in
 the README; `SCHEMA` below is its single source of truth.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -251,8 +252,12 @@ def _check_structure(root: yaml.Node, file: str) -> None:
             _fail(node, file, "", "YAML aliases (*name) are not allowed in a recipe; write the value out")
         seen.add(id(node))
         if node.tag not in _PLAIN_TAGS:
-            _fail(node, file, "", f"unknown YAML tag {shown(node.tag)}: a recipe holds plain strings, numbers, "
-                                  "lists and mappings")
+            _fail(
+                node,
+                file,
+                "",
+                f"unknown YAML tag {shown(node.tag)}: a recipe holds plain strings, numbers, lists and mappings",
+            )
         if depth > MAX_DEPTH:
             _fail(node, file, "", f"nested more than {MAX_DEPTH} levels deep")
         if isinstance(node, yaml.MappingNode):
@@ -272,6 +277,7 @@ def _scalar(kind: str, test: Callable[[Any], bool]) -> Validator:
     def check(node: yaml.Node, file: str, key: str) -> None:
         if not isinstance(node, yaml.ScalarNode) or not test(_value(node, file, key)):
             _fail(node, file, key, f"expected {kind}")
+
     return check
 
 
@@ -317,8 +323,9 @@ def _env_path(node: yaml.Node, file: str, key: str) -> None:
     text = node.value
     root = next((r for r in _PATH_ROOTS if text == r or text.startswith(r + "/")), None)
     if root is None:
-        _fail(node, file, key, "must be inside the env: start with {prefix}/ or {site_packages}/, "
-                               f"not {shown(text)}")
+        _fail(
+            node, file, key, f"must be inside the env: start with {{prefix}}/ or {{site_packages}}/, not {shown(text)}"
+        )
     if ".." in text.split("/"):
         _fail(node, file, key, f"must stay inside the env: no '..' in {shown(text)}")
 
@@ -358,6 +365,7 @@ def _one_of(*choices: str) -> Validator:
         _str(node, file, key)
         if node.value not in choices:
             _fail(node, file, key, f"expected one of {', '.join(choices)}, got {shown(node.value)}")
+
     return check
 
 
@@ -367,6 +375,7 @@ def _list_of(item: Validator) -> Validator:
             _fail(node, file, key, "expected a list")
         for i, child in enumerate(node.value):
             item(child, file, f"{key}[{i}]")
+
     return check
 
 
@@ -385,11 +394,13 @@ def _mapping(fields: Dict[str, Validator], required: tuple = ()) -> Validator:
         for name in required:
             if name not in seen:
                 _fail(node, file, f"{key}.{name}" if key else name, "required key is missing")
+
     return check
 
 
-_ENV_VAR = _mapping({"prepend": _list_of(_placeholder_str), "append": _list_of(_placeholder_str),
-                     "set": _placeholder_str})
+_ENV_VAR = _mapping(
+    {"prepend": _list_of(_placeholder_str), "append": _list_of(_placeholder_str), "set": _placeholder_str}
+)
 
 
 def _env_var(node: yaml.Node, file: str, key: str) -> None:
@@ -414,26 +425,47 @@ SCHEMA = _mapping(
         "env_name": _str,
         "sources": _list_of(_text),
         "conda": _mapping({"channels": _list_of(_str), "dependencies": _list_of(_str)}, ("dependencies",)),
-        "pip": _list_of(_mapping(
-            {"name": _str, "requirements": _list_of(_requirement), "extra_index_urls": _list_of(_str),
-             "index_url": _str, "find_links": _list_of(_str), "no_index": _bool, "optional": _bool, "why": _text},
-            ("name", "requirements"))),
-        "links": _list_of(_mapping({"dir": _env_path, "name": _file_name, "target": _link_target},
-                                   ("dir", "name", "target"))),
+        "pip": _list_of(
+            _mapping(
+                {
+                    "name": _str,
+                    "requirements": _list_of(_requirement),
+                    "extra_index_urls": _list_of(_str),
+                    "index_url": _str,
+                    "find_links": _list_of(_str),
+                    "no_index": _bool,
+                    "optional": _bool,
+                    "why": _text,
+                },
+                ("name", "requirements"),
+            )
+        ),
+        "links": _list_of(
+            _mapping({"dir": _env_path, "name": _file_name, "target": _link_target}, ("dir", "name", "target"))
+        ),
         "activate": _env_vars,
         "copies": _list_of(_mapping({"from": _env_path, "to": _env_path}, ("from", "to"))),
         "kind": _one_of(*KINDS),
-        "python": _scalar("a Python version such as '3.9'",
-                          lambda v: isinstance(v, str) and re.fullmatch(r"3\.\d+", v) is not None),
+        "python": _scalar(
+            "a Python version such as '3.9'", lambda v: isinstance(v, str) and re.fullmatch(r"3\.\d+", v) is not None
+        ),
         "image": _str,
         "image_compressed_bytes": _positive_int,
-        "accepted_conflicts": _list_of(_mapping({"package": _str, "requires": _str, "why": _text},
-                                                ("package", "requires", "why"))),
-        "expect": _mapping({
-            "python": _specifier, "tensorflow": _specifier, "cuda_runtime": _str_or_null,
-            "cudnn": _specifier, "tensorrt": _specifier, "tensorrt_soname": _str_or_null, "e2e": _str_or_null,
-            "gpu": _one_of(*GPU_MODES),
-        }),
+        "accepted_conflicts": _list_of(
+            _mapping({"package": _str, "requires": _str, "why": _text}, ("package", "requires", "why"))
+        ),
+        "expect": _mapping(
+            {
+                "python": _specifier,
+                "tensorflow": _specifier,
+                "cuda_runtime": _str_or_null,
+                "cudnn": _specifier,
+                "tensorrt": _specifier,
+                "tensorrt_soname": _str_or_null,
+                "e2e": _str_or_null,
+                "gpu": _one_of(*GPU_MODES),
+            }
+        ),
     },
     ("name",),
 )
@@ -441,7 +473,7 @@ SCHEMA = _mapping(
 
 _WHY_REQUIRED = {
     "image": "a kind: container recipe names its image (e.g. nvcr.io/nvidia/merlin/merlin-tensorflow:23.02)",
-    "python": "a kind: venv recipe names the Python of its venv (e.g. python: \"3.9\")",
+    "python": 'a kind: venv recipe names the Python of its venv (e.g. python: "3.9")',
 }
 
 
@@ -501,16 +533,25 @@ def parse_recipe(text: str, file: str) -> Recipe:
         venv_python=data.get("python"),
         channels=list(conda.get("channels", [])),
         conda_dependencies=list(conda.get("dependencies", [])),
-        pip=[PipGroup(name=g["name"], requirements=list(g["requirements"]),
-                      extra_index_urls=list(g.get("extra_index_urls", [])), index_url=g.get("index_url"),
-                      find_links=list(g.get("find_links", [])), no_index=bool(g.get("no_index", False)),
-                      optional=bool(g.get("optional", False)), why=g.get("why", ""))
-             for g in data.get("pip") or []],
+        pip=[
+            PipGroup(
+                name=g["name"],
+                requirements=list(g["requirements"]),
+                extra_index_urls=list(g.get("extra_index_urls", [])),
+                index_url=g.get("index_url"),
+                find_links=list(g.get("find_links", [])),
+                no_index=bool(g.get("no_index", False)),
+                optional=bool(g.get("optional", False)),
+                why=g.get("why", ""),
+            )
+            for g in data.get("pip") or []
+        ],
         links=[Link(**x) for x in data.get("links") or []],
         activate=[EnvVar(name=k, **v) for k, v in (data.get("activate") or {}).items()],
         copies=[Copy(src=c["from"], dst=c["to"]) for c in data.get("copies") or []],
-        expect=Expect(**{k: (str(v) if v is not None and k != "gpu" else v)
-                         for k, v in (data.get("expect") or {}).items()}),
+        expect=Expect(
+            **{k: (str(v) if v is not None and k != "gpu" else v) for k, v in (data.get("expect") or {}).items()}
+        ),
         sources=list(data.get("sources") or []),
     )
 
@@ -562,9 +603,11 @@ def load_buildable_recipe(name_or_file: Optional[str] = None) -> Recipe:
     """A recipe that setup/fix can build: a container recipe's stack ships in its image."""
     recipe = load_recipe(name_or_file)
     if recipe.is_container:
-        raise InputError(f"recipe {recipe.name!r} is the {recipe.image} image: there is no env to build; "
-                         f"judge the host with `merlin-doctor check --host --recipe {recipe.name}` and start it with "
-                         f"`merlin-doctor container-cmd --recipe {recipe.name}`")
+        raise InputError(
+            f"recipe {recipe.name!r} is the {recipe.image} image: there is no env to build; "
+            f"judge the host with `merlin-doctor check --host --recipe {recipe.name}` and start it with "
+            f"`merlin-doctor container-cmd --recipe {recipe.name}`"
+        )
     return recipe
 
 

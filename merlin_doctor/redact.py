@@ -8,6 +8,7 @@ Environment maps keep only allowlisted names, and whatever looks like a secret i
 Every string is walked, keys included, so facts of probes added later are covered too.
 The policy (allowlist, secret shapes) is data: `knowledge/redaction.yml`.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -25,8 +26,10 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"<>]+@")
 #: Anaconda's token channels: https://conda.anaconda.org/t/<TOKEN>/conda-forge (conda-meta `channel`, `url`).
 _CHANNEL_TOKEN = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s'\"<>]*?/t/)(?!<secret>/)[^/\s'\"<>]+")
-_ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>[\"']?\s*(?<![<>!~=])[=:](?![=:/])\s*)"
-                         r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s\"'&;,]+)")  # NAME=value, NAME: value, "NAME": "value"
+_ASSIGNMENT = re.compile(
+    r"(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>[\"']?\s*(?<![<>!~=])[=:](?![=:/])\s*)"
+    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s\"'&;,]+)"
+)  # NAME=value, NAME: value, "NAME": "value"
 _UUID = re.compile(r"(?i)\b(?:(?P<gpu>GPU|MIG)-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 _MAC = re.compile(r"(?<![\w:-])[0-9A-Fa-f]{2}([:-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}(?![\w:-])")
 _IPV6 = re.compile(r"(?<![\w:.-])(?=[0-9A-Fa-f]*:[0-9A-Fa-f]*:)[0-9A-Fa-f:]{2,39}(?![\w:.-])")
@@ -61,8 +64,13 @@ class Redaction:
 
     def reminder(self) -> str:
         """One line for the user: what the shared file no longer holds."""
-        labels = {"ip": "IP address", "mac": "MAC address", "gpu-uuid": "GPU UUID", "uuid": "UUID",
-                  "serial": "serial number"}
+        labels = {
+            "ip": "IP address",
+            "mac": "MAC address",
+            "gpu-uuid": "GPU UUID",
+            "uuid": "UUID",
+            "serial": "serial number",
+        }
         parts = ["user name, host name and home directory (<user>, <host>, <home>)"]
         parts += [_plural(self.replaced[k], labels[k]) for k in labels if self.replaced.get(k)]
         if self.secrets:
@@ -105,6 +113,7 @@ def _name_pattern(names: Iterable[str], vocabulary: Set[str]) -> Optional[re.Pat
     Home directories are replaced whole in any case, so /home/merlin/... never shows.
     Short plain names match their own case only (host `vm` is not the VM of "bare metal or a
     VM"); distinctive ones (6+ characters, or with a digit, dot, dash or underscore) any case."""
+
     def form(name: str) -> str:
         distinctive = len(name) >= 6 or bool(re.search(r"[\d._-]", name))
         return f"(?i:{re.escape(name)})" if distinctive else re.escape(name)
@@ -147,8 +156,12 @@ def policy() -> Dict[str, Any]:
 
 def _env_map(key: Optional[str], value: Any, rules: Dict[str, Any]) -> bool:
     """A dict of environment variables: under an env-like key, every key shaped like a variable name."""
-    return (isinstance(value, dict) and key is not None and key.lower() in rules["env_map_keys"]
-            and all(isinstance(k, str) and _ENV_NAME.match(k) for k in value))
+    return (
+        isinstance(value, dict)
+        and key is not None
+        and key.lower() in rules["env_map_keys"]
+        and all(isinstance(k, str) and _ENV_NAME.match(k) for k in value)
+    )
 
 
 def identity_in(data: Any, rules: Optional[Dict[str, Any]] = None) -> Identity:
@@ -181,8 +194,11 @@ def identity_in(data: Any, rules: Optional[Dict[str, Any]] = None) -> Identity:
 
     walk(data, None)
     public = set(rules["public_addresses"]) | {"localhost"}
-    useful = lambda values: tuple(dict.fromkeys(  # noqa: E731
-        v for v in values if len(v) > 1 and not v.startswith("<") and v not in public and not _is_ip(v)))
+    useful = lambda values: tuple(
+        dict.fromkeys(  # noqa: E731
+            v for v in values if len(v) > 1 and not v.startswith("<") and v not in public and not _is_ip(v)
+        )
+    )
     return Identity(useful(found["user"]), useful(found["host"]), useful(found["home"]))
 
 
@@ -199,8 +215,11 @@ class _Redactor:
         self.secrets = 0
         self.env_dropped = 0
         hosts = list(identity.hosts) + [h.split(".")[0] for h in identity.hosts if "." in h and not _is_ip(h)]
-        self.identity = [("home", _home_pattern(identity.homes)), ("host", _name_pattern(hosts, vocabulary)),
-                         ("user", _name_pattern(identity.users, vocabulary))]
+        self.identity = [
+            ("home", _home_pattern(identity.homes)),
+            ("host", _name_pattern(hosts, vocabulary)),
+            ("user", _name_pattern(identity.users, vocabulary)),
+        ]
 
     def placeholder(self, kind: str, value: str) -> str:
         key = value.lower().rstrip("/")
@@ -239,7 +258,7 @@ class _Redactor:
         return value if keep or value in self.public or not _is_ip(value) else self.placeholder("ip", value)
 
     def _ipv4(self, m: re.Match[str], versioned: bool) -> str:
-        before = m.string[max(0, m.start() - 24):m.start()]
+        before = m.string[max(0, m.start() - 24) : m.start()]
         return self._address(m.group(0), versioned or bool(self.version_before.search(before)))
 
     def _ipv6(self, m: re.Match[str]) -> str:
@@ -253,16 +272,19 @@ class _Redactor:
         text = _CHANNEL_TOKEN.sub(self._channel_token, text)
         text = _ASSIGNMENT.sub(self._assignment, text)
         text = _UUID.sub(lambda m: self.placeholder("gpu-uuid" if m.group("gpu") else "uuid", m.group(0)), text)
-        text = _MAC.sub(lambda m: m.group(0) if set(m.group(0)) <= set("0:-") else self.placeholder("mac", m.group(0)),
-                        text)
+        text = _MAC.sub(
+            lambda m: m.group(0) if set(m.group(0)) <= set("0:-") else self.placeholder("mac", m.group(0)), text
+        )
         text = _IPV6.sub(self._ipv6, text)
         versioned = bool(key and "version" in key.lower())
         text = _IPV4.sub(lambda m: self._ipv4(m, versioned), text)
         parts = _PLACEHOLDER.split(text)  # never rewrite inside a placeholder already put in
         for kind, known in self.identity:
             if known is not None:
-                parts = [p if i % 2 else known.sub(lambda m, k=kind: self.placeholder(k, m.group(0)), p)
-                         for i, p in enumerate(parts)]
+                parts = [
+                    p if i % 2 else known.sub(lambda m, k=kind: self.placeholder(k, m.group(0)), p)
+                    for i, p in enumerate(parts)
+                ]
         return "".join(parts)
 
     def _environment(self, env: Dict[str, Any]) -> Dict[str, Any]:
@@ -297,8 +319,9 @@ class _Redactor:
         return self.value(value, key if isinstance(key, str) else None)
 
 
-def redact(data: Any, identity: Identity = Identity(), rules: Optional[Dict[str, Any]] = None,
-           keep_words: Iterable[str] = ()) -> Redaction:
+def redact(
+    data: Any, identity: Identity = Identity(), rules: Optional[Dict[str, Any]] = None, keep_words: Iterable[str] = ()
+) -> Redaction:
     """A redacted copy of `data`, with the identities it reveals itself added to `identity`.
 
     `keep_words` name things that must keep their names even if a user or host shares them

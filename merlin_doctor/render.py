@@ -1,4 +1,5 @@
 """Human text and JSON output. Nothing here decides anything; it only shows verdicts."""
+
 from __future__ import annotations
 
 import os
@@ -39,9 +40,13 @@ ID_WIDTH = 24
 #: Narrower than this, wrapped text would be a column of single words: leave it long.
 MIN_TEXT_WIDTH = 24
 PROBLEM_ORDER = {"fail": 0, "error": 0, "warn": 1}
-SUMMARY_WORDS = ((Status.PASS, "passed", "passed"), (Status.WARN, "warning", "warnings"),
-                 (Status.FAIL, "failed", "failed"), (Status.ERROR, "error", "errors"),
-                 (Status.SKIP, "skipped", "skipped"))
+SUMMARY_WORDS = (
+    (Status.PASS, "passed", "passed"),
+    (Status.WARN, "warning", "warnings"),
+    (Status.FAIL, "failed", "failed"),
+    (Status.ERROR, "error", "errors"),
+    (Status.SKIP, "skipped", "skipped"),
+)
 
 
 def count_line(verdicts: List[Verdict]) -> str:
@@ -52,6 +57,7 @@ def count_line(verdicts: List[Verdict]) -> str:
 
 # --- what every view (terminal, notebook, Markdown) shows the same way ------------------------
 # Over `check --json` verdict dicts, so the HTML and the Markdown of a saved report use them too.
+
 
 def problems(verdicts: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Failures and errors first, then warnings, those sharing a fix next to each other (so a
@@ -107,8 +113,15 @@ class Terminal:
     """Streams `[✓] id  summary` lines as verdicts complete, then the skips folded by reason,
     a summary and the fixes. Text wraps at the terminal's width under its own column."""
 
-    def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr, verbose: bool = False,
-                 quiet: bool = False, colour: Optional[bool] = None, width: Optional[int] = None):
+    def __init__(
+        self,
+        out: TextIO = sys.stdout,
+        err: TextIO = sys.stderr,
+        verbose: bool = False,
+        quiet: bool = False,
+        colour: Optional[bool] = None,
+        width: Optional[int] = None,
+    ):
         self.out, self.err = out, err
         self.verbose, self.quiet = verbose, quiet
         self.colour = use_colour(out) if colour is None else colour
@@ -146,8 +159,9 @@ class Terminal:
         room = self.width - indent
         if room < MIN_TEXT_WIDTH:
             return [text]
-        lines = textwrap.wrap(text, room, initial_indent=" " * first, break_long_words=False,
-                              break_on_hyphens=False) or [""]
+        lines = textwrap.wrap(
+            text, room, initial_indent=" " * first, break_long_words=False, break_on_hyphens=False
+        ) or [""]
         return [lines[0][first:]] + lines[1:]
 
     def _line(self, status: Status, label: str, text: str) -> None:

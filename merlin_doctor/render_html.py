@@ -6,6 +6,7 @@ one row per reason. Every string that reaches the page (summaries, evidence, fix
 taken from the machine) is escaped, so a hostile package name or GPU name cannot inject
 markup or script.
 """
+
 from __future__ import annotations
 
 import html
@@ -15,8 +16,13 @@ from typing import Any, Dict, List, Optional
 from merlin_doctor.render import problems, safe_text, skip_groups
 
 #: status -> (mark, colour); inline styles only, since notebook front ends strip <style> blocks.
-MARKS = {"pass": ("✓", "#1a7f37"), "warn": ("!", "#9a6700"), "fail": ("✗", "#cf222e"),
-         "skip": ("–", "#6e7781"), "error": ("E", "#8250df")}
+MARKS = {
+    "pass": ("✓", "#1a7f37"),
+    "warn": ("!", "#9a6700"),
+    "fail": ("✗", "#cf222e"),
+    "skip": ("–", "#6e7781"),
+    "error": ("E", "#8250df"),
+}
 CELL = "text-align:left;vertical-align:top;padding:3px 8px;border-bottom:1px solid #d0d7de"
 FOLD = "cursor:pointer;color:#57606a"
 
@@ -26,8 +32,10 @@ def _text(value: Any) -> str:
 
 
 def _folded(title: str, body: str) -> str:
-    return (f'<details><summary style="{FOLD}">{_text(title)}</summary>'
-            f'<pre style="white-space:pre-wrap;margin:2px 0">{_text(body)}</pre></details>')
+    return (
+        f'<details><summary style="{FOLD}">{_text(title)}</summary>'
+        f'<pre style="white-space:pre-wrap;margin:2px 0">{_text(body)}</pre></details>'
+    )
 
 
 def _row(status: str, check: str, verdict: str, fix: Optional[str] = None, rowspan: int = 1) -> str:
@@ -35,9 +43,11 @@ def _row(status: str, check: str, verdict: str, fix: Optional[str] = None, rowsp
     mark, colour = MARKS.get(status, ("?", "#000"))
     span = f' rowspan="{rowspan}"' if rowspan > 1 else ""
     fix_cell = "" if fix is None else f'<td style="{CELL}"{span}>{fix}</td>'
-    return (f'<tr data-status="{_text(status)}">'
-            f'<td style="{CELL};color:{colour};font-weight:bold" title="{_text(status)}">{mark}</td>'
-            f'<td style="{CELL}">{check}</td><td style="{CELL}">{verdict}</td>{fix_cell}</tr>')
+    return (
+        f'<tr data-status="{_text(status)}">'
+        f'<td style="{CELL};color:{colour};font-weight:bold" title="{_text(status)}">{mark}</td>'
+        f'<td style="{CELL}">{check}</td><td style="{CELL}">{verdict}</td>{fix_cell}</tr>'
+    )
 
 
 def _verdict_cell(v: Dict[str, Any]) -> str:
@@ -78,13 +88,19 @@ def report_table(doc: Dict[str, Any]) -> str:
     and the folded skips."""
     counts = ", ".join(f"{n} {s}" for s, n in doc["summary"].items() if n)
     ok = doc["exit_code"] == 0
-    verdict = (f'<span style="color:{MARKS["pass"][1]}">nothing failed</span>' if ok
-               else f'<span style="color:{MARKS["fail"][1]}">something failed</span>')
+    verdict = (
+        f'<span style="color:{MARKS["pass"][1]}">nothing failed</span>'
+        if ok
+        else f'<span style="color:{MARKS["fail"][1]}">something failed</span>'
+    )
     head = "".join(f'<th style="{CELL}">{h}</th>' for h in ("", "check", "verdict", "fix"))
     verdicts = doc["verdicts"]
-    passes = [_row("pass", f"<code>{_text(v['id'])}</code>", _verdict_cell(v), "")
-              for v in verdicts if v["status"] == "pass"]
+    passes = [
+        _row("pass", f"<code>{_text(v['id'])}</code>", _verdict_cell(v), "") for v in verdicts if v["status"] == "pass"
+    ]
     rows = "".join(_problem_rows(problems(verdicts)) + passes + _skip_rows(verdicts))
-    return (f'<div class="merlin-doctor"><p><b>merlin-doctor</b> {_text(doc.get("doctor_version", ""))}: recipe '
-            f'<code>{_text(doc["recipe"])}</code>, {verdict} ({_text(counts)})</p>'
-            f'<table style="border-collapse:collapse"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
+    return (
+        f'<div class="merlin-doctor"><p><b>merlin-doctor</b> {_text(doc.get("doctor_version", ""))}: recipe '
+        f"<code>{_text(doc['recipe'])}</code>, {verdict} ({_text(counts)})</p>"
+        f'<table style="border-collapse:collapse"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
+    )

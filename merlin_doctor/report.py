@@ -6,6 +6,7 @@ built from the redacted document, so no raw value can slip into the summary. It 
 snapshot: `check --from` and `check --baseline` read its `facts`. Building is pure; only
 `write_report` touches the disk.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,18 +35,35 @@ def package_list(facts: Dict[str, Any]) -> List[Dict[str, str]]:
     return sorted(rows, key=lambda p: str(p["name"]).lower())
 
 
-def build_report(facts: Dict[str, Any], verdicts: List[Verdict], recipe: str, exit_code: int,
-                 identity: Identity, created_at: str,
-                 keep_words: Iterable[str] = ()) -> Tuple[Dict[str, Any], Redaction]:
+def build_report(
+    facts: Dict[str, Any],
+    verdicts: List[Verdict],
+    recipe: str,
+    exit_code: int,
+    identity: Identity,
+    created_at: str,
+    keep_words: Iterable[str] = (),
+) -> Tuple[Dict[str, Any], Redaction]:
     """The redacted report document and what redaction took out (`keep_words`: see redact.redact)."""
     checked = check_document(verdicts, facts, recipe, exit_code)
-    content = {"summary": checked["summary"], "verdicts": checked["verdicts"], "packages": package_list(facts),
-               "facts": checked["facts"]}
+    content = {
+        "summary": checked["summary"],
+        "verdicts": checked["verdicts"],
+        "packages": package_list(facts),
+        "facts": checked["facts"],
+    }
     own_words = {part for v in verdicts for part in v.id.split(".")}  # `gpu` of gpu.nvml stays, whoever is called gpu
     redaction = redact(content, identity, keep_words=set(keep_words) | own_words)
-    doc = {"schema_version": checked["schema_version"], "kind": KIND, "doctor_version": checked["doctor_version"],
-           "created_at": created_at, "recipe": recipe, "exit_code": exit_code,
-           "redaction": dict(redaction.summary(), note=redaction.reminder()), "markdown": ""}
+    doc = {
+        "schema_version": checked["schema_version"],
+        "kind": KIND,
+        "doctor_version": checked["doctor_version"],
+        "created_at": created_at,
+        "recipe": recipe,
+        "exit_code": exit_code,
+        "redaction": dict(redaction.summary(), note=redaction.reminder()),
+        "markdown": "",
+    }
     doc.update(redaction.data)  # the facts last: the file reads top-down
     doc["facts"].setdefault("meta", {})["redacted"] = True
     doc["markdown"] = markdown(doc)
@@ -75,8 +93,12 @@ def _check_rows(verdicts: List[Dict[str, Any]]) -> List[Tuple[str, str, str]]:
 def markdown(doc: Dict[str, Any]) -> str:
     """A readable summary of a (redacted) report document, for an issue or a support thread."""
     counts = ", ".join(f"{n} {status}" for status, n in doc["summary"].items() if n)
-    lines = ["# merlin-doctor report", "",
-             f"merlin-doctor {doc['doctor_version']} · recipe `{doc['recipe']}` · {doc['created_at']} · {counts}", ""]
+    lines = [
+        "# merlin-doctor report",
+        "",
+        f"merlin-doctor {doc['doctor_version']} · recipe `{doc['recipe']}` · {doc['created_at']} · {counts}",
+        "",
+    ]
     machine = headline(doc["facts"].get("probes", {}))
     if machine:
         lines += ["## Machine", ""] + _table(("", ""), machine) + [""]
@@ -84,13 +106,21 @@ def markdown(doc: Dict[str, Any]) -> str:
     lines += ["## Checks", ""] + _table(("", "check", "result"), _check_rows(verdicts)) + [""]
     fixes = fix_groups(verdicts)
     if fixes:
-        lines += ["## To fix", ""] + [f"- {', '.join(v['id'] for v in group)}: {_cell(fix)}"
-                                      for fix, group in fixes.items()] + [""]
+        lines += (
+            ["## To fix", ""]
+            + [f"- {', '.join(v['id'] for v in group)}: {_cell(fix)}" for fix, group in fixes.items()]
+            + [""]
+        )
     packages = doc["packages"]
     lines += ["## Packages", "", f"<details><summary>{len(packages)} Python packages</summary>", ""]
     lines += _table(("package", "version"), [(p["name"], p["version"]) for p in packages]) + ["", "</details>", ""]
-    lines += ["## Redaction", "", doc["redaction"]["note"] + ". Environment variables are kept only from the "
-              "allowlist in merlin_doctor/knowledge/redaction.yml.", ""]
+    lines += [
+        "## Redaction",
+        "",
+        doc["redaction"]["note"] + ". Environment variables are kept only from the "
+        "allowlist in merlin_doctor/knowledge/redaction.yml.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -98,8 +128,10 @@ def write_report(path: str, doc: Dict[str, Any], force: bool = False) -> None:
     """Write it (atomically, or into a device or FIFO); replace an existing file only if it is an
     earlier report, or with --force."""
     if not force and not replaceable(path, _is_report):
-        raise InputError("the file exists and is not a merlin-doctor report; choose another -o FILE "
-                         "or add --force to replace it", path)
+        raise InputError(
+            "the file exists and is not a merlin-doctor report; choose another -o FILE or add --force to replace it",
+            path,
+        )
     write_output(path, json_bytes(doc))
 
 

@@ -1,4 +1,5 @@
 """Run checks over facts: selection, needs, skips, errors and timing. No I/O of its own."""
+
 from __future__ import annotations
 
 import time
@@ -111,8 +112,7 @@ def _unusable_facts(check: Check, facts: Facts) -> Optional[Finding]:
     return None
 
 
-def judge_check(check: Check, facts: Facts, recipe: Recipe, options: CheckOptions,
-              done: Dict[str, Verdict]) -> Verdict:
+def judge_check(check: Check, facts: Facts, recipe: Recipe, options: CheckOptions, done: Dict[str, Verdict]) -> Verdict:
     started = time.perf_counter()
     reason = _skip_reason(check, recipe, options, done)
     unusable = None if reason else _unusable_facts(check, facts)
@@ -134,12 +134,18 @@ def judge_check(check: Check, facts: Facts, recipe: Recipe, options: CheckOption
     step = (check.step if finding.step is None else finding.step) or None
     step = step if finding.status in (Status.FAIL, Status.WARN) else None
     fix = finding.fix or (fix_command(recipe, step) if step else None)
-    return Verdict(check.id, finding.status, finding.summary, finding.evidence, fix, step,
-                   time.perf_counter() - started)
+    return Verdict(
+        check.id, finding.status, finding.summary, finding.evidence, fix, step, time.perf_counter() - started
+    )
 
 
-def run_checks(checks: List[Check], facts: Facts, recipe: Recipe, options: CheckOptions,
-               on_verdict: Optional[Callable[[Verdict], None]] = None) -> List[Verdict]:
+def run_checks(
+    checks: List[Check],
+    facts: Facts,
+    recipe: Recipe,
+    options: CheckOptions,
+    on_verdict: Optional[Callable[[Verdict], None]] = None,
+) -> List[Verdict]:
     done: Dict[str, Verdict] = {}
     for check in checks:
         verdict = judge_check(check, facts, recipe, options, done)

@@ -4,6 +4,7 @@
 `run_doctor` with one `CheckOptions`, so a flag means the same thing in each; they differ
 only in how they show the result.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from merlin_doctor.verdict import Verdict
 
 #: What `check --host` judges: the machine that runs a container image, not an env.
 HOST_SELECTORS = ("container", "gpu.nvml")
+
 
 class Problems(List[Verdict]):
     """`result.problems`: the verdicts, printed as the terminal shows them (not as dataclasses)."""
@@ -102,15 +104,21 @@ def _side(checks: List[Check], host: bool, selectors: List[str]) -> List[Check]:
     for selector in selectors:
         chosen = [c for c in checks if matches(c, selector)]
         if chosen and not any(c in mine for c in chosen):
-            hint = ("it judges an env, not the container host: drop --host" if host
-                    else "it judges the host of a container recipe: add --host")
+            hint = (
+                "it judges an env, not the container host: drop --host"
+                if host
+                else "it judges the host of a container recipe: add --host"
+            )
             raise InputError(f"check {selector!r} does not run here; {hint}")
     return mine
 
 
-def run_doctor(options: CheckOptions, on_probe: Optional[Callable[[Any], None]] = None,
-               on_verdict: Optional[Callable[[Verdict], None]] = None,
-               on_progress: Optional[Callable[[Dict[str, Any]], None]] = None) -> CheckResult:
+def run_doctor(
+    options: CheckOptions,
+    on_probe: Optional[Callable[[Any], None]] = None,
+    on_verdict: Optional[Callable[[Verdict], None]] = None,
+    on_progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+) -> CheckResult:
     """Judge this machine (or a saved snapshot) against a recipe, as `options` say."""
     from merlin_doctor.checks import all_checks
     from merlin_doctor.probes.scheduler import early_batch
@@ -125,13 +133,21 @@ def run_doctor(options: CheckOptions, on_probe: Optional[Callable[[Any], None]] 
     if o.host and (o.prefix or o.name):
         raise InputError("--host judges this machine as a container host, not an env: drop --prefix/--name")
     if o.host and not loaded.is_container:
-        raise InputError(f"--host judges the machine that runs a container image, and recipe {loaded.name!r} is a "
-                         f"{loaded.kind} recipe (try --recipe {DEFAULT_CONTAINER_RECIPE})")
+        raise InputError(
+            f"--host judges the machine that runs a container image, and recipe {loaded.name!r} is a "
+            f"{loaded.kind} recipe (try --recipe {DEFAULT_CONTAINER_RECIPE})"
+        )
     if o.from_file:
         facts = Facts.load(o.from_file)
     else:
-        context = probe_context(loaded, o.prefix, o.name, o.timeout, progress=on_progress,
-                                options={"device": o.device, "e2e_size": o.e2e_size})
+        context = probe_context(
+            loaded,
+            o.prefix,
+            o.name,
+            o.timeout,
+            progress=on_progress,
+            options={"device": o.device, "e2e_size": o.e2e_size},
+        )
         facts = Facts.live(context, on_probe=on_probe)
         on_verdict = in_env_commands(context.python, on_verdict)
     if not (o.only or o.host or o.cpu_ok or loaded.gpu == "none"):
@@ -142,9 +158,14 @@ def run_doctor(options: CheckOptions, on_probe: Optional[Callable[[Any], None]] 
     return CheckResult(loaded.name, verdicts, facts, exit_code(verdicts, o.strict), o.fast)
 
 
-def collect_facts(recipe: Optional[str], fast: bool, timeout: float,
-                  on_probe: Optional[Callable[[Any], None]] = None, prefix: Optional[str] = None,
-                  name: Optional[str] = None) -> Facts:
+def collect_facts(
+    recipe: Optional[str],
+    fast: bool,
+    timeout: float,
+    on_probe: Optional[Callable[[Any], None]] = None,
+    prefix: Optional[str] = None,
+    name: Optional[str] = None,
+) -> Facts:
     """Every probe's facts (`merlin-doctor facts`) for the env named (or this one), the slow ones unless `fast`."""
     from merlin_doctor.recipe import load_recipe
     from merlin_doctor.target import probe_context
@@ -165,8 +186,10 @@ def container_run_line(recipe: str, workdir: str, jupyter_port: int, shell: bool
 
     loaded = load_recipe(recipe)
     if not loaded.is_container:
-        raise InputError(f"recipe {loaded.name!r} is a {loaded.kind} recipe; container-cmd needs a kind: container "
-                         "recipe such as merlin-tensorflow-23.02")
+        raise InputError(
+            f"recipe {loaded.name!r} is a {loaded.kind} recipe; container-cmd needs a kind: container "
+            "recipe such as merlin-tensorflow-23.02"
+        )
     host = Facts.live(ProbeContext(recipe_path=loaded.path, timeout=timeout))["container_host"]
     package = os.path.dirname(os.path.abspath(merlin_doctor.__file__))
     return loaded.name, docker_run(loaded, host, os.path.abspath(workdir), package, jupyter_port, shell)

@@ -3,6 +3,7 @@
 Faster than importlib.metadata's finders, which parse far more than the doctor needs
 and took a large share of `check --fast` in an env holding TensorFlow and Merlin.
 """
+
 from __future__ import annotations
 
 import os

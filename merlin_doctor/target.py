@@ -7,6 +7,7 @@ environment is the doctor's own shell with the env's activation applied
 (`activated.ActivatedEnv`); probes/scheduler.py then runs every probe that reads the
 env's Python with that interpreter.
 """
+
 from __future__ import annotations
 
 import os
@@ -90,8 +91,9 @@ def env_command(fix: str, python: str) -> str:
     return _PYTHON_COMMAND.sub(lambda m: m.group(1) + shlex.quote(python), fix)
 
 
-def in_env_commands(python: Optional[str],
-                    on_verdict: Optional[Callable[[Verdict], None]]) -> Optional[Callable[[Verdict], None]]:
+def in_env_commands(
+    python: Optional[str], on_verdict: Optional[Callable[[Verdict], None]]
+) -> Optional[Callable[[Verdict], None]]:
     """`on_verdict`, with each verdict's fix first made to speak `python` (another env's
     interpreter; None: the doctor runs in the env judged, nothing changes)."""
     if python is None:
@@ -106,9 +108,14 @@ def in_env_commands(python: Optional[str],
     return each
 
 
-def probe_context(recipe: Recipe, prefix: Optional[str], name: Optional[str], timeout: float,
-                  progress: Optional[Callable[[Dict[str, Any]], None]] = None,
-                  options: Optional[Dict[str, Any]] = None) -> ProbeContext:
+def probe_context(
+    recipe: Recipe,
+    prefix: Optional[str],
+    name: Optional[str],
+    timeout: float,
+    progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+    options: Optional[Dict[str, Any]] = None,
+) -> ProbeContext:
     """The probe context for the env the flags name (this process's own when they name none)."""
     judged = judged_env(recipe, prefix, name)
     context = ProbeContext(recipe_path=recipe.path, timeout=timeout, progress=progress, options=dict(options or {}))

@@ -1,9 +1,10 @@
 """Judge facts in a test, with no probing: the helper for check authors (README, "Adding a check").
 
-    from merlin_doctor.testing import judge
-    verdicts = judge(load_fixture("gpu-t4-healthy.json"), only=["gpu.memory"])
-    assert verdicts["gpu.memory"].status.value == "pass"
+from merlin_doctor.testing import judge
+verdicts = judge(load_fixture("gpu-t4-healthy.json"), only=["gpu.memory"])
+assert verdicts["gpu.memory"].status.value == "pass"
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Iterable, Optional, Union
@@ -16,8 +17,9 @@ from merlin_doctor.runner import run_checks, select_checks
 from merlin_doctor.verdict import Verdict
 
 
-def judge(facts: Dict[str, Any], recipe: Union[str, Recipe, None] = None, only: Iterable[str] = (),
-          **options: Any) -> Dict[str, Verdict]:
+def judge(
+    facts: Dict[str, Any], recipe: Union[str, Recipe, None] = None, only: Iterable[str] = (), **options: Any
+) -> Dict[str, Verdict]:
     """The verdicts of the checks `only` selects (ids or areas; every check when empty), and of
     the checks they need, on `facts`: a snapshot (`{"probes": ...}`, as `merlin-doctor facts`
     writes it) or the probes mapping itself. `options` are CheckOptions fields (`cpu_ok=True`)."""

@@ -1,4 +1,5 @@
 """What a check concludes: a status, a one-line summary, the evidence and the fix."""
+
 from __future__ import annotations
 
 import enum

@@ -10,6 +10,7 @@ pip (noarch: python, unpacked from that Python's ensurepip wheel, so
 (``info/index.json``, ``info/paths.json``, ``info/files``) indexed by
 ``rattler.index.index_fs``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -113,14 +114,23 @@ def build_channel(dest: Path, libs: Mapping[str, LibSource] | None = None) -> st
     toolkit = {p: b for p, b in files.items() if p not in cudnn}
     python_home, python_version = find_python39()
     packages = [
-        _Package("cudatoolkit", "11.2.2", "linux-64",
-                 files=[_File(p, b, 0o755) for p, b in sorted(toolkit.items())]),
-        _Package("cudnn", "8.1.0", "linux-64", depends=["cudatoolkit 11.2.*"],
-                 files=[_File(p, b, 0o755) for p, b in sorted(cudnn.items())]),
-        _Package("cuda-nvcc", "11.3.58", "linux-64", files=[
-            _File("bin/ptxas", PTXAS_SCRIPT.encode(), 0o755),
-            _File("lib/libdevice.10.bc", LIBDEVICE_BYTES),
-        ]),
+        _Package("cudatoolkit", "11.2.2", "linux-64", files=[_File(p, b, 0o755) for p, b in sorted(toolkit.items())]),
+        _Package(
+            "cudnn",
+            "8.1.0",
+            "linux-64",
+            depends=["cudatoolkit 11.2.*"],
+            files=[_File(p, b, 0o755) for p, b in sorted(cudnn.items())],
+        ),
+        _Package(
+            "cuda-nvcc",
+            "11.3.58",
+            "linux-64",
+            files=[
+                _File("bin/ptxas", PTXAS_SCRIPT.encode(), 0o755),
+                _File("lib/libdevice.10.bc", LIBDEVICE_BYTES),
+            ],
+        ),
         _python_package(python_home, python_version),
         _pip_package(python_home),
     ]
@@ -189,8 +199,10 @@ def require_rattler() -> None:
         from conftest import runs_in_both_passes
 
         if not runs_in_both_passes():  # else the skip would leave the test run nowhere
-            pytest.fail("this test needs py-rattler (Python >= 3.10): mark it per_interpreter so scripts/test "
-                        "runs it in its python3 pass")
+            pytest.fail(
+                "this test needs py-rattler (Python >= 3.10): mark it per_interpreter so scripts/test "
+                "runs it in its python3 pass"
+            )
         pytest.skip("py-rattler needs Python >= 3.10; scripts/test runs this in its python3 pass")
     try:
         import rattler  # noqa: F401
@@ -205,12 +217,17 @@ def _python_package(home: Path, version: str) -> _Package:
     """A ``python`` package that is a venv over ``home``: links plus ``pyvenv.cfg``."""
     short = ".".join(version.split(".")[:2])
     cfg = f"home = {home / 'bin'}\ninclude-system-site-packages = false\nversion = {version}\n"
-    return _Package("python", version, "linux-64", files=[
-        _File("pyvenv.cfg", cfg.encode()),
-        _File(f"bin/python{short}", link_target=str(home / "bin" / f"python{short}")),
-        _File("bin/python3", link_target=f"python{short}"),
-        _File("bin/python", link_target=f"python{short}"),
-    ])
+    return _Package(
+        "python",
+        version,
+        "linux-64",
+        files=[
+            _File("pyvenv.cfg", cfg.encode()),
+            _File(f"bin/python{short}", link_target=str(home / "bin" / f"python{short}")),
+            _File("bin/python3", link_target=f"python{short}"),
+            _File("bin/python", link_target=f"python{short}"),
+        ],
+    )
 
 
 def _pip_package(home: Path) -> _Package:
@@ -226,7 +243,11 @@ def _pip_package(home: Path) -> _Package:
             if not info.is_dir():
                 files.append(_File(f"site-packages/{info.filename}", zf.read(info)))
     return _Package(
-        "pip", version, "noarch", depends=["python >=3.7"], files=files,
+        "pip",
+        version,
+        "noarch",
+        depends=["python >=3.7"],
+        files=files,
         noarch_python_entry_points=[
             "pip = pip._internal.cli.main:main",
             "pip3 = pip._internal.cli.main:main",
@@ -253,8 +274,14 @@ def _write_package(pkg: _Package, out: Path) -> None:
     paths = []
     for f in pkg.files:
         if f.link_target is None:
-            paths.append({"_path": f.path, "path_type": "hardlink",
-                          "sha256": hashlib.sha256(f.data).hexdigest(), "size_in_bytes": len(f.data)})
+            paths.append(
+                {
+                    "_path": f.path,
+                    "path_type": "hardlink",
+                    "sha256": hashlib.sha256(f.data).hexdigest(),
+                    "size_in_bytes": len(f.data),
+                }
+            )
         else:
             paths.append({"_path": f.path, "path_type": "softlink"})
     info = [
@@ -263,8 +290,10 @@ def _write_package(pkg: _Package, out: Path) -> None:
         _File("info/files", "".join(f.path + "\n" for f in pkg.files).encode()),
     ]
     if pkg.noarch_python_entry_points is not None:
-        link = {"noarch": {"type": "python", "entry_points": pkg.noarch_python_entry_points},
-                "package_metadata_version": 1}
+        link = {
+            "noarch": {"type": "python", "entry_points": pkg.noarch_python_entry_points},
+            "package_metadata_version": 1,
+        }
         info.append(_File("info/link.json", _json(link)))
     tmp = out.with_name(out.name + ".part")
     with tarfile.open(tmp, "w:bz2", compresslevel=1) as tar:

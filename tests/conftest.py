@@ -1,4 +1,5 @@
 """Shared test helpers: run the real CLI in a subprocess, find the test interpreters."""
+
 from __future__ import annotations
 
 import json
@@ -48,15 +49,21 @@ def engine_python() -> str:
     return _interpreter("MERLIN_DOCTOR_ENGINE_PYTHON", REPO / ".venv" / "py3" / "bin" / "python")
 
 
-def doctor(*args: str, python: Optional[str] = None, env: Optional[Dict[str, str]] = None,
-           stdin: Optional[str] = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def doctor(
+    *args: str,
+    python: Optional[str] = None,
+    env: Optional[Dict[str, str]] = None,
+    stdin: Optional[str] = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess:
     """Run `python -m merlin_doctor ARGS` as a user would, from the repository root."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     full_env.pop("NO_COLOR", None)
     cmd: List[str] = [python or sys.executable, "-m", "merlin_doctor", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, input=stdin, timeout=timeout,
-                          cwd=str(REPO))
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env=full_env, input=stdin, timeout=timeout, cwd=str(REPO)
+    )
 
 
 def doctor_json(*args: str, **kwargs) -> dict:
@@ -72,5 +79,8 @@ def load_fixture(name: str) -> dict:
 
 def pytest_configure(config) -> None:
     # Registered here rather than in pyproject.toml, whose hash stamps the test venvs.
-    config.addinivalue_line("markers", "realbin: NVIDIA's real CUDA wheels in .venv/tf210-pip "
-                                       "(tests/test_realbin.py; run once, in the Python 3.9 pass)")
+    config.addinivalue_line(
+        "markers",
+        "realbin: NVIDIA's real CUDA wheels in .venv/tf210-pip "
+        "(tests/test_realbin.py; run once, in the Python 3.9 pass)",
+    )

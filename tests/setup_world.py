@@ -5,6 +5,7 @@ default recipe's shape (conda part, two pip groups, TensorRT links, activation v
 the libdevice copy) but points at `file://` and a `--find-links` folder, so nothing is
 downloaded. The `tensorrt` wheel carries gcc-built `libnvinfer*.so.8` for the links.
 """
+
 from __future__ import annotations
 
 import base64
@@ -71,14 +72,29 @@ class World:
     def write_recipe(self, name: str, extra_groups: str = "") -> Path:
         """The test recipe, with more pip groups (YAML text) before `links:`."""
         path = self.root / name
-        path.write_text(RECIPE.format(channel=json.dumps(self.channel), extra_groups=extra_groups,
-                                      wheels=json.dumps(str(self.root / "local wheels"))))
+        path.write_text(
+            RECIPE.format(
+                channel=json.dumps(self.channel),
+                extra_groups=extra_groups,
+                wheels=json.dumps(str(self.root / "local wheels")),
+            )
+        )
         return path
 
     def setup_env(self, prefix: Path, *args: str, recipe: Optional[Path] = None) -> subprocess.CompletedProcess:
         """./setup_env as a user runs it, with the rattler engine (this Python has it)."""
-        cmd = [sys.executable, SETUP_ENV, "--recipe", str(recipe or self.recipe), "--prefix", str(prefix),
-               "--engine", "rattler", "--yes", *args]
+        cmd = [
+            sys.executable,
+            SETUP_ENV,
+            "--recipe",
+            str(recipe or self.recipe),
+            "--prefix",
+            str(prefix),
+            "--engine",
+            "rattler",
+            "--yes",
+            *args,
+        ]
         return subprocess.run(cmd, capture_output=True, text=True, env=self.env, cwd=str(REPO), timeout=300)
 
 
@@ -88,9 +104,13 @@ def make_wheel(dest: Path, name: str, version: str, files: Dict[str, bytes]) -> 
     info = f"{dist}-{version}.dist-info"
     entries = dict(files)
     entries[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
-    entries[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: merlin-doctor-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-    record = [f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=').decode()},{len(b)}"
-              for p, b in entries.items()] + [f"{info}/RECORD,,"]
+    entries[f"{info}/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: merlin-doctor-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    record = [
+        f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=').decode()},{len(b)}"
+        for p, b in entries.items()
+    ] + [f"{info}/RECORD,,"]
     entries[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
     path = dest / f"{dist}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as zf:
@@ -116,10 +136,18 @@ def make_world(root: Path) -> World:
     body = f"int getInferLibVersion(void) {{ return {NVINFER_VERSION}; }}"
     libs = {f"tensorrt/{so}": _shared_object(root, so, body) for so in ("libnvinfer.so.8", "libnvinfer_plugin.so.8")}
     make_wheel(wheels, "tensorrt", "8.5.3.1", {"tensorrt/__init__.py": b"", **libs})
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PIP_", "CONDA", "MAMBA", "MERLIN_DOCTOR_TEST", "XLA_FLAGS", "LD_LIBRARY_PATH"))}
-    env.update(XDG_CACHE_HOME=str(root / "cache"), XDG_STATE_HOME=str(root / "state"),
-               PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PIP_", "CONDA", "MAMBA", "MERLIN_DOCTOR_TEST", "XLA_FLAGS", "LD_LIBRARY_PATH"))
+    }
+    env.update(
+        XDG_CACHE_HOME=str(root / "cache"),
+        XDG_STATE_HOME=str(root / "state"),
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_NO_INPUT="1",
+    )
     world = World(root, root / "recipe.yml", env)
     world.write_recipe("recipe.yml")
     return world

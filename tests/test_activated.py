@@ -1,5 +1,6 @@
 """activated.py is THE model of an activated env: it must agree with what bash gets by
 sourcing the generated scripts, and the probe, the fix planner and the checks use it."""
+
 from __future__ import annotations
 
 import os
@@ -71,8 +72,12 @@ def test_the_library_probe_searches_the_path_activation_gives(tmp_path):
     (tmp_path / "env" / "conda-meta").mkdir(parents=True)
     env = {"LD_LIBRARY_PATH": f"/usr/local/cuda-10.2/lib64:{prefix}/lib", "PATH": "/usr/bin", "CONDA_PREFIX": prefix}
     model = ActivatedEnv(RECIPE, prefix).library_path(env)
-    assert model == [f"{prefix}/lib", f"{prefix}/lib/python3.9/site-packages/tensorrt",
-                     "/usr/local/cuda-10.2/lib64", f"{prefix}/lib"]
+    assert model == [
+        f"{prefix}/lib",
+        f"{prefix}/lib/python3.9/site-packages/tensorrt",
+        "/usr/local/cuda-10.2/lib64",
+        f"{prefix}/lib",
+    ]
     assert search_path(ProbeContext(recipe_path=RECIPE.path, env=env)) == model
     bash, _ = _bash_env(tmp_path, "conda", prefix, {"LD_LIBRARY_PATH": env["LD_LIBRARY_PATH"]}, 1)
     assert bash["LD_LIBRARY_PATH"].split(":") == model

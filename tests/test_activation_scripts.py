@@ -1,4 +1,5 @@
 """The activation scripts really set and restore variables in a shell, whatever the prefix."""
+
 from __future__ import annotations
 
 import subprocess
@@ -29,14 +30,19 @@ export CONDA_PREFIX='{prefix}'
 
 
 @pytest.mark.parametrize("prefix", ["/opt/envs/merlin", "/tmp/my envs/mer lin", "/tmp/$(touch pwned)/`id`;x"])
-@pytest.mark.parametrize("before", ["unset LD_LIBRARY_PATH XLA_FLAGS",
-                                    "export LD_LIBRARY_PATH='/usr/lib/x:/a b' XLA_FLAGS='--xla_foo=1'",
-                                    "export LD_LIBRARY_PATH='' "])
+@pytest.mark.parametrize(
+    "before",
+    [
+        "unset LD_LIBRARY_PATH XLA_FLAGS",
+        "export LD_LIBRARY_PATH='/usr/lib/x:/a b' XLA_FLAGS='--xla_foo=1'",
+        "export LD_LIBRARY_PATH='' ",
+    ],
+)
 def test_activate_then_deactivate_restores_exactly(tmp_path, prefix, before):
     initial, active, after = _shell(tmp_path, prefix, before)
     assert after == initial, "deactivate.d must restore the variables byte for byte"
     expected = ActivatedEnv(load_recipe("tf210-cuda112"), prefix).expected()
-    ld = active[0][len("LD_LIBRARY_PATH=["):-1].split(":")
+    ld = active[0][len("LD_LIBRARY_PATH=[") : -1].split(":")
     assert ld[:2] == expected["LD_LIBRARY_PATH"]["contains"]
     assert active[1] == f"XLA_FLAGS=[{expected['XLA_FLAGS']['equals'][0]}]"
     assert not (tmp_path / "pwned").exists()

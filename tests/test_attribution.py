@@ -5,6 +5,7 @@ part on stderr (`probes/tensorflow.with_steps` turns them into `steps`), and a f
 exception with its type and whole message. The log lines are TensorFlow 2.10's own (the
 CPU machine's, captured in tests/fixtures/facts/tf-probes-cpu-py39.json).
 """
+
 from __future__ import annotations
 
 import copy
@@ -25,27 +26,37 @@ from merlin_doctor.recipe import load_recipe
 from merlin_doctor.runner import run_checks, select_checks
 from merlin_doctor.verdict import Status
 
-CUDART = ("2026-11-28 08:56:57.230654: W tensorflow/stream_executor/platform/default/dso_loader.cc:64] Could not "
-          "load dynamic library 'libcudart.so.11.0'; dlerror: libcudart.so.11.0: cannot open shared object file: "
-          "No such file or directory")
-CUDART_HINT = ("2026-11-28 08:56:57.230685: I tensorflow/stream_executor/cuda/cudart_stub.cc:29] Ignore above cudart "
-               "dlerror if you do not have a GPU set up on your machine.")
-LIBCUDA = ["2026-11-28 08:56:58.758170: W tensorflow/stream_executor/platform/default/dso_loader.cc:64] Could not "
-           "load dynamic library 'libcuda.so.1'; dlerror: libcuda.so.1: cannot open shared object file: No such file "
-           "or directory",
-           "2026-11-28 08:56:58.758204: W tensorflow/stream_executor/cuda/cuda_driver.cc:263] failed call to cuInit: "
-           "UNKNOWN ERROR (303)"]
-NVINFER = ["2026-11-28 08:56:58.917663: W tensorflow/stream_executor/platform/default/dso_loader.cc:64] Could not load "
-           "dynamic library 'libnvinfer.so.7'; dlerror: libnvinfer.so.7: cannot open shared object file: No such "
-           "file or directory",
-           "2026-11-28 08:56:58.917735: W tensorflow/compiler/tf2tensorrt/utils/py_utils.cc:38] TF-TRT Warning: "
-           "Cannot dlopen some TensorRT libraries. If you would like to use Nvidia GPU with TensorRT, please make "
-           "sure the missing libraries mentioned above are installed properly."]
-PROTOBUF = ("Descriptors cannot not be created directly.\nIf this call came from a _pb2.py file, your generated code "
-            "is out of date and must be regenerated with protoc >= 3.19.0.\nIf you cannot immediately regenerate "
-            "your protos, some other possible workarounds are:\n 1. Downgrade the protobuf package to 3.20.x or "
-            "lower.\n 2. Set PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python (but this will use pure-Python parsing "
-            "and will be much slower).")
+CUDART = (
+    "2026-11-28 08:56:57.230654: W tensorflow/stream_executor/platform/default/dso_loader.cc:64] Could not "
+    "load dynamic library 'libcudart.so.11.0'; dlerror: libcudart.so.11.0: cannot open shared object file: "
+    "No such file or directory"
+)
+CUDART_HINT = (
+    "2026-11-28 08:56:57.230685: I tensorflow/stream_executor/cuda/cudart_stub.cc:29] Ignore above cudart "
+    "dlerror if you do not have a GPU set up on your machine."
+)
+LIBCUDA = [
+    "2026-11-28 08:56:58.758170: W tensorflow/stream_executor/platform/default/dso_loader.cc:64] Could not "
+    "load dynamic library 'libcuda.so.1'; dlerror: libcuda.so.1: cannot open shared object file: No such file "
+    "or directory",
+    "2026-11-28 08:56:58.758204: W tensorflow/stream_executor/cuda/cuda_driver.cc:263] failed call to cuInit: "
+    "UNKNOWN ERROR (303)",
+]
+NVINFER = [
+    "2026-11-28 08:56:58.917663: W tensorflow/stream_executor/platform/default/dso_loader.cc:64] Could not load "
+    "dynamic library 'libnvinfer.so.7'; dlerror: libnvinfer.so.7: cannot open shared object file: No such "
+    "file or directory",
+    "2026-11-28 08:56:58.917735: W tensorflow/compiler/tf2tensorrt/utils/py_utils.cc:38] TF-TRT Warning: "
+    "Cannot dlopen some TensorRT libraries. If you would like to use Nvidia GPU with TensorRT, please make "
+    "sure the missing libraries mentioned above are installed properly.",
+]
+PROTOBUF = (
+    "Descriptors cannot not be created directly.\nIf this call came from a _pb2.py file, your generated code "
+    "is out of date and must be regenerated with protoc >= 3.19.0.\nIf you cannot immediately regenerate "
+    "your protos, some other possible workarounds are:\n 1. Downgrade the protobuf package to 3.20.x or "
+    "lower.\n 2. Set PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python (but this will use pure-Python parsing "
+    "and will be much slower)."
+)
 
 
 def marked(steps: dict) -> list:
@@ -80,8 +91,7 @@ def protobuf_facts(tf_cpu) -> dict:
     return with_steps(tf)
 
 
-@pytest.mark.parametrize("recipe, options", [("cpu", {}), ("tf210-cuda112", {"cpu_ok": True}),
-                                             ("tf210-cuda112", {})])
+@pytest.mark.parametrize("recipe, options", [("cpu", {}), ("tf210-cuda112", {"cpu_ok": True}), ("tf210-cuda112", {})])
 def test_protobuf_is_the_cause_of_a_failed_import_not_the_cuda_warnings_beside_it(tf_cpu, recipe, options):
     v = judge(cpu_machine(protobuf_facts(tf_cpu), tf_cpu["e2e"]), recipe, **options)["tf.import"]
     assert v.status is Status.FAIL
@@ -106,13 +116,15 @@ def test_a_cpu_machine_never_gets_a_gpu_cause(tf_cpu):
 def test_a_missing_merlin_module_is_the_cause_and_the_fix_installs_its_pin(tf_cpu):
     tf = copy.deepcopy(tf_cpu["tensorflow"])
     tf["imports"]["nvtabular"] = failure("ModuleNotFoundError", "No module named 'merlin.dataloader'")
-    tf["log"] = marked({"import": [CUDART, CUDART_HINT], "devices": LIBCUDA, "tests.tensorrt": NVINFER,
-                        "imports.nvtabular": []})
+    tf["log"] = marked(
+        {"import": [CUDART, CUDART_HINT], "devices": LIBCUDA, "tests.tensorrt": NVINFER, "imports.nvtabular": []}
+    )
     for recipe, options in (("cpu", {}), ("tf210-cuda112", {"cpu_ok": True}), ("tf210-cuda112", {})):
         v = judge(cpu_machine(with_steps(copy.deepcopy(tf)), tf_cpu["e2e"]), recipe, **options)["tf.merlin-imports"]
         assert v.status is Status.FAIL
-        assert v.summary == ("import nvtabular failed: ModuleNotFoundError: "
-                             "No module named 'merlin.dataloader'"), v.summary
+        assert v.summary == ("import nvtabular failed: ModuleNotFoundError: No module named 'merlin.dataloader'"), (
+            v.summary
+        )
         assert v.fix == "python -m pip install merlin-dataloader==23.8.0", v.fix
 
 
@@ -121,11 +133,18 @@ def test_a_failed_step_is_explained_by_its_own_lines_on_a_gpu_recipe(tf_cpu):
     probes = load_fixture("gpu-t4-healthy.json")["probes"]
     tf = copy.deepcopy(tf_cpu["tensorflow"])
     tf["tests"]["xla"] = failure("InternalError", "libdevice not found at ./libdevice.10.bc")
-    tf["log"] = marked({"import": [CUDART], "devices": LIBCUDA,
-                        "tests.xla": ["2026-11-28 09:00:00.000000: W tensorflow/compiler/xla/service/gpu/"
-                                      "nvptx_helper.cc:56] Can't find libdevice directory ${CUDA_DIR}/nvvm/libdevice. "
-                                      "This may result in compilation or runtime failures, if the program we try to "
-                                      "run uses routines from libdevice."]})
+    tf["log"] = marked(
+        {
+            "import": [CUDART],
+            "devices": LIBCUDA,
+            "tests.xla": [
+                "2026-11-28 09:00:00.000000: W tensorflow/compiler/xla/service/gpu/"
+                "nvptx_helper.cc:56] Can't find libdevice directory ${CUDA_DIR}/nvvm/libdevice. "
+                "This may result in compilation or runtime failures, if the program we try to "
+                "run uses routines from libdevice."
+            ],
+        }
+    )
     probes.update(tensorflow=with_steps(tf), e2e=tf_cpu["e2e"])
     v = judge(probes, "tf210-cuda112", only=("tf.xla",))["tf.xla"]
     assert v.status is Status.FAIL
@@ -142,10 +161,13 @@ def tensorrt_machine(tf_cpu, nvinfer_loaded: bool) -> dict:
     for lib in probes["cuda_libs"]["libraries"]:
         if lib["soname"].startswith("libnvinfer"):
             so8 = lib["soname"].replace(".so.7", ".so.8")
-            lib.update(loaded=nvinfer_loaded, version="7.2.2" if nvinfer_loaded else None,
-                       path=f"/env/lib/{lib['soname']}" if nvinfer_loaded else None,
-                       other_sonames=[] if nvinfer_loaded else [{"soname": so8, "path": f"/env/site/tensorrt/{so8}"}],
-                       error=None if nvinfer_loaded else f"{lib['soname']}: cannot open shared object file")
+            lib.update(
+                loaded=nvinfer_loaded,
+                version="7.2.2" if nvinfer_loaded else None,
+                path=f"/env/lib/{lib['soname']}" if nvinfer_loaded else None,
+                other_sonames=[] if nvinfer_loaded else [{"soname": so8, "path": f"/env/site/tensorrt/{so8}"}],
+                error=None if nvinfer_loaded else f"{lib['soname']}: cannot open shared object file",
+            )
     return probes
 
 
@@ -165,15 +187,18 @@ def test_tf_tensorrt_explains_from_its_own_step(tf_cpu):
 
 def test_tf_tensorrt_skips_where_tf_gpus_does(tf_cpu):
     """No GPU stack (NVML does not load) on a GPU recipe: both TensorFlow GPU checks skip."""
-    v = judge(cpu_machine(tf_cpu["tensorflow"], tf_cpu["e2e"]) | {"cuda_libs": {"libraries": []}},
-              "tf210-cuda112")
+    v = judge(cpu_machine(tf_cpu["tensorflow"], tf_cpu["e2e"]) | {"cuda_libs": {"libraries": []}}, "tf210-cuda112")
     assert v["tf.gpus"].status is Status.SKIP and v["tf.tensorrt"].status is Status.SKIP
     assert "gpu.nvml" in v["tf.gpus"].summary and "gpu.nvml" in v["tf.tensorrt"].summary
 
 
 def test_with_steps_keeps_the_step_a_dead_child_was_in():
-    result = with_steps({"error": "the child process was killed by SIGSEGV",
-                         "log": marked({"import": ["a"], "devices": ["b", "c"]})[:-1]})
+    result = with_steps(
+        {
+            "error": "the child process was killed by SIGSEGV",
+            "log": marked({"import": ["a"], "devices": ["b", "c"]})[:-1],
+        }
+    )
     assert result["log"] == ["a", "b", "c"]
     assert result["steps"] == [{"step": "import", "start": 0, "end": 1}, {"step": "devices", "start": 1, "end": 3}]
 
@@ -186,11 +211,22 @@ def test_live_child_marks_its_steps_and_blames_the_missing_module(tf_python, tmp
         "class Gone:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'merlin.dataloader' or name.startswith('merlin.dataloader.'):\n"
-        "            raise ModuleNotFoundError(f\"No module named {name!r}\", name=name)\n"
-        "sys.meta_path.insert(0, Gone())\n")
+        '            raise ModuleNotFoundError(f"No module named {name!r}", name=name)\n'
+        "sys.meta_path.insert(0, Gone())\n"
+    )
     env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
-    result = doctor("check", "--recipe", "cpu", "--cpu-ok", "--json", "--only", "tf.merlin-imports",
-                    python=tf_python, env=env, timeout=600)
+    result = doctor(
+        "check",
+        "--recipe",
+        "cpu",
+        "--cpu-ok",
+        "--json",
+        "--only",
+        "tf.merlin-imports",
+        python=tf_python,
+        env=env,
+        timeout=600,
+    )
     data = json.loads(result.stdout)
     v = next(x for x in data["verdicts"] if x["id"] == "tf.merlin-imports")
     assert v["status"] == "fail", v
@@ -202,18 +238,24 @@ def test_live_child_marks_its_steps_and_blames_the_missing_module(tf_python, tmp
 
 
 line_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r"), max_size=30).filter(
-    lambda t: not t.startswith(STEP_PREFIX))
+    lambda t: not t.startswith(STEP_PREFIX)
+)
 
 
-@given(st.lists(st.tuples(st.from_regex(r"[a-z]+(\.[a-z]+)?", fullmatch=True), st.lists(line_text, max_size=4)),
-                max_size=5, unique_by=lambda step: step[0]))
+@given(
+    st.lists(
+        st.tuples(st.from_regex(r"[a-z]+(\.[a-z]+)?", fullmatch=True), st.lists(line_text, max_size=4)),
+        max_size=5,
+        unique_by=lambda step: step[0],
+    )
+)
 def test_with_steps_gives_each_step_exactly_its_own_lines(steps):
     """A step runs once; whatever its lines say, they are its own and no other step's."""
     result = with_steps({"log": marked(dict(steps))})
     kept = [(name, lines) for name, lines in steps if name != "end"]
     assert [s["step"] for s in result["steps"]] == [name for name, _ in kept]
     for s, (_, lines) in zip(result["steps"], kept):
-        assert result["log"][s["start"]:s["end"]] == lines
+        assert result["log"][s["start"] : s["end"]] == lines
 
 
 @given(st.from_regex(r"[A-Z][A-Za-z]*Error", fullmatch=True), st.text(max_size=200))

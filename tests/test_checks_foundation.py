@@ -1,4 +1,5 @@
 """Foundation checks judged on facts fixtures: no probing, only data in and verdicts out."""
+
 from __future__ import annotations
 
 import pytest
@@ -27,7 +28,9 @@ def healthy():
 
 def test_healthy_gpu_workstation_passes_everything(healthy):
     verdicts = judge(healthy)
-    assert {v.status for v in verdicts.values()} == {Status.PASS}, {k: v.summary for k, v in verdicts.items() if v.status != Status.PASS}
+    assert {v.status for v in verdicts.values()} == {Status.PASS}, {
+        k: v.summary for k, v in verdicts.items() if v.status != Status.PASS
+    }
     assert exit_code(list(verdicts.values())) == 0
 
 
@@ -59,8 +62,10 @@ def test_protobuf_320_conflicts_with_tensorflow_210(healthy):
     verdicts = judge(healthy)
     conflicts = verdicts["packages.conflicts"]
     assert conflicts.status is Status.FAIL
-    assert any(u["requires"].startswith("protobuf") and u["found"] == "3.20.0" and u["package"].startswith("tensorflow ")
-               for u in conflicts.evidence["unmet"])
+    assert any(
+        u["requires"].startswith("protobuf") and u["found"] == "3.20.0" and u["package"].startswith("tensorflow ")
+        for u in conflicts.evidence["unmet"]
+    )
     required = verdicts["packages.required"]
     assert required.status is Status.FAIL and "protobuf==3.19.6 (found 3.20.0)" in required.summary
     assert "protobuf==3.19.6" in required.fix
@@ -79,7 +84,10 @@ def test_two_cupy_builds_fail(healthy):
     dists = healthy["probes"]["packages"]["distributions"]
     for name in ("cupy", "cupy-cuda11x"):
         dists[name] = {"name": name, "version": "12.0.0", "requires": [], "top_level": ["cupy"], "location": "/x"}
-    healthy["probes"]["packages"]["shared_modules"]["cupy"] = {"distributions": ["cupy", "cupy-cuda11x"], "kinds": ["package"]}
+    healthy["probes"]["packages"]["shared_modules"]["cupy"] = {
+        "distributions": ["cupy", "cupy-cuda11x"],
+        "kinds": ["package"],
+    }
     v = judge(healthy)["packages.duplicates"]
     assert v.status is Status.FAIL
     assert v.fix == "python -m pip uninstall -y cupy && python -m pip install --force-reinstall cupy-cuda11x"
@@ -129,7 +137,8 @@ def test_env_activated_before_scripts_were_written(healthy):
 
 def test_articles_leaky_env_vars_script_warns(healthy):
     healthy["probes"]["activation"]["scripts"]["activate.d"]["env_vars.sh"] = (
-        "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$CONDA_PREFIX/lib/\n")
+        "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$CONDA_PREFIX/lib/\n"
+    )
     v = judge(healthy)["activation.scripts"]
     assert v.status is Status.WARN and "env_vars.sh" in v.summary
 
@@ -148,7 +157,7 @@ def test_missing_libdevice_ptxas_and_stale_ld_entry(healthy):
 
 def test_old_glibc_and_low_disk(healthy):
     healthy["probes"]["host"]["glibc"] = "2.12"
-    healthy["probes"]["host"]["disk"]["free_bytes"] = 1024 ** 3
+    healthy["probes"]["host"]["disk"]["free_bytes"] = 1024**3
     verdicts = judge(healthy)
     assert verdicts["host.glibc"].status is Status.FAIL
     assert verdicts["host.disk"].status is Status.FAIL
@@ -176,8 +185,16 @@ def test_mig_instances_in_cuda_visible_devices_are_visible_devices(healthy):
 
 def test_a_partial_list_of_missing_packages_says_how_many_more(healthy):
     dists = healthy["probes"]["packages"]["distributions"]
-    for name in ("tensorflow", "nvtabular", "merlin-models", "merlin-core", "merlin-dataloader", "dask-cuda",
-                 "dask", "distributed"):
+    for name in (
+        "tensorflow",
+        "nvtabular",
+        "merlin-models",
+        "merlin-core",
+        "merlin-dataloader",
+        "dask-cuda",
+        "dask",
+        "distributed",
+    ):
         del dists[name]
     v = judge(healthy)["packages.required"]
     assert v.status is Status.FAIL and v.summary.startswith("8 required packages are missing")

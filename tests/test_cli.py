@@ -1,4 +1,5 @@
 """The real CLI in a subprocess, as a user runs it, on this GPU-less machine."""
+
 from __future__ import annotations
 
 import json
@@ -62,7 +63,10 @@ def test_check_from_fixture_healthy_gpu():
 def test_unknown_check_id_is_a_one_line_usage_error():
     result = doctor("check", "--only", "gpu.flux")
     assert result.returncode == 2
-    assert result.stderr.strip() == "merlin-doctor: error: unknown check id 'gpu.flux'; `merlin-doctor list` shows them all"
+    assert (
+        result.stderr.strip()
+        == "merlin-doctor: error: unknown check id 'gpu.flux'; `merlin-doctor list` shows them all"
+    )
 
 
 def test_bad_snapshot_files(tmp_path):
@@ -81,7 +85,7 @@ def test_only_and_skip():
 
 def test_strict_turns_warnings_into_exit_1(tmp_path):
     snap = json.loads((FIXTURES / "facts" / "gpu-t4-healthy.json").read_text())
-    snap["probes"]["host"]["memory_bytes"] = 2 * 1024 ** 3
+    snap["probes"]["host"]["memory_bytes"] = 2 * 1024**3
     path = tmp_path / "s.json"
     path.write_text(json.dumps(snap))
     assert doctor("check", "--fast", "--from", str(path)).returncode == 0
@@ -115,10 +119,12 @@ def test_help_teaches():
 def test_no_heavy_imports_at_module_import(tf_python):
     import subprocess
 
-    code = ("import sys, merlin_doctor.cli, merlin_doctor.checks as c; c.all_checks();"
-            "import merlin_doctor.runner, merlin_doctor.facts, merlin_doctor.render;"
-            "heavy = [m for m in ('tensorflow', 'merlin.models', 'dask', 'cudf', 'nvtabular') if m in sys.modules];"
-            "print(heavy)")
+    code = (
+        "import sys, merlin_doctor.cli, merlin_doctor.checks as c; c.all_checks();"
+        "import merlin_doctor.runner, merlin_doctor.facts, merlin_doctor.render;"
+        "heavy = [m for m in ('tensorflow', 'merlin.models', 'dask', 'cudf', 'nvtabular') if m in sys.modules];"
+        "print(heavy)"
+    )
     out = subprocess.run([tf_python, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -128,8 +134,11 @@ def test_the_quick_ple_takes_one_stated_time_in_the_readme_the_help_and_its_spec
 
     from conftest import REPO
 
-    texts = {"README": (REPO / "README.md").read_text(), "--help": doctor("check", "--help").stdout,
-             "ple.yml": (REPO / "merlin_doctor" / "e2e" / "ple.yml").read_text()}
+    texts = {
+        "README": (REPO / "README.md").read_text(),
+        "--help": doctor("check", "--help").stdout,
+        "ple.yml": (REPO / "merlin_doctor" / "e2e" / "ple.yml").read_text(),
+    }
     stated = r"quick\D{0,30}?(\d+) s\b"
     figures = {name: set(re.findall(stated, " ".join(text.split()))) for name, text in texts.items()}
     assert all(figures.values()) and len(set.union(*figures.values())) == 1, figures
@@ -141,6 +150,7 @@ def test_shell_completion_works_as_the_readme_says():
     assert "_MERLIN_DOCTOR_COMPLETE=bash_source merlin-doctor" in (REPO / "README.md").read_text()
     script = doctor(env={"_MERLIN_DOCTOR_COMPLETE": "bash_source"})
     assert script.returncode == 0 and "-F _merlin_doctor_completion merlin-doctor" in script.stdout
-    words = doctor(env={"_MERLIN_DOCTOR_COMPLETE": "bash_complete", "COMP_WORDS": "merlin-doctor check --pre",
-                        "COMP_CWORD": "2"})
+    words = doctor(
+        env={"_MERLIN_DOCTOR_COMPLETE": "bash_complete", "COMP_WORDS": "merlin-doctor check --pre", "COMP_CWORD": "2"}
+    )
     assert "--prefix" in words.stdout

@@ -1,4 +1,5 @@
 """`merlin-doctor container-cmd`: the docker run line, its GPU flag, and the CLI around it."""
+
 from __future__ import annotations
 
 import json
@@ -14,28 +15,39 @@ from merlin_doctor.recipe import load_recipe
 
 RECIPE = load_recipe("merlin-tensorflow-23.02")
 PACKAGE = str(Path(merlin_doctor.__file__).parent)
-READY = {"docker": {"reachable": True, "server_version": "24.0.7", "runtimes": ["nvidia", "runc"]},
-         "toolkit": {"hook": "/usr/bin/nvidia-container-runtime-hook"}}
+READY = {
+    "docker": {"reachable": True, "server_version": "24.0.7", "runtimes": ["nvidia", "runc"]},
+    "toolkit": {"hook": "/usr/bin/nvidia-container-runtime-hook"},
+}
 
 
 def test_ready_host_gets_gpus_all_and_the_whole_route():
     line = docker_run(RECIPE, READY, "/home/ana/work", PACKAGE, 8888)
     argv = line.argv
     assert argv[:6] == ["docker", "run", "--rm", "-it", "--gpus", "all"]
-    for flag in (["--ipc=host"], ["--cap-add", "SYS_NICE"], ["-p", "8888:8888"], ["-v", "/home/ana/work:/workspace"],
-                 ["-v", f"{PACKAGE}:{DOCTOR_MOUNT}/merlin_doctor:ro"], ["--ulimit", "memlock=-1"]):
-        assert any(argv[i:i + len(flag)] == flag for i in range(len(argv))), flag
+    for flag in (
+        ["--ipc=host"],
+        ["--cap-add", "SYS_NICE"],
+        ["-p", "8888:8888"],
+        ["-v", "/home/ana/work:/workspace"],
+        ["-v", f"{PACKAGE}:{DOCTOR_MOUNT}/merlin_doctor:ro"],
+        ["--ulimit", "memlock=-1"],
+    ):
+        assert any(argv[i : i + len(flag)] == flag for i in range(len(argv))), flag
     image_at = argv.index(RECIPE.image)
-    assert argv[image_at + 1:image_at + 3] == ["bash", "-c"]
+    assert argv[image_at + 1 : image_at + 3] == ["bash", "-c"]
     inside = argv[image_at + 3]
     assert inside.index("python -m merlin_doctor check --recipe merlin-tensorflow-23.02") < inside.index(
-        "exec jupyter notebook --ip 0.0.0.0 --port 8888")
+        "exec jupyter notebook --ip 0.0.0.0 --port 8888"
+    )
     assert shlex.split(line.command(multiline=False)) == argv
 
 
 def test_old_docker_with_a_registered_runtime_gets_runtime_nvidia():
-    old = {"docker": {"reachable": True, "server_version": "18.09.7", "runtimes": ["nvidia", "runc"]},
-           "toolkit": {"hook": "/usr/bin/nvidia-container-runtime-hook"}}
+    old = {
+        "docker": {"reachable": True, "server_version": "18.09.7", "runtimes": ["nvidia", "runc"]},
+        "toolkit": {"hook": "/usr/bin/nvidia-container-runtime-hook"},
+    }
     line = docker_run(RECIPE, old, "/w", PACKAGE)
     assert line.gpu_flag == ["--runtime=nvidia", "-e", "NVIDIA_VISIBLE_DEVICES=all"]
     assert "--gpus" not in line.argv

@@ -7,6 +7,7 @@ subprocesses, so parsing, timeouts and judging are all exercised. docker-info-da
 was recorded on this machine (docker client 28.2.2, no daemon); the others follow the
 documented formats (Docker 24.0.7, NVIDIA Container Toolkit 1.14.3).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -28,9 +29,11 @@ from merlin_doctor.verdict import Status
 RAW = FIXTURES / "container"
 RECIPE = load_recipe("merlin-tensorflow-23.02")
 FIXES = knowledge.load("container")["fixes"]
-PERMISSION_DENIED = ("permission denied while trying to connect to the Docker daemon socket at "
-                     "unix:///var/run/docker.sock: Get \"http://%2Fvar%2Frun%2Fdocker.sock/v1.24/info\": "
-                     "dial unix /var/run/docker.sock: connect: permission denied")
+PERMISSION_DENIED = (
+    "permission denied while trying to connect to the Docker daemon socket at "
+    'unix:///var/run/docker.sock: Get "http://%2Fvar%2Frun%2Fdocker.sock/v1.24/info": '
+    "dial unix /var/run/docker.sock: connect: permission denied"
+)
 
 
 def _executable(path: Path, body: str) -> None:
@@ -47,25 +50,37 @@ class StandInHost:
         (self.root / "var/lib/docker").mkdir(parents=True)
 
     def docker(self, info: Optional[str] = None, rc: int = 0, stderr: str = "", hang: bool = False) -> StandInHost:
-        answer = "exec sleep 30" if hang else (
-            (f"cat {RAW / info}\n" if info else "") + (f"echo '{stderr}' >&2\n" if stderr else "") + f"exit {rc}")
-        _executable(self.bin / "docker", f"""case "$1" in
+        answer = (
+            "exec sleep 30"
+            if hang
+            else ((f"cat {RAW / info}\n" if info else "") + (f"echo '{stderr}' >&2\n" if stderr else "") + f"exit {rc}")
+        )
+        _executable(
+            self.bin / "docker",
+            f"""case "$1" in
   --version) echo "Docker version 24.0.7, build afdd53b" ;;
   info) {answer} ;;
   image) echo "Error: No such image: $5" >&2; exit 1 ;;
 esac
-""")
+""",
+        )
         return self
 
     def toolkit(self, cli_ok: bool = True, hook: bool = True, apt_list: bool = True) -> StandInHost:
         _executable(self.bin / "nvidia-ctk", f"cat {RAW / 'nvidia-ctk-version.txt'}\n")
-        info = f"cat {RAW / 'nvidia-container-cli-info.txt'}" if cli_ok else \
-            f"cat {RAW / 'nvidia-container-cli-info-no-driver.stderr'} >&2; exit 1"
-        _executable(self.bin / "nvidia-container-cli", f"""case "$1" in
-  --version) cat {RAW / 'nvidia-container-cli-version.txt'} ;;
+        info = (
+            f"cat {RAW / 'nvidia-container-cli-info.txt'}"
+            if cli_ok
+            else f"cat {RAW / 'nvidia-container-cli-info-no-driver.stderr'} >&2; exit 1"
+        )
+        _executable(
+            self.bin / "nvidia-container-cli",
+            f"""case "$1" in
+  --version) cat {RAW / "nvidia-container-cli-version.txt"} ;;
   info) {info} ;;
 esac
-""")
+""",
+        )
         _executable(self.bin / "nvidia-container-runtime", "exit 0\n")
         if hook:
             _executable(self.bin / "nvidia-container-runtime-hook", "exit 0\n")
@@ -98,18 +113,31 @@ def host(tmp_path):
 
 
 def test_healthy_host_passes_and_reads_every_fact(host):
-    host.docker("docker-info-healthy.json").toolkit().file("/etc/docker/daemon.json", (RAW / "daemon-ctk.json").read_text())
+    host.docker("docker-info-healthy.json").toolkit().file(
+        "/etc/docker/daemon.json", (RAW / "daemon-ctk.json").read_text()
+    )
     facts = host.facts()
     assert facts["docker"]["server_version"] == "24.0.7" and "nvidia" in facts["docker"]["runtimes"]
     assert facts["docker"]["image"] == {"name": RECIPE.image, "present": False, "size_bytes": None}
     assert facts["toolkit"]["nvidia_ctk"]["version"] == "1.14.3" and facts["toolkit"]["cli"]["version"] == "1.14.3"
-    assert facts["cli_info"] == {"ran": True, "ok": True, "nvrm_version": "525.85.12", "cuda_version": "12.0",
-                                 "devices": 1, "error": None}
+    assert facts["cli_info"] == {
+        "ran": True,
+        "ok": True,
+        "nvrm_version": "525.85.12",
+        "cuda_version": "12.0",
+        "devices": 1,
+        "error": None,
+    }
     verdicts = judge(facts)
     assert {k: v.status for k, v in verdicts.items()} == {
-        "gpu.nvml": Status.PASS, "container.docker": Status.PASS, "container.nvidia-runtime": Status.PASS,
-        "container.toolkit": Status.PASS, "container.cli-info": Status.PASS, "container.driver": Status.PASS,
-        "container.disk": Status.PASS}
+        "gpu.nvml": Status.PASS,
+        "container.docker": Status.PASS,
+        "container.nvidia-runtime": Status.PASS,
+        "container.toolkit": Status.PASS,
+        "container.cli-info": Status.PASS,
+        "container.driver": Status.PASS,
+        "container.disk": Status.PASS,
+    }
     assert "NVIDIA Container Toolkit 1.14.3" in verdicts["container.toolkit"].summary
     assert f"docker pull {RECIPE.image}" in verdicts["container.disk"].summary
 
@@ -124,7 +152,10 @@ def test_runtime_not_registered_but_gpus_hook_present_warns(host):
 def test_runtime_not_registered_and_no_hook_fails_with_configure(host):
     host.docker("docker-info-no-nvidia-runtime.json").toolkit(hook=False)
     v = judge(host.facts())["container.nvidia-runtime"]
-    assert v.status is Status.FAIL and v.fix == "sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker"
+    assert (
+        v.status is Status.FAIL
+        and v.fix == "sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker"
+    )
 
 
 def test_toolkit_missing_names_the_repository_and_the_install(host):
@@ -140,7 +171,9 @@ def test_toolkit_missing_names_the_repository_and_the_install(host):
 
 
 def test_toolkit_missing_with_repository_already_added_only_installs(host):
-    host.docker("docker-info-no-nvidia-runtime.json").file("/etc/apt/sources.list.d/nvidia-container-toolkit.list", "deb x\n")
+    host.docker("docker-info-no-nvidia-runtime.json").file(
+        "/etc/apt/sources.list.d/nvidia-container-toolkit.list", "deb x\n"
+    )
     v = judge(host.facts())["container.toolkit"]
     assert v.fix == FIXES["install_toolkit"] + " && " + FIXES["configure_runtime"]
 
@@ -152,8 +185,10 @@ def test_daemon_down_says_so_and_judges_daemon_json(host):
     verdicts = judge(host.facts())
     docker = verdicts["container.docker"]
     assert docker.status is Status.FAIL
-    assert docker.summary == ("the docker client 24.0.7 is installed but the daemon is not running: Cannot connect to "
-                              "the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
+    assert docker.summary == (
+        "the docker client 24.0.7 is installed but the daemon is not running: Cannot connect to "
+        "the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
+    )
     assert docker.fix == "sudo systemctl start docker"
     assert verdicts["container.nvidia-runtime"].status is Status.PASS
     assert "not running to confirm" in verdicts["container.nvidia-runtime"].summary
@@ -166,10 +201,14 @@ def test_articles_override_and_daemon_json_together_keep_dockerd_down(host):
     host.file("/etc/docker/daemon.json", (RAW / "daemon-article.json").read_text())
     host.file("/etc/systemd/system/docker.service.d/override.conf", (RAW / "override-article.conf").read_text())
     facts = host.facts()
-    assert facts["dropins"] == [{"path": "/etc/systemd/system/docker.service.d/override.conf", "add_runtime": ["nvidia"]}]
+    assert facts["dropins"] == [
+        {"path": "/etc/systemd/system/docker.service.d/override.conf", "add_runtime": ["nvidia"]}
+    ]
     verdicts = judge(facts)
-    fix = ("sudo rm /etc/systemd/system/docker.service.d/override.conf && sudo systemctl daemon-reload "
-           "&& sudo systemctl restart docker")
+    fix = (
+        "sudo rm /etc/systemd/system/docker.service.d/override.conf && sudo systemctl daemon-reload "
+        "&& sudo systemctl restart docker"
+    )
     assert verdicts["container.docker"].status is Status.FAIL and verdicts["container.docker"].fix == fix
     assert "cannot start" in verdicts["container.docker"].summary
     runtime = verdicts["container.nvidia-runtime"]
@@ -177,7 +216,9 @@ def test_articles_override_and_daemon_json_together_keep_dockerd_down(host):
 
 
 def test_articles_daemon_json_alone_works_but_its_default_runtime_is_ignored(host):
-    host.docker("docker-info-healthy.json").toolkit().file("/etc/docker/daemon.json", (RAW / "daemon-article.json").read_text())
+    host.docker("docker-info-healthy.json").toolkit().file(
+        "/etc/docker/daemon.json", (RAW / "daemon-article.json").read_text()
+    )
     v = judge(host.facts())["container.nvidia-runtime"]
     assert v.status is Status.PASS and "dockerd ignores it" in v.summary
 
@@ -216,13 +257,16 @@ def test_docker_not_installed(host):
     assert v.status is Status.FAIL and v.summary == "docker is not installed" and v.fix == FIXES["install_docker"]
 
 
-@pytest.mark.parametrize("driver, status, words", [
-    ("525.85.12", Status.PASS, "supports CUDA 11.8"),
-    ("470.82.01", Status.WARN, "forward-compatibility package (branch 470 >= 470.57)"),
-    ("450.51.06", Status.WARN, "forward-compatibility package (branch 450 >= 450.51)"),
-    ("495.29.05", Status.WARN, "minor-version compatibility"),
-    ("440.33.01", Status.FAIL, "too old for CUDA 11.8"),
-])
+@pytest.mark.parametrize(
+    "driver, status, words",
+    [
+        ("525.85.12", Status.PASS, "supports CUDA 11.8"),
+        ("470.82.01", Status.WARN, "forward-compatibility package (branch 470 >= 470.57)"),
+        ("450.51.06", Status.WARN, "forward-compatibility package (branch 450 >= 450.51)"),
+        ("495.29.05", Status.WARN, "minor-version compatibility"),
+        ("440.33.01", Status.FAIL, "too old for CUDA 11.8"),
+    ],
+)
 def test_driver_against_the_images_cuda(driver, status, words):
     nvml = dict(load_fixture("gpu-t4-healthy.json")["probes"]["nvml"], driver_version=driver)
     v = judge({"docker": {}, "toolkit": {}}, nvml)["container.driver"]
@@ -230,8 +274,14 @@ def test_driver_against_the_images_cuda(driver, status, words):
 
 
 def test_disk_for_the_image():
-    docker = {"installed": True, "reachable": True, "server_version": "24.0.7", "root_dir": "/var/lib/docker",
-              "root_dir_free_bytes": 10 * 1000 ** 3, "image": {"name": RECIPE.image, "present": False}}
+    docker = {
+        "installed": True,
+        "reachable": True,
+        "server_version": "24.0.7",
+        "root_dir": "/var/lib/docker",
+        "root_dir_free_bytes": 10 * 1000**3,
+        "image": {"name": RECIPE.image, "present": False},
+    }
     v = judge({"docker": docker, "toolkit": {}})["container.disk"]
     assert v.status is Status.FAIL and "needs about 16 GB" in v.summary and v.evidence["needed_bytes"] == 16225000000
     docker["image"] = {"name": RECIPE.image, "present": True, "size_bytes": 14_900_000_000}
@@ -245,8 +295,15 @@ def test_cli_host_mode_on_a_stand_in_host(host):
     host.file("/etc/systemd/system/docker.service.d/override.conf", (RAW / "override-article.conf").read_text())
     data = doctor_json("check", "--host", env=host.env())
     verdicts = {v["id"]: v for v in data["verdicts"]}
-    assert set(verdicts) == {"gpu.nvml", "container.docker", "container.nvidia-runtime", "container.toolkit",
-                             "container.cli-info", "container.driver", "container.disk"}
+    assert set(verdicts) == {
+        "gpu.nvml",
+        "container.docker",
+        "container.nvidia-runtime",
+        "container.toolkit",
+        "container.cli-info",
+        "container.driver",
+        "container.disk",
+    }
     assert data["recipe"] == "merlin-tensorflow-23.02"
     assert verdicts["container.nvidia-runtime"]["status"] == "fail"
     assert verdicts["container.toolkit"]["status"] == "pass"
@@ -285,4 +342,3 @@ def test_in_env_runs_leave_the_host_checks_out():
     data = doctor_json("check", "--fast", "--only", "host")
     assert not [v for v in data["verdicts"] if v["id"].startswith("container.")]
     assert "container_host" not in data["facts"]["probes"]
-

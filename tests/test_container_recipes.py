@@ -4,6 +4,7 @@ tests/fixtures/facts/merlin-tensorflow-23.02.json is shaped like the doctor's fa
 the image (Python 3.8 at /usr/bin/python, dist-packages, NVIDIA's TF 2.10.1, protobuf
 3.20.3, no conda, the image's LD_LIBRARY_PATH with its absent directories).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -34,7 +35,10 @@ def test_the_image_is_judged_healthy_without_conda_links_or_activate_scripts(ima
     assert "/usr/local/cuda/nvvm/libdevice/libdevice.10.bc" in verdicts["activation.libdevice"].summary
     assert "absent ones set by the image" in verdicts["activation.ld-path"].summary
     accepted = verdicts["packages.conflicts"].evidence["accepted"]
-    assert {(a["package"].split()[0], a["found"]) for a in accepted} == {("tensorflow", "3.20.3"), ("tensorboard", "3.20.3")}
+    assert {(a["package"].split()[0], a["found"]) for a in accepted} == {
+        ("tensorflow", "3.20.3"),
+        ("tensorboard", "3.20.3"),
+    }
     assert verdicts["gpu.driver"].evidence["toolkit_driver"] == "520.61.05", "CUDA 11.8 in the image, not 11.2"
 
 
@@ -44,7 +48,9 @@ def test_the_same_image_fails_the_conda_recipe(image):
     assert verdicts["python.version"].status is Status.FAIL
     assert verdicts["packages.required"].status is Status.SKIP, "its pins cannot install in Python 3.8: no pip fix"
     assert "needs python.version" in verdicts["packages.required"].summary
-    assert verdicts["packages.conflicts"].status is Status.FAIL, "protobuf 3.20.3 is accepted only by the image's recipe"
+    assert verdicts["packages.conflicts"].status is Status.FAIL, (
+        "protobuf 3.20.3 is accepted only by the image's recipe"
+    )
 
 
 def test_an_unaccepted_conflict_still_fails(image):
@@ -82,16 +88,25 @@ def test_container_recipes_describe_their_image(name):
 
 
 BAD = {
-    "conda part in a container recipe": ("name: x\nkind: container\nimage: a/b:1\nconda:\n  dependencies: [python]\n",
-                                         4, "conda: not allowed in a kind: container recipe"),
+    "conda part in a container recipe": (
+        "name: x\nkind: container\nimage: a/b:1\nconda:\n  dependencies: [python]\n",
+        4,
+        "conda: not allowed in a kind: container recipe",
+    ),
     "container without image": ("name: x\nkind: container\n", 1, "image: a kind: container recipe names its image"),
     "image in a conda recipe": ("name: x\nimage: a/b:1\n", 2, "image: not allowed in a kind: conda recipe"),
     "unknown kind": ("name: x\nkind: vm\n", 2, "kind: expected one of conda, venv, container"),
-    "size not a number": ("name: x\nkind: container\nimage: a\nimage_compressed_bytes: 6.49 GB\n", 4,
-                          "image_compressed_bytes: expected a positive whole number"),
+    "size not a number": (
+        "name: x\nkind: container\nimage: a\nimage_compressed_bytes: 6.49 GB\n",
+        4,
+        "image_compressed_bytes: expected a positive whole number",
+    ),
     "bad tensorrt specifier": ("name: x\nexpect:\n  tensorrt: '8.5'\n", 3, "expect.tensorrt: not a version specifier"),
-    "accepted conflict without why": ("name: x\naccepted_conflicts:\n  - {package: a, requires: b}\n", 3,
-                                      "accepted_conflicts[0].why: required key is missing"),
+    "accepted conflict without why": (
+        "name: x\naccepted_conflicts:\n  - {package: a, requires: b}\n",
+        3,
+        "accepted_conflicts[0].why: required key is missing",
+    ),
 }
 
 

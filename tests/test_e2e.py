@@ -1,5 +1,6 @@
 """The PLE end-to-end check and the TensorFlow child: real TF 2.10 / Merlin 23.08 on the CPU,
 plus pure tests of the PLE judge on hand-made results."""
+
 from __future__ import annotations
 
 import copy
@@ -44,6 +45,7 @@ def tf_facts(tf_python: str) -> Dict[str, Any]:
 
 
 # --- the real PLE run ---------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_ple_quick_learns_on_the_cpu(ple_cpu):
@@ -100,6 +102,7 @@ def test_ple_on_a_gpu_that_is_not_there_is_an_error_as_data(tf_python):
 
 # --- the real TensorFlow child ------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_tf_child_reports_this_cpu_only_machine(tf_facts):
     assert tf_facts["import"]["ok"] and tf_facts["import"]["version"] == "2.10.0"
@@ -130,18 +133,25 @@ def test_tf_child_keeps_tensorflows_own_log_lines(tf_facts):
 @pytest.mark.slow
 def test_tf_child_writes_to_out_and_nothing_to_stdout(tf_python, tmp_path):
     out = tmp_path / "tf.json"
-    proc = subprocess.run([tf_python, "-m", "merlin_doctor.probes.tf_child", "--out", str(out)],
-                          capture_output=True, text=True, timeout=CHILD_TIMEOUT, cwd=str(REPO))
+    proc = subprocess.run(
+        [tf_python, "-m", "merlin_doctor.probes.tf_child", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+        cwd=str(REPO),
+    )
     assert proc.returncode == 0 and proc.stdout == ""
     assert json.loads(out.read_text())["import"]["ok"] is True
 
 
 def test_the_child_modules_import_nothing_heavy(tf_python):
     """The doctor imports these modules; TF, Merlin and dask load only inside the children's main()."""
-    code = ("import sys, merlin_doctor.e2e, merlin_doctor.e2e.data, merlin_doctor.e2e.ple, "
-            "merlin_doctor.e2e.judge, merlin_doctor.probes.tf_child, merlin_doctor.probes.child_io; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'tensorflow', 'merlin', 'dask', 'numpy', 'pandas', 'nvtabular', 'cudf'}))")
+    code = (
+        "import sys, merlin_doctor.e2e, merlin_doctor.e2e.data, merlin_doctor.e2e.ple, "
+        "merlin_doctor.e2e.judge, merlin_doctor.probes.tf_child, merlin_doctor.probes.child_io; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'tensorflow', 'merlin', 'dask', 'numpy', 'pandas', 'nvtabular', 'cudf'}))"
+    )
     proc = subprocess.run([tf_python, "-c", code], capture_output=True, text=True, timeout=60, cwd=str(REPO))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
@@ -149,21 +159,36 @@ def test_the_child_modules_import_nothing_heavy(tf_python):
 
 # --- the judge, on hand-made results ------------------------------------------------------------
 
+
 def _result(**changes: Any) -> Dict[str, Any]:
     """A passing quick run on the CPU, as the child prints it."""
     result = {
-        "size": "quick", "sabotage": None, "error": None, "examples_per_s": 18000.0, "wall_s": 19.5,
+        "size": "quick",
+        "sabotage": None,
+        "error": None,
+        "examples_per_s": 18000.0,
+        "wall_s": 19.5,
         "first_batch_loss": 10.4,
-        "device": {"requested": "auto", "used": "cpu", "gpus_visible": []}, "gpu_memory": None,
-        "curve": [{"epoch": 1, "loss": 7.0}, {"epoch": 2, "loss": 3.3}, {"epoch": 3, "loss": 2.4},
-                  {"epoch": 4, "loss": 2.1}],
+        "device": {"requested": "auto", "used": "cpu", "gpus_visible": []},
+        "gpu_memory": None,
+        "curve": [
+            {"epoch": 1, "loss": 7.0},
+            {"epoch": 2, "loss": 3.3},
+            {"epoch": 3, "loss": 2.4},
+            {"epoch": 4, "loss": 2.1},
+        ],
         "metrics": {
             "click": {"type": "binary", "auc": 0.90, "positive_rate": 0.5, "ceiling": 0.91},
             "follow": {"type": "binary", "auc": 0.89, "positive_rate": 0.5, "ceiling": 0.91},
             "like": {"type": "binary", "auc": 0.88, "positive_rate": 0.5, "ceiling": 0.90},
             "share": {"type": "binary", "auc": 0.87, "positive_rate": 0.5, "ceiling": 0.90},
-            "watching_times": {"type": "regression", "rmse": 0.6, "label_std": 1.25, "rmse_over_std": 0.48,
-                               "ceiling": 0.45},
+            "watching_times": {
+                "type": "regression",
+                "rmse": 0.6,
+                "label_std": 1.25,
+                "rmse_over_std": 0.48,
+                "ceiling": 0.45,
+            },
         },
     }
     result.update(copy.deepcopy(changes))
@@ -222,8 +247,10 @@ def test_judge_fails_every_task_below_its_threshold_and_shows_the_metrics():
     result["metrics"]["watching_times"]["rmse_over_std"] = 1.01
     status, summary, evidence = judge_ple(result, THRESHOLDS)
     assert status is Status.FAIL
-    assert summary == ("PLE (quick, cpu) did not learn: click auc 0.520 < 0.75; follow auc 0.520 < 0.75; "
-                       "like auc 0.520 < 0.75 (+2 more)")
+    assert summary == (
+        "PLE (quick, cpu) did not learn: click auc 0.520 < 0.75; follow auc 0.520 < 0.75; "
+        "like auc 0.520 < 0.75 (+2 more)"
+    )
     assert evidence["reasons"][-1] == "watching_times rmse_over_std 1.010 > 0.75"
     assert evidence["metrics"] == result["metrics"]
 
@@ -233,8 +260,11 @@ def test_judge_fails_missing_tasks_and_tasks_without_a_threshold():
     result["metrics"]["extra"] = result["metrics"].pop("share")
     result["metrics"]["click"] = {"type": "binary", "error": "the model made no prediction for click"}
     _, _, evidence = judge_ple(result, THRESHOLDS)
-    assert evidence["reasons"] == ["extra: no threshold for this task",
-                                   "click: the model made no prediction for click", "share: no held-out metrics"]
+    assert evidence["reasons"] == [
+        "extra: no threshold for this task",
+        "click: the model made no prediction for click",
+        "share: no held-out metrics",
+    ]
 
 
 def test_judge_fails_a_run_that_stopped_with_its_error_and_log():
@@ -242,7 +272,10 @@ def test_judge_fails_a_run_that_stopped_with_its_error_and_log():
     result = _result(error=error, curve=[], metrics={}, log=["W ... failed call to cuInit: UNKNOWN ERROR (303)"])
     status, summary, evidence = judge_ple(result, THRESHOLDS)
     assert status is Status.FAIL
-    assert summary == "PLE run (quick, cpu) did not finish: RuntimeError at stage device: --device gpu: no GPU visible to TensorFlow"
+    assert (
+        summary
+        == "PLE run (quick, cpu) did not finish: RuntimeError at stage device: --device gpu: no GPU visible to TensorFlow"
+    )
     assert evidence["error"] == error and evidence["log_tail"] == result["log"]
 
 
@@ -260,15 +293,17 @@ def test_judge_rejects_a_threshold_it_cannot_read():
 
 # --- the GPU code paths, on stand-ins -----------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_tf_child_gpu_comparisons_run_on_a_stand_in_device(tf_python):
     """The per-GPU matmul/conv/XLA code, pointed at the CPU and at a GPU that is not there."""
-    code = ("import json, tensorflow as tf; from merlin_doctor.probes import tf_child as t; "
-            "from merlin_doctor.probes.child_io import finite; devices = ['/device:CPU:0', '/device:GPU:7']; "
-            "print(json.dumps(finite({name: t.guarded(lambda: test(tf, devices)) for name, test in "
-            "(('matmul', t._matmul), ('conv', t._conv), ('xla', t._xla))})))")
-    proc = subprocess.run([tf_python, "-c", code], capture_output=True, text=True, timeout=CHILD_TIMEOUT,
-                          cwd=str(REPO))
+    code = (
+        "import json, tensorflow as tf; from merlin_doctor.probes import tf_child as t; "
+        "from merlin_doctor.probes.child_io import finite; devices = ['/device:CPU:0', '/device:GPU:7']; "
+        "print(json.dumps(finite({name: t.guarded(lambda: test(tf, devices)) for name, test in "
+        "(('matmul', t._matmul), ('conv', t._conv), ('xla', t._xla))})))"
+    )
+    proc = subprocess.run([tf_python, "-c", code], capture_output=True, text=True, timeout=CHILD_TIMEOUT, cwd=str(REPO))
     assert proc.returncode == 0, proc.stderr[-3000:]
     facts = json.loads(proc.stdout.strip().splitlines()[-1])
     for name in ("matmul", "conv", "xla"):
@@ -323,17 +358,30 @@ def _fake_nvml(processes, fail: bool = False):
         return [types.SimpleNamespace(pid=pid, usedGpuMemory=used) for pid, used in processes]
 
     return types.SimpleNamespace(
-        nvmlInit=lambda: None, nvmlDeviceGetCount=lambda: 1, nvmlDeviceGetHandleByIndex=lambda i: i,
+        nvmlInit=lambda: None,
+        nvmlDeviceGetCount=lambda: 1,
+        nvmlDeviceGetHandleByIndex=lambda i: i,
         nvmlDeviceGetMemoryInfo=lambda h: types.SimpleNamespace(used=3 * 2**30),
-        nvmlDeviceGetComputeRunningProcesses=running)
+        nvmlDeviceGetComputeRunningProcesses=running,
+    )
 
 
-@pytest.mark.parametrize("processes, fail, expected", [
-    ("self", False, {"nvml_process_peak_mb": 2048.0, "nvml_device_used_peak_mb": 3072.0, "nvml_error": None}),
-    ([(1, 2**30)], False, {"nvml_process_peak_mb": None, "nvml_device_used_peak_mb": 3072.0, "nvml_error": None}),
-    ([], True, {"nvml_process_peak_mb": None, "nvml_device_used_peak_mb": None,
-                "nvml_error": "RuntimeError: NVML_ERROR_GPU_IS_LOST"}),
-])
+@pytest.mark.parametrize(
+    "processes, fail, expected",
+    [
+        ("self", False, {"nvml_process_peak_mb": 2048.0, "nvml_device_used_peak_mb": 3072.0, "nvml_error": None}),
+        ([(1, 2**30)], False, {"nvml_process_peak_mb": None, "nvml_device_used_peak_mb": 3072.0, "nvml_error": None}),
+        (
+            [],
+            True,
+            {
+                "nvml_process_peak_mb": None,
+                "nvml_device_used_peak_mb": None,
+                "nvml_error": "RuntimeError: NVML_ERROR_GPU_IS_LOST",
+            },
+        ),
+    ],
+)
 def test_gpu_memory_peak_from_nvml_and_tensorflow(monkeypatch, processes, fail, expected):
     """Own PID seen (process figure), PID hidden by a container (device figure only), NVML failing."""
 

@@ -3,6 +3,7 @@
 conda, mamba and micromamba cannot be installed here, so their exact command lines are
 asserted; fake executables on PATH only test which engine is picked, never results.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -55,7 +56,10 @@ def test_rattler_env_has_the_packages_in_conda_meta(env, engine: RattlerEngine) 
     got = engine.installed(prefix)
     python_version = find_python39()[1]
     assert {k: got.get(k) for k in ("python", "cudatoolkit", "cudnn", "cuda-nvcc")} == {
-        "python": python_version, "cudatoolkit": "11.2.2", "cudnn": "8.1.0", "cuda-nvcc": "11.3.58",
+        "python": python_version,
+        "cudatoolkit": "11.2.2",
+        "cudnn": "8.1.0",
+        "cuda-nvcc": "11.3.58",
     }
     assert "pip" in got, "python brings pip, as with conda's add_pip_as_python_dependency"
     assert any(line == "linking cudatoolkit" for line in lines), lines
@@ -75,9 +79,7 @@ def test_rattler_env_files_work(env) -> None:
 
 def test_rattler_env_python_has_its_own_pip(env) -> None:
     prefix, _ = env
-    done = subprocess.run(
-        [str(prefix / "bin" / "python"), "-m", "pip", "--version"], capture_output=True, text=True
-    )
+    done = subprocess.run([str(prefix / "bin" / "python"), "-m", "pip", "--version"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert str(prefix / "lib" / "python3.9" / "site-packages") in done.stdout
 
@@ -91,9 +93,7 @@ def test_rattler_rerun_on_converged_env_changes_nothing(env, channel: str, engin
     assert not any(line.startswith("linking") for line in lines), lines
 
 
-def test_rattler_never_removes_packages_outside_the_specs(
-    channel: str, engine: RattlerEngine, tmp_path: Path
-) -> None:
+def test_rattler_never_removes_packages_outside_the_specs(channel: str, engine: RattlerEngine, tmp_path: Path) -> None:
     prefix = tmp_path / "env"
     engine.create(prefix, [channel], SPECS, None)
     engine.create(prefix, [channel], ["cuda-nvcc=11.3.58"], None)
@@ -143,9 +143,20 @@ def test_cli_create_command_for_a_new_prefix(name: str, tmp_path: Path) -> None:
     prefix = tmp_path / "my envs" / "merlin"
     cmd = CliEngine(name, exe=name).create_command(prefix, ["conda-forge", "nvidia"], SPECS)
     assert cmd == [
-        name, "create", "--yes", "--prefix", str(prefix),
-        "--override-channels", "--channel", "conda-forge", "--channel", "nvidia",
-        "python=3.9", "cudatoolkit=11.2.2", "cudnn=8.1.0", "cuda-nvcc=11.3.58",
+        name,
+        "create",
+        "--yes",
+        "--prefix",
+        str(prefix),
+        "--override-channels",
+        "--channel",
+        "conda-forge",
+        "--channel",
+        "nvidia",
+        "python=3.9",
+        "cudatoolkit=11.2.2",
+        "cudnn=8.1.0",
+        "cuda-nvcc=11.3.58",
     ]
 
 
@@ -154,8 +165,15 @@ def test_cli_installs_into_an_existing_env_instead_of_recreating_it(name: str, t
     (tmp_path / "conda-meta").mkdir()
     cmd = CliEngine(name, exe=f"/opt/{name}/bin/{name}").create_command(tmp_path, ["conda-forge"], ["cudnn=8.1.0"])
     assert cmd == [
-        f"/opt/{name}/bin/{name}", "install", "--yes", "--prefix", str(tmp_path),
-        "--override-channels", "--channel", "conda-forge", "cudnn=8.1.0",
+        f"/opt/{name}/bin/{name}",
+        "install",
+        "--yes",
+        "--prefix",
+        str(tmp_path),
+        "--override-channels",
+        "--channel",
+        "conda-forge",
+        "cudnn=8.1.0",
     ]
 
 
@@ -225,7 +243,9 @@ def test_engines_import_on_python39_and_rattler_says_how_to_get_it() -> None:
     )
     done = subprocess.run(
         [str(home / "bin" / "python3.9"), "-c", code],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 0, done.stderr
     assert "pip install 'py-rattler>=0.28,<0.29'" in done.stdout and "Python >= 3.10" in done.stdout

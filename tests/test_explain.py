@@ -3,6 +3,7 @@
 Logs here are written for these tests (tests/data/explain/*.log and the `examples` in the
 signatures file); one test runs the real CPU TensorFlow 2.10 on this machine and explains its output.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -31,11 +32,30 @@ from merlin_doctor.explain import (
 )
 
 DATA = Path(__file__).parent / "data" / "explain"
-VOCABULARY = ["tensorrt-missing", "libdevice-missing", "ptxas-missing", "cudnn-version-mismatch", "cudnn-missing",
-              "cudnn-init-failed", "driver-too-old", "driver-not-loaded", "cuda-init-unknown", "no-visible-device",
-              "libcuda-missing", "cuda-libs-missing", "protobuf-too-new", "gpu-oom", "numa-benign", "ptx-unsupported",
-              "no-kernel-image", "cudf-missing", "rapids-cpu-fallback", "cupy-duplicate", "glibcxx-mismatch",
-              "glibc-too-old"]
+VOCABULARY = [
+    "tensorrt-missing",
+    "libdevice-missing",
+    "ptxas-missing",
+    "cudnn-version-mismatch",
+    "cudnn-missing",
+    "cudnn-init-failed",
+    "driver-too-old",
+    "driver-not-loaded",
+    "cuda-init-unknown",
+    "no-visible-device",
+    "libcuda-missing",
+    "cuda-libs-missing",
+    "protobuf-too-new",
+    "gpu-oom",
+    "numa-benign",
+    "ptx-unsupported",
+    "no-kernel-image",
+    "cudf-missing",
+    "rapids-cpu-fallback",
+    "cupy-duplicate",
+    "glibcxx-mismatch",
+    "glibc-too-old",
+]
 KB = load_knowledge()
 SIGNATURES = {s.id: s for s in KB.signatures}
 TF_LINE = "2024-06-01 10:00:00.000001: W tensorflow/stream_executor/platform/default/dso_loader.cc:64] "
@@ -46,6 +66,7 @@ def ids(text: str) -> List[str]:
 
 
 # --------------------------------------------------------------------------- knowledge base
+
 
 def test_knowledge_base_holds_the_vocabulary_and_enough_entries():
     assert set(VOCABULARY) <= set(SIGNATURES)
@@ -81,35 +102,51 @@ def test_every_regex_is_reached_through_the_keywords_by_some_example():
     lines never carry one would be dead. Every regex must match an example line that does."""
     examples = [line for s in KB.signatures for ex in s.examples for line in ex.splitlines()]
     from merlin_doctor.explain import _views
+
     views = [(line.encode(), [body for _, body, _ in _views(line.encode())]) for line in examples]
     dead = []
     for entry in knowledge.load("signatures")["signatures"]:
         keywords = [k.encode() for k in entry["keywords"]]
-        sources = ([src for p in entry["patterns"] for src in _regex_sources(p)] + entry.get("none", [])
-                   + entry.get("weak", []))
+        sources = (
+            [src for p in entry["patterns"] for src in _regex_sources(p)]
+            + entry.get("none", [])
+            + entry.get("weak", [])
+        )
         for source in sources:
             regex = re.compile(source, re.IGNORECASE)
-            if not any(any(k in raw for k in keywords) and any(regex.search(b) for b in bodies)
-                       for raw, bodies in views):
+            if not any(
+                any(k in raw for k in keywords) and any(regex.search(b) for b in bodies) for raw, bodies in views
+            ):
                 dead.append(f"{entry['id']}: {source}")
     assert not dead
 
 
 def _entry(**overrides) -> dict:
-    entry = {"id": "x-broken", "title": "t", "severity": "error", "keywords": ["Boom"], "patterns": ["Boom"],
-             "cause": "c", "fix": "f", "source": "https://example.org"}
+    entry = {
+        "id": "x-broken",
+        "title": "t",
+        "severity": "error",
+        "keywords": ["Boom"],
+        "patterns": ["Boom"],
+        "cause": "c",
+        "fix": "f",
+        "source": "https://example.org",
+    }
     entry.update(overrides)
     return entry
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"patterns": ["Boom("]}, r": bad regex 'Boom\('"),
-    ({"severity": "severe"}, r": severity must be one of"),
-    ({"explains": ["nowhere"]}, r" explains unknown id\(s\) nowhere"),
-    ({"colour": "red"}, r": unknown key\(s\) colour"),
-    ({"keywords": []}, r": 'keywords' is empty"),
-    ({"patterns": [{"none": ["x"]}]}, r": a pattern is a regex or a mapping with 'all'"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"patterns": ["Boom("]}, r": bad regex 'Boom\('"),
+        ({"severity": "severe"}, r": severity must be one of"),
+        ({"explains": ["nowhere"]}, r" explains unknown id\(s\) nowhere"),
+        ({"colour": "red"}, r": unknown key\(s\) colour"),
+        ({"keywords": []}, r": 'keywords' is empty"),
+        ({"patterns": [{"none": ["x"]}]}, r": a pattern is a regex or a mapping with 'all'"),
+    ],
+)
 def test_a_malformed_signature_names_the_file_and_the_entry(overrides, message):
     with pytest.raises(SignatureError, match=r"^sigs\.yml: signature 'x-broken'" + message):
         compile_knowledge({"signatures": [_entry(**overrides)]}, "sigs.yml")
@@ -128,10 +165,19 @@ def test_missing_fields_and_cycles_are_rejected():
 
 
 def test_groups_need_every_member_somewhere_and_none_rules_out():
-    kb = compile_knowledge({"signatures": [
-        _entry(id="a-pair", keywords=["Alpha", "Beta", "Gamma"], patterns=[{"all": ["Alpha", "Beta"], "none": ["Gamma"]}]),
-        _entry(id="b-vetoed", keywords=["Boom", "Fine"], patterns=["Boom"], none=["Fine"]),
-    ]}, "sigs.yml")
+    kb = compile_knowledge(
+        {
+            "signatures": [
+                _entry(
+                    id="a-pair",
+                    keywords=["Alpha", "Beta", "Gamma"],
+                    patterns=[{"all": ["Alpha", "Beta"], "none": ["Gamma"]}],
+                ),
+                _entry(id="b-vetoed", keywords=["Boom", "Fine"], patterns=["Boom"], none=["Fine"]),
+            ]
+        },
+        "sigs.yml",
+    )
 
     def found(text: str) -> List[str]:
         return [m.id for m in explain_stream(io.BytesIO(text.encode()), kb).matches]
@@ -148,38 +194,51 @@ def test_the_packaged_file_is_valid_yaml_with_sources():
 
 # --------------------------------------------------------------------------- ranking
 
+
 def test_a_missing_libcuda_explains_the_cuinit_failure_and_the_empty_gpu_list():
-    log = "\n".join([
-        TF_LINE + "Could not load dynamic library 'libcuda.so.1'; dlerror: libcuda.so.1: cannot open shared object file",
-        "W tensorflow/stream_executor/cuda/cuda_driver.cc:269] failed call to cuInit: UNKNOWN ERROR (303)",
-        "E tensorflow/stream_executor/cuda/cuda_driver.cc:271] failed call to cuInit: CUDA_ERROR_NO_DEVICE",
-        ">>> tf.config.list_physical_devices('GPU')",
-        "[]"])
+    log = "\n".join(
+        [
+            TF_LINE
+            + "Could not load dynamic library 'libcuda.so.1'; dlerror: libcuda.so.1: cannot open shared object file",
+            "W tensorflow/stream_executor/cuda/cuda_driver.cc:269] failed call to cuInit: UNKNOWN ERROR (303)",
+            "E tensorflow/stream_executor/cuda/cuda_driver.cc:271] failed call to cuInit: CUDA_ERROR_NO_DEVICE",
+            ">>> tf.config.list_physical_devices('GPU')",
+            "[]",
+        ]
+    )
     assert ids(log) == ["libcuda-missing", "no-visible-device"]
 
 
 def test_a_failed_libcudart_load_explains_skipping_the_gpu():
-    log = "\n".join([
-        TF_LINE + "Could not load dynamic library 'libcudart.so.11.0'; dlerror: libcudart.so.11.0: cannot open shared object file",
-        "W tensorflow/core/common_runtime/gpu/gpu_device.cc:1850] Cannot dlopen some GPU libraries. Skipping registering GPU devices...",
-    ])
+    log = "\n".join(
+        [
+            TF_LINE
+            + "Could not load dynamic library 'libcudart.so.11.0'; dlerror: libcudart.so.11.0: cannot open shared object file",
+            "W tensorflow/core/common_runtime/gpu/gpu_device.cc:1850] Cannot dlopen some GPU libraries. Skipping registering GPU devices...",
+        ]
+    )
     result = explain_text(log)
     assert [m.id for m in result.matches] == ["cuda-libs-missing"]
     assert [e.line for e in result.matches[0].evidence] == [1, 2]
 
 
 def test_skipping_the_gpu_with_only_cudnn_missing_is_blamed_on_cudnn():
-    log = "\n".join([
-        TF_LINE + "Could not load dynamic library 'libcudnn.so.8'; dlerror: libcudnn.so.8: cannot open shared object file",
-        "W tensorflow/core/common_runtime/gpu/gpu_device.cc:1850] Cannot dlopen some GPU libraries. Skipping registering GPU devices...",
-    ])
+    log = "\n".join(
+        [
+            TF_LINE
+            + "Could not load dynamic library 'libcudnn.so.8'; dlerror: libcudnn.so.8: cannot open shared object file",
+            "W tensorflow/core/common_runtime/gpu/gpu_device.cc:1850] Cannot dlopen some GPU libraries. Skipping registering GPU devices...",
+        ]
+    )
     assert ids(log) == ["cudnn-missing"]
 
 
 def test_the_driver_diagnostic_yields_to_a_more_specific_init_error():
     diagnostic = "I tensorflow/stream_executor/cuda/cuda_diagnostics.cc:156] kernel driver does not appear to be running on this host (h): /proc/driver/nvidia/version does not exist"
     assert ids(diagnostic) == ["driver-not-loaded"]
-    unknown = "E tensorflow/stream_executor/cuda/cuda_driver.cc:328] failed call to cuInit: CUDA_ERROR_UNKNOWN: unknown error"
+    unknown = (
+        "E tensorflow/stream_executor/cuda/cuda_driver.cc:328] failed call to cuInit: CUDA_ERROR_UNKNOWN: unknown error"
+    )
     assert ids(unknown + "\n" + diagnostic) == ["cuda-init-unknown"]
 
 
@@ -190,8 +249,10 @@ def test_a_cudnn_handle_failure_outranks_the_allocation_warnings_before_it():
 
 
 def test_benign_is_never_ranked_above_a_failure_and_alone_exits_zero():
-    benign_first = "\n".join(["I x.cc:1] successful NUMA node read from SysFS had negative value (-1)"] * 50
-                             + ["TF-TRT Warning: Could not find TensorRT"])
+    benign_first = "\n".join(
+        ["I x.cc:1] successful NUMA node read from SysFS had negative value (-1)"] * 50
+        + ["TF-TRT Warning: Could not find TensorRT"]
+    )
     result = explain_text(benign_first)
     assert [m.id for m in result.matches] == ["tensorrt-missing", "numa-benign"]
     assert result.exit_code == 1 and [m.id for m in result.benign] == ["numa-benign"]
@@ -218,8 +279,10 @@ def test_a_quoted_issue_paste_is_matched_through_its_markdown():
 
 
 def test_an_empty_gpu_list_after_installing_cuda_with_conda_is_the_library_path():
-    log = ("conda install -c conda-forge cudatoolkit=11.2 cudnn=8.1\n"
-           "$ python -c \"import tensorflow as tf; print(tf.config.list_physical_devices('GPU'))\"\n[]\n")
+    log = (
+        "conda install -c conda-forge cudatoolkit=11.2 cudnn=8.1\n"
+        "$ python -c \"import tensorflow as tf; print(tf.config.list_physical_devices('GPU'))\"\n[]\n"
+    )
     assert ids(log) == ["cuda-libs-missing", "no-visible-device"]
     assert ids("Out[4]: []\n") == [] and ids(">>> tf.config.list_physical_devices('GPU')\n[]") == ["no-visible-device"]
     absl = "gpus = tf.config.list_physical_devices('GPU')\nI0301 10:00:00.123456 140 train.py:12] []\nOut[7]: []"
@@ -228,10 +291,13 @@ def test_an_empty_gpu_list_after_installing_cuda_with_conda_is_the_library_path(
 
 # --------------------------------------------------------------------------- reading
 
+
 def test_bad_bytes_escapes_nul_and_crlf_are_cleaned_from_evidence():
-    raw = (b"\xff\xfe\x00garbage \xc3\x28 line\r\n"
-           b"\x1b[1;31m" + TF_LINE.encode() + b"Could not load dynamic library 'libcublas.so.11';\x00 dlerror\x1b[0m\r\n"
-           b"\x1b]0;window title\x07TF-TRT Warning: Could not find TensorRT\r\n")
+    raw = (
+        b"\xff\xfe\x00garbage \xc3\x28 line\r\n"
+        b"\x1b[1;31m" + TF_LINE.encode() + b"Could not load dynamic library 'libcublas.so.11';\x00 dlerror\x1b[0m\r\n"
+        b"\x1b]0;window title\x07TF-TRT Warning: Could not find TensorRT\r\n"
+    )
     result = explain_stream(io.BytesIO(raw))
     assert [m.id for m in result.matches] == ["cuda-libs-missing", "tensorrt-missing"]
     evidence = [e for m in result.matches for e in m.evidence]
@@ -288,8 +354,9 @@ class _Repeating(io.RawIOBase):
 
 
 def test_memory_stays_flat_on_a_large_log():
-    noise = b"".join(b"  %4d/5000 [==>....] - ETA: 1:0%d - loss: 0.693%d - auc: 0.51\n" % (i, i % 10, i % 7)
-                     for i in range(2000))
+    noise = b"".join(
+        b"  %4d/5000 [==>....] - ETA: 1:0%d - loss: 0.693%d - auc: 0.51\n" % (i, i % 10, i % 7) for i in range(2000)
+    )
     noise += b"I x.cc:1] successful NUMA node read from SysFS had negative value (-1)\n"
     times = (48 << 20) // len(noise)
     tail = b"tensorflow.python.framework.errors_impl.ResourceExhaustedError: OOM when allocating tensor\n"
@@ -332,6 +399,7 @@ def test_human_text_hides_benign_unless_asked():
 
 # --------------------------------------------------------------------------- CLI
 
+
 def test_cli_explains_a_file_with_exit_code_one():
     result = doctor("explain", str(DATA / "jupyter_no_activation.log"))
     assert result.returncode == 1, result.stderr
@@ -365,8 +433,12 @@ def test_cli_unreadable_input_is_one_line_and_exit_two(tmp_path):
 @pytest.mark.slow
 def test_a_real_tensorflow_log_from_this_machine(tf_python):
     """TensorFlow 2.10 on this GPU-less machine: no CUDA runtime, no TensorRT, no driver."""
-    run = subprocess.run([tf_python, "-c", "import tensorflow as tf; print(tf.config.list_physical_devices('GPU'))"],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [tf_python, "-c", "import tensorflow as tf; print(tf.config.list_physical_devices('GPU'))"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     result = explain_lines((run.stderr + run.stdout).splitlines())
     found = {m.id: m for m in result.matches}

@@ -6,6 +6,7 @@ the real cluster is a simulated GPU machine (tests/gpu_sim, selected by the work
 through the Nanny), so the doctor's real probes run on it. Dying, hanging and doctor-less workers
 are real worker processes too, set up by a worker preload script.
 """
+
 from __future__ import annotations
 
 import copy
@@ -21,16 +22,30 @@ from merlin_doctor.fleet import judge as fleet_judge
 from merlin_doctor.fleet.model import DIED, NO_DOCTOR, OK, TIMED_OUT, Node
 from merlin_doctor.fleet.table import document, table_lines
 
-T4 = {"index": 0, "name": "Tesla T4", "compute_capability": "7.5", "memory_total_bytes": 16106127360,
-      "memory_used_bytes": 0}
+T4 = {
+    "index": 0,
+    "name": "Tesla T4",
+    "compute_capability": "7.5",
+    "memory_total_bytes": 16106127360,
+    "memory_used_bytes": 0,
+}
 
 
 def fixture_with(driver: str = "525.85.12", cudnn: str = "8.1.0") -> dict:
     """The healthy T4 fixture with this driver and this cuDNN."""
     facts = copy.deepcopy(load_fixture("gpu-t4-healthy.json"))
     facts["probes"]["nvml"] = {"loaded": True, "driver_version": driver, "cuda_driver_version": "12.0", "devices": [T4]}
-    facts["probes"]["cuda_libs"] = {"libraries": [{"soname": "libcudnn.so.8", "required": True, "loaded": True,
-                                                   "version": cudnn, "path": "/env/lib/libcudnn.so.8"}]}
+    facts["probes"]["cuda_libs"] = {
+        "libraries": [
+            {
+                "soname": "libcudnn.so.8",
+                "required": True,
+                "loaded": True,
+                "version": cudnn,
+                "path": "/env/lib/libcudnn.so.8",
+            }
+        ]
+    }
     return facts
 
 
@@ -40,16 +55,26 @@ def node(address: str, facts: dict, status: str = OK) -> Node:
 
 # ----------------------------------------------------------------------------- pure
 
+
 def test_groups_the_majority_and_flags_the_outliers_with_what_differs():
-    nodes = [node("tcp://a:1", fixture_with()), node("tcp://a:2", fixture_with()), node("tcp://a:3", fixture_with()),
-             node("tcp://b:1", fixture_with(driver="418.87.01")), node("tcp://c:1", fixture_with(cudnn="8.0.5")),
-             node("tcp://d:1", None, status=DIED)]
+    nodes = [
+        node("tcp://a:1", fixture_with()),
+        node("tcp://a:2", fixture_with()),
+        node("tcp://a:3", fixture_with()),
+        node("tcp://b:1", fixture_with(driver="418.87.01")),
+        node("tcp://c:1", fixture_with(cudnn="8.0.5")),
+        node("tcp://d:1", None, status=DIED),
+    ]
     groups = fleet_judge.group(nodes)
     assert [(g.label, g.members, g.majority) for g in groups] == [
-        ("A", ["tcp://a:1", "tcp://a:2", "tcp://a:3"], True), ("B", ["tcp://b:1"], False), ("C", ["tcp://c:1"], False)]
+        ("A", ["tcp://a:1", "tcp://a:2", "tcp://a:3"], True),
+        ("B", ["tcp://b:1"], False),
+        ("C", ["tcp://c:1"], False),
+    ]
     assert groups[1].differs == [{"path": "nvml.driver_version", "majority": "525.85.12", "value": "418.87.01"}]
-    assert groups[2].differs == [{"path": "cuda_libs.libraries[libcudnn.so.8].version", "majority": "8.1.0",
-                                  "value": "8.0.5"}]
+    assert groups[2].differs == [
+        {"path": "cuda_libs.libraries[libcudnn.so.8].version", "majority": "8.1.0", "value": "8.0.5"}
+    ]
     assert [n.address for n in nodes if n.outlier] == ["tcp://b:1", "tcp://c:1"]
     assert nodes[-1].config is None and not nodes[-1].outlier
 
@@ -74,10 +99,16 @@ def test_a_tie_has_no_majority_and_no_outlier():
 
 
 def test_identical_workers_are_probed_once_unless_every_worker():
-    nodes = [Node("tcp://x:2", fingerprint="k1"), Node("tcp://x:1", fingerprint="k1"), Node("tcp://x:3", fingerprint="k2")]
+    nodes = [
+        Node("tcp://x:2", fingerprint="k1"),
+        Node("tcp://x:1", fingerprint="k1"),
+        Node("tcp://x:3", fingerprint="k2"),
+    ]
     reps = fleet_cluster.representatives(nodes, every_worker=False)
     assert {rep: [n.address for n in members] for rep, members in reps.items()} == {
-        "tcp://x:1": ["tcp://x:1", "tcp://x:2"], "tcp://x:3": ["tcp://x:3"]}
+        "tcp://x:1": ["tcp://x:1", "tcp://x:2"],
+        "tcp://x:3": ["tcp://x:3"],
+    }
     assert len(fleet_cluster.representatives(nodes, every_worker=True)) == 3
 
 
@@ -92,9 +123,12 @@ def test_table_shows_groups_outliers_verdicts_and_unreachable_workers():
     from merlin_doctor.options import CheckOptions
     from merlin_doctor.recipe import load_recipe
 
-    nodes = [node("tcp://a:1", fixture_with()), node("tcp://a:2", fixture_with()),
-             node("tcp://b:1", fixture_with(driver="418.87.01")),
-             Node("tcp://d:1", status=TIMED_OUT, detail="no answer before the deadline")]
+    nodes = [
+        node("tcp://a:1", fixture_with()),
+        node("tcp://a:2", fixture_with()),
+        node("tcp://b:1", fixture_with(driver="418.87.01")),
+        Node("tcp://d:1", status=TIMED_OUT, detail="no answer before the deadline"),
+    ]
     recipe = load_recipe(None)
     fleet_judge.judge(nodes, [c for c in all_checks() if c.area != "container"], recipe, CheckOptions(fast=True))
     doc = document(nodes, fleet_judge.group(nodes), recipe.name, "test cluster", {"probe_s": 1.0})
@@ -111,24 +145,33 @@ def test_table_shows_groups_outliers_verdicts_and_unreachable_workers():
 
 PRELOADS = {
     "dies": "import os\nimport merlin_doctor.probes.host as host\n\n"
-            "def probe(ctx):\n    os._exit(3)\n\nhost.probe = probe\n",
+    "def probe(ctx):\n    os._exit(3)\n\nhost.probe = probe\n",
     "hangs": "import time\nimport merlin_doctor.probes.host as host\n\n"
-             "def probe(ctx):\n    time.sleep(600)\n\nhost.probe = probe\n",
+    "def probe(ctx):\n    time.sleep(600)\n\nhost.probe = probe\n",
     "no-doctor": "import sys\nsys.modules['merlin_doctor'] = None  # as if it were not installed\n",
 }
 
 
 #: Worker name -> the simulated machine it runs on: three alike (A), another driver (B), another cuDNN
 #: (C), and three healthy T4s that die mid-probe, hang mid-probe, or cannot import merlin-doctor.
-MACHINES = {"a1": "healthy-t4", "a2": "healthy-t4", "a3": "healthy-t4", "b": "driver-418", "c": "cudnn-8.0.5",
-            "dies": "healthy-t4", "hangs": "healthy-t4", "no-doctor": "healthy-t4"}
+MACHINES = {
+    "a1": "healthy-t4",
+    "a2": "healthy-t4",
+    "a3": "healthy-t4",
+    "b": "driver-418",
+    "c": "cudnn-8.0.5",
+    "dies": "healthy-t4",
+    "hangs": "healthy-t4",
+    "no-doctor": "healthy-t4",
+}
 
 
 @pytest.fixture
 def cluster(tmp_path):
     """Eight real worker processes on simulated GPU machines (MACHINES), three of them broken (PRELOADS)."""
-    distributed = pytest.importorskip("distributed", reason="dask.distributed is not in this venv; the fleet "
-                                                            "cluster tests run under .venv/py39")
+    distributed = pytest.importorskip(
+        "distributed", reason="dask.distributed is not in this venv; the fleet cluster tests run under .venv/py39"
+    )
     import logging
 
     from gpu_sim.build import build_scenario, load_scenarios
@@ -143,8 +186,11 @@ def cluster(tmp_path):
             script.write_text(PRELOADS[name])
             options["preload"] = [str(script)]
         workers[name] = {"cls": distributed.Nanny, "options": options}
-    spec = distributed.SpecCluster(workers=workers, silence_logs=logging.CRITICAL,
-                                   scheduler={"cls": distributed.Scheduler, "options": {"dashboard_address": None}})
+    spec = distributed.SpecCluster(
+        workers=workers,
+        silence_logs=logging.CRITICAL,
+        scheduler={"cls": distributed.Scheduler, "options": {"dashboard_address": None}},
+    )
     with distributed.Client(spec) as client:
         names = {info["name"]: address for address, info in client.scheduler_info()["workers"].items()}
     try:
@@ -157,8 +203,17 @@ def test_fleet_on_a_real_cluster_groups_flags_and_survives_dead_and_hung_workers
     address, names = cluster
     timeout = 20
     started = time.monotonic()
-    result = doctor("fleet", "--scheduler", address, "--json", "--fast", "--every-worker", "--timeout", str(timeout),
-                    timeout=timeout + 60)
+    result = doctor(
+        "fleet",
+        "--scheduler",
+        address,
+        "--json",
+        "--fast",
+        "--every-worker",
+        "--timeout",
+        str(timeout),
+        timeout=timeout + 60,
+    )
     took = time.monotonic() - started
     assert result.returncode == 1, result.stderr
     doc = json.loads(result.stdout)
@@ -167,7 +222,15 @@ def test_fleet_on_a_real_cluster_groups_flags_and_survives_dead_and_hung_workers
     workers = {w["address"]: w for w in doc["workers"]}
     by_name = {name: workers[addr] for name, addr in names.items()}
     assert {n: w["status"] for n, w in by_name.items()} == {
-        "a1": OK, "a2": OK, "a3": OK, "b": OK, "c": OK, "dies": DIED, "hangs": TIMED_OUT, "no-doctor": NO_DOCTOR}
+        "a1": OK,
+        "a2": OK,
+        "a3": OK,
+        "b": OK,
+        "c": OK,
+        "dies": DIED,
+        "hangs": TIMED_OUT,
+        "no-doctor": NO_DOCTOR,
+    }
     assert "merlin-doctor is not importable" in by_name["no-doctor"]["detail"]
 
     configs = {tuple(sorted(c["workers"])): c for c in doc["configurations"]}
@@ -188,15 +251,23 @@ def test_fleet_on_a_real_cluster_groups_flags_and_survives_dead_and_hung_workers
     assert not {"gpu.driver", "cuda.libcudnn"} & {p["id"] for p in by_name["a1"]["problems"]}
 
     text = "\n".join(table_lines(doc))
-    for expected in ("A  3 workers  majority", "B  1 worker   OUTLIER", "C  1 worker   OUTLIER", "DIED:", "TIMED-OUT:",
-                     "NO-DOCTOR:", f"[✗] gpu.driver on 1 worker (config {other_driver['label']})",
-                     f"{names['no-doctor']} no-doctor: merlin-doctor is not importable"):
+    for expected in (
+        "A  3 workers  majority",
+        "B  1 worker   OUTLIER",
+        "C  1 worker   OUTLIER",
+        "DIED:",
+        "TIMED-OUT:",
+        "NO-DOCTOR:",
+        f"[✗] gpu.driver on 1 worker (config {other_driver['label']})",
+        f"{names['no-doctor']} no-doctor: merlin-doctor is not importable",
+    ):
         assert expected in text, text
 
 
 def test_fleet_local_prints_one_grouped_table():
-    pytest.importorskip("distributed", reason="dask.distributed is not in this venv; the fleet cluster tests run "
-                                              "under .venv/py39")
+    pytest.importorskip(
+        "distributed", reason="dask.distributed is not in this venv; the fleet cluster tests run under .venv/py39"
+    )
     result = doctor("fleet", "--local", "2", "--fast", "--cpu-ok", "--timeout", "60", timeout=180)
     assert result.returncode in (0, 1), result.stderr
     out = result.stdout
@@ -226,7 +297,8 @@ def test_a_cluster_without_workers_is_one_line_and_exit_2():
         result = doctor("fleet", "--scheduler", empty.scheduler_address, "--timeout", "10", timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "merlin-doctor: error: the Dask cluster has no workers: start some (`dask worker ADDRESS`) and run again")
+        "merlin-doctor: error: the Dask cluster has no workers: start some (`dask worker ADDRESS`) and run again"
+    )
 
 
 @pytest.mark.per_interpreter
@@ -235,6 +307,8 @@ def test_without_distributed_the_fleet_says_how_to_install_it():
         pytest.skip("dask.distributed is installed in this venv; this is the test for venvs without it (.venv/py3)")
     result = doctor("fleet", "--local", "2")
     assert result.returncode == 2
-    assert "fleet needs dask.distributed here and on the workers: python -m pip install 'distributed>=2023.1'" \
+    assert (
+        "fleet needs dask.distributed here and on the workers: python -m pip install 'distributed>=2023.1'"
         in result.stderr
+    )
     assert "install merlin-doctor" not in result.stderr  # it is on no package index

@@ -4,6 +4,7 @@ Each scenario is a directory tree with gcc-built stand-ins for the NVIDIA librar
 real doctor runs unmodified in a child process with the scenario's LD_LIBRARY_PATH, so
 NVML, libcuda and every CUDA library are loaded by the same code as on a workstation.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,13 @@ EXPECTED = {
     # Activation puts the env's lib first (activated.py), so the env's copies load and the
     # CUDA 10.2 ones are only other copies on the path: a warning each, not a cuDNN 8.0 failure.
     "shadow-cuda-10.2": {"cuda.libcufft": "warn", "cuda.libcurand": "warn", "cuda.libcudnn": "warn"},
-    "cuda12-libs-only": {"cuda.libcudart": "fail", "cuda.libcublas": "fail", "cuda.libcublasLt": "fail",
-                         "cuda.libcufft": "fail", "cuda.libcusparse": "fail"},
+    "cuda12-libs-only": {
+        "cuda.libcudart": "fail",
+        "cuda.libcublas": "fail",
+        "cuda.libcublasLt": "fail",
+        "cuda.libcufft": "fail",
+        "cuda.libcusparse": "fail",
+    },
     "wsl2": {},
     "mig-on": {"gpu.cuda-driver": "fail", "gpu.mig": "warn"},
     "busy-gpu": {"gpu.memory": "warn"},
@@ -61,12 +67,21 @@ EXPECTED = {
 
 #: (check id, words its summary must hold, words its fix must hold) per scenario.
 DETAILS = {
-    "h100": [("gpu.compute-capability", "JIT-compiled from compute_80 PTX", "CUDA_CACHE_MAXSIZE"),
-             ("activation.ptxas", "cannot compile for GPU 0 NVIDIA H100 80GB HBM3 (sm_90)", "cuda-nvcc=11.8")],
-    "rtx4090": [("activation.ptxas", "(CUDA 11.2) cannot compile for GPU 0 NVIDIA GeForce RTX 4090 (sm_89)",
-                 "conda install -c nvidia cuda-nvcc=11.8")],
-    "driver-418": [("gpu.driver", "418.87.01 is too old for CUDA 11.2", ">= 460.27.03"),
-                   ("activation.ptxas", "a newer major than the driver's CUDA 10.1", None)],
+    "h100": [
+        ("gpu.compute-capability", "JIT-compiled from compute_80 PTX", "CUDA_CACHE_MAXSIZE"),
+        ("activation.ptxas", "cannot compile for GPU 0 NVIDIA H100 80GB HBM3 (sm_90)", "cuda-nvcc=11.8"),
+    ],
+    "rtx4090": [
+        (
+            "activation.ptxas",
+            "(CUDA 11.2) cannot compile for GPU 0 NVIDIA GeForce RTX 4090 (sm_89)",
+            "conda install -c nvidia cuda-nvcc=11.8",
+        )
+    ],
+    "driver-418": [
+        ("gpu.driver", "418.87.01 is too old for CUDA 11.2", ">= 460.27.03"),
+        ("activation.ptxas", "a newer major than the driver's CUDA 10.1", None),
+    ],
     "driver-455": [("gpu.driver", "minor-version compatibility", ">= 460.27.03")],
     "no-driver": [("gpu.nvml", "no NVIDIA driver", "Install the NVIDIA driver (>= 460.27.03")],
     "driver-not-loaded": [("gpu.nvml", "kernel module is not loaded", "sudo modprobe nvidia")],
@@ -74,29 +89,45 @@ DETAILS = {
     "nouveau": [("gpu.kernel-module", "nouveau", "blacklist nouveau")],
     "nvml-no-device": [("gpu.nvml", "sees no GPU", "nvidia-smi")],
     "cuda-visible-devices-empty": [("gpu.visible-devices", "hides every GPU", "unset CUDA_VISIBLE_DEVICES")],
-    "cuda-visible-devices-missing": [("gpu.visible-devices", "names '1', which is not a GPU here", "CUDA_VISIBLE_DEVICES")],
-    "cudnn-8.0.5": [("cuda.libcudnn", "is 8.0.5, outside the recipe's >=8.1,<9", "conda install -c conda-forge cudnn=8.1.0")],
+    "cuda-visible-devices-missing": [
+        ("gpu.visible-devices", "names '1', which is not a GPU here", "CUDA_VISIBLE_DEVICES")
+    ],
+    "cudnn-8.0.5": [
+        ("cuda.libcudnn", "is 8.0.5, outside the recipe's >=8.1,<9", "conda install -c conda-forge cudnn=8.1.0")
+    ],
     "tensorrt8-without-so7": [("cuda.tensorrt", "libnvinfer.so.7 is missing while", "merlin-doctor fix --only links")],
     "tensorrt-symlinked": [("cuda.tensorrt", "TensorRT 8.5.3", None)],
     "cublas-twice": [("cuda.libcublas", "nvidia/cublas/lib/libcublas.so.11 (11.10.3", None)],
-    "shadow-cuda-10.2": [("cuda.libcufft", "2 copies on the loader path", None),
-                         ("cuda.libcudnn", "env/lib/libcudnn.so.8 (8.1.0, conda:cudnn 8.1.0.77); ", None),
-                         ("cuda.libcudnn", "usr/local/cuda-10.2/lib64/libcudnn.so.8 (8.0.5, no package)", None)],
+    "shadow-cuda-10.2": [
+        ("cuda.libcufft", "2 copies on the loader path", None),
+        ("cuda.libcudnn", "env/lib/libcudnn.so.8 (8.1.0, conda:cudnn 8.1.0.77); ", None),
+        ("cuda.libcudnn", "usr/local/cuda-10.2/lib64/libcudnn.so.8 (8.0.5, no package)", None),
+    ],
     "cuda12-libs-only": [("cuda.libcudart", "libcudart.so.12", "cudatoolkit=11.2.2")],
     "mig-on": [("gpu.mig", "MIG is enabled", "nvidia-smi mig")],
     "busy-gpu": [("gpu.memory", "in use by 4242 (no such process here", "nvidia-smi --query-compute-apps")],
     "init-hangs": [("gpu.nvml", "timed out after 4.5 s", "reboot")],
     "segv-on-load": [("cuda.libcudnn", "killed the process with SIGSEGV", "cudnn=8.1.0")],
-    "v100-ptxas-cuda13": [("activation.ptxas", "ptxas 13.0.88 (CUDA 13.0) cannot compile for GPU 0 Tesla "
-                           "V100-SXM2-16GB (sm_70)", "conda install -c nvidia cuda-nvcc=11.3.58")],
-    "cudnn-no-version-call": [("cuda.libcudnn", "libcudnn.so.8 8.1.0.77 from", None),
-                              ("cuda.libcudnn", "read from the conda package cudnn", None)],
+    "v100-ptxas-cuda13": [
+        (
+            "activation.ptxas",
+            "ptxas 13.0.88 (CUDA 13.0) cannot compile for GPU 0 Tesla V100-SXM2-16GB (sm_70)",
+            "conda install -c nvidia cuda-nvcc=11.3.58",
+        )
+    ],
+    "cudnn-no-version-call": [
+        ("cuda.libcudnn", "libcudnn.so.8 8.1.0.77 from", None),
+        ("cuda.libcudnn", "read from the conda package cudnn", None),
+    ],
     "cudnn-unversioned": [("cuda.libcudnn", "its version cannot be read", "cudnn=8.1.0")],
-    "no-driver-pip-cudart": [("cuda.libcudart", "libcudart.so.11.0 11.8.89 from", None),
-                             ("cuda.libcudart", "read from the pip package nvidia-cuda-runtime-cu11", None)],
-    "driver-470-cudart-11.8": [("gpu.driver", "driver 470.82.01 runs CUDA 11.8 (the runtime that loads: "
-                                "libcudart.so.11.0 at", ">= 520.61.05"),
-                               ("gpu.driver", "CUDA_ERROR_UNSUPPORTED_PTX_VERSION", None)],
+    "no-driver-pip-cudart": [
+        ("cuda.libcudart", "libcudart.so.11.0 11.8.89 from", None),
+        ("cuda.libcudart", "read from the pip package nvidia-cuda-runtime-cu11", None),
+    ],
+    "driver-470-cudart-11.8": [
+        ("gpu.driver", "driver 470.82.01 runs CUDA 11.8 (the runtime that loads: libcudart.so.11.0 at", ">= 520.61.05"),
+        ("gpu.driver", "CUDA_ERROR_UNSUPPORTED_PTX_VERSION", None),
+    ],
 }
 
 
@@ -111,8 +142,10 @@ def compiler():
 
 def judge(name: str, tmp_path, compiler, *extra: str) -> dict:
     scenario = build_scenario(name, tmp_path / "machine root", compiler=compiler)
-    result = scenario.run([sys.executable, "-m", "merlin_doctor", "check", "--fast", "--json", "--timeout", "5",
-                           *AREAS, *extra], timeout=120)
+    result = scenario.run(
+        [sys.executable, "-m", "merlin_doctor", "check", "--fast", "--json", "--timeout", "5", *AREAS, *extra],
+        timeout=120,
+    )
     assert result.returncode in (0, 1), result.stderr
     return {v["id"]: v for v in json.loads(result.stdout)["verdicts"]}
 
@@ -161,10 +194,12 @@ def test_a_busy_gpu_names_who_holds_it(tmp_path, compiler):
 
     scenario = build_scenario("busy-gpu", tmp_path / "m", compiler=compiler)
     conf = scenario.root / "gpu_sim.conf"
-    conf.write_text(conf.read_text().replace("device.0.processes=4242:14500,4243:300",
-                                             f"device.0.processes={os.getpid()}:14500"))
-    result = scenario.run([sys.executable, "-m", "merlin_doctor", "check", "--fast", "--json", "--only", "gpu.memory"],
-                          timeout=120)
+    conf.write_text(
+        conf.read_text().replace("device.0.processes=4242:14500,4243:300", f"device.0.processes={os.getpid()}:14500")
+    )
+    result = scenario.run(
+        [sys.executable, "-m", "merlin_doctor", "check", "--fast", "--json", "--only", "gpu.memory"], timeout=120
+    )
     verdict = next(v for v in json.loads(result.stdout)["verdicts"] if v["id"] == "gpu.memory")
     me = psutil.Process(os.getpid())
     assert f"in use by {os.getpid()} {me.name()} ({me.username()})" in verdict["summary"], verdict["summary"]

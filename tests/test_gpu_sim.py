@@ -3,6 +3,7 @@
 Every probe runs in a child process: the loader reads LD_LIBRARY_PATH only at process start, and
 some scenarios hang or crash on purpose.
 """
+
 from __future__ import annotations
 
 import base64
@@ -32,13 +33,19 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Scenario]:
 def probe(scenario: Scenario, code: str, *args: str, **env: str) -> Any:
     """Runs Python code (with args as sys.argv[1:]) against the scenario, with extra environment
     variables env, and returns the JSON it prints last."""
-    result = subprocess.run([sys.executable, "-c", code, *args], env={**scenario.environ(), **env},
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env={**scenario.environ(), **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.splitlines()[-1])
 
 
 # --- ELF: sonames and exports -------------------------------------------------------------------
+
 
 def elf_soname(path: Path) -> str:
     out = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True, check=True).stdout
@@ -55,7 +62,10 @@ def test_every_library_has_its_real_soname(built: dict[str, Scenario]) -> None:
     for scenario in built.values():
         files = [(lib.soname, lib.file) for lib in scenario.libraries]
         for directory in scenario.system_lib_dirs:
-            files += [("libnvidia-ml.so.1", directory / "libnvidia-ml.so.1"), ("libcuda.so.1", directory / "libcuda.so.1")]
+            files += [
+                ("libnvidia-ml.so.1", directory / "libnvidia-ml.so.1"),
+                ("libcuda.so.1", directory / "libcuda.so.1"),
+            ]
         for soname, file in files:
             key = (soname, hashlib.sha256(file.read_bytes()).hexdigest())
             if key not in seen:
@@ -66,22 +76,57 @@ def test_every_library_has_its_real_soname(built: dict[str, Scenario]) -> None:
 
 EXPORTS = {
     "libnvidia-ml.so.1": {
-        "nvmlInit", "nvmlInit_v2", "nvmlInitWithFlags", "nvmlShutdown", "nvmlErrorString",
-        "nvmlSystemGetDriverVersion", "nvmlSystemGetNVMLVersion", "nvmlSystemGetCudaDriverVersion",
-        "nvmlSystemGetCudaDriverVersion_v2", "nvmlDeviceGetCount", "nvmlDeviceGetCount_v2",
-        "nvmlDeviceGetHandleByIndex", "nvmlDeviceGetHandleByIndex_v2", "nvmlDeviceGetIndex", "nvmlDeviceGetName",
-        "nvmlDeviceGetUUID", "nvmlDeviceGetSerial", "nvmlDeviceGetCudaComputeCapability", "nvmlDeviceGetMemoryInfo",
-        "nvmlDeviceGetMemoryInfo_v2", "nvmlDeviceGetPersistenceMode", "nvmlDeviceGetMigMode",
-        "nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetComputeRunningProcesses_v2",
-        "nvmlDeviceGetComputeRunningProcesses_v3", "nvmlDeviceGetCurrentClocksThrottleReasons",
-        "nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetRetiredPages", "nvmlDeviceGetTotalEccErrors",
-        "nvmlDeviceGetPciInfo_v2", "nvmlDeviceGetPciInfo_v3"},
+        "nvmlInit",
+        "nvmlInit_v2",
+        "nvmlInitWithFlags",
+        "nvmlShutdown",
+        "nvmlErrorString",
+        "nvmlSystemGetDriverVersion",
+        "nvmlSystemGetNVMLVersion",
+        "nvmlSystemGetCudaDriverVersion",
+        "nvmlSystemGetCudaDriverVersion_v2",
+        "nvmlDeviceGetCount",
+        "nvmlDeviceGetCount_v2",
+        "nvmlDeviceGetHandleByIndex",
+        "nvmlDeviceGetHandleByIndex_v2",
+        "nvmlDeviceGetIndex",
+        "nvmlDeviceGetName",
+        "nvmlDeviceGetUUID",
+        "nvmlDeviceGetSerial",
+        "nvmlDeviceGetCudaComputeCapability",
+        "nvmlDeviceGetMemoryInfo",
+        "nvmlDeviceGetMemoryInfo_v2",
+        "nvmlDeviceGetPersistenceMode",
+        "nvmlDeviceGetMigMode",
+        "nvmlDeviceGetComputeRunningProcesses",
+        "nvmlDeviceGetComputeRunningProcesses_v2",
+        "nvmlDeviceGetComputeRunningProcesses_v3",
+        "nvmlDeviceGetCurrentClocksThrottleReasons",
+        "nvmlDeviceGetCurrentClocksEventReasons",
+        "nvmlDeviceGetRetiredPages",
+        "nvmlDeviceGetTotalEccErrors",
+        "nvmlDeviceGetPciInfo_v2",
+        "nvmlDeviceGetPciInfo_v3",
+    },
     "libcuda.so.1": {
-        "cuInit", "cuDriverGetVersion", "cuDeviceGetCount", "cuDeviceGet", "cuDeviceGetName",
-        "cuDeviceComputeCapability", "cuDeviceGetAttribute", "cuDeviceTotalMem_v2", "cuGetErrorName",
-        "cuGetErrorString"},
-    "libcudart.so.11.0": {"cudaRuntimeGetVersion", "cudaDriverGetVersion", "cudaGetDeviceCount",
-                          "cudaGetErrorName", "cudaGetErrorString"},
+        "cuInit",
+        "cuDriverGetVersion",
+        "cuDeviceGetCount",
+        "cuDeviceGet",
+        "cuDeviceGetName",
+        "cuDeviceComputeCapability",
+        "cuDeviceGetAttribute",
+        "cuDeviceTotalMem_v2",
+        "cuGetErrorName",
+        "cuGetErrorString",
+    },
+    "libcudart.so.11.0": {
+        "cudaRuntimeGetVersion",
+        "cudaDriverGetVersion",
+        "cudaGetDeviceCount",
+        "cudaGetErrorName",
+        "cudaGetErrorString",
+    },
     "libcublas.so.11": {"cublasGetVersion_v2", "cublasGetVersion", "cublasGetProperty", "cublasGetCudartVersion"},
     "libcublasLt.so.11": {"cublasLtGetVersion", "cublasLtGetCudartVersion", "cublasLtGetProperty"},
     "libcufft.so.10": {"cufftGetVersion", "cufftGetProperty"},
@@ -158,8 +203,7 @@ pynvml.nvmlShutdown()
 print(json.dumps(out))
 """
 
-NVML_WORKS = [n for n, s in SCENARIOS.items()
-              if s.get("driver") and s["driver"].get("nvml_init", "ok") == "ok"]
+NVML_WORKS = [n for n, s in SCENARIOS.items() if s.get("driver") and s["driver"].get("nvml_init", "ok") == "ok"]
 
 
 @pytest.mark.parametrize("name", NVML_WORKS)
@@ -182,7 +226,9 @@ def test_pynvml_reports_the_scenario(built: dict[str, Scenario], name: str) -> N
         assert got["used"] == got["used_v2"] == want.get("used_mib", 0) * mib
         assert got["free"] == got["total"] - got["used"]
         assert got["serial"] == (want["serial"] or "error: Not Supported")
-        assert got["persistence"] == (want["persistence"] if want["persistence"] != "unsupported" else "error: Not Supported")
+        assert got["persistence"] == (
+            want["persistence"] if want["persistence"] != "unsupported" else "error: Not Supported"
+        )
         assert got["mig"] == ([want["mig"]] * 2 if want["mig"] != "unsupported" else "error: Not Supported")
         assert got["processes"] == [[p["pid"], p["used_mib"] * mib] for p in want.get("processes", [])]
         assert got["throttle"] == got["events"] == 0
@@ -193,10 +239,13 @@ def test_pynvml_reports_the_scenario(built: dict[str, Scenario], name: str) -> N
             assert len(got["retired"]) == want["retired_pages"]
 
 
-@pytest.mark.parametrize("name, error", [
-    ("driver-not-loaded", "Driver Not Loaded"),
-    ("driver-library-mismatch", "RM has detected an NVML/RM version mismatch."),
-])
+@pytest.mark.parametrize(
+    "name, error",
+    [
+        ("driver-not-loaded", "Driver Not Loaded"),
+        ("driver-library-mismatch", "RM has detected an NVML/RM version mismatch."),
+    ],
+)
 def test_pynvml_init_failures(built: dict[str, Scenario], name: str, error: str) -> None:
     assert probe(built[name], NVML_PROBE)["init"] == error
 
@@ -222,7 +271,9 @@ print(json.dumps({"result": result, "maps": maps}))
 @pytest.mark.parametrize("name", ["no-driver", "nouveau"])
 def test_no_driver_means_no_nvml(built: dict[str, Scenario], name: str) -> None:
     """A host with a real driver in ld.so.cache would still find its own; none may come from the tree."""
-    report = probe(built[name], LOADED_FROM + "import ctypes\ntry:\n ctypes.CDLL('libcuda.so.1')\nexcept OSError:\n pass")
+    report = probe(
+        built[name], LOADED_FROM + "import ctypes\ntry:\n ctypes.CDLL('libcuda.so.1')\nexcept OSError:\n pass"
+    )
     assert not any(path.startswith(str(built[name].root)) for path in report["maps"])
     if not report["maps"]:
         assert report["result"] == "NVML Shared Library Not Found"
@@ -235,9 +286,13 @@ def test_config_is_found_next_to_the_tree_without_the_variable(built: dict[str, 
 
 def test_missing_config_acts_as_driver_not_loaded(built: dict[str, Scenario], tmp_path: Path) -> None:
     scenario = built["healthy-t4"]
-    result = subprocess.run([sys.executable, "-c", NVML_PROBE],
-                            env={**scenario.environ(), "GPU_SIM_CONFIG": str(tmp_path / "absent.conf")},
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-c", NVML_PROBE],
+        env={**scenario.environ(), "GPU_SIM_CONFIG": str(tmp_path / "absent.conf")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert json.loads(result.stdout)["init"] == "Driver Not Loaded"
     assert "gpu_sim: no gpu_sim.conf" in result.stderr
 
@@ -275,18 +330,21 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.parametrize("name, init, devices", [
-    ("healthy-t4", "CUDA_SUCCESS", [["Tesla T4", 7, 5, 7, 15360 << 20]]),
-    ("h100", "CUDA_SUCCESS", [["NVIDIA H100 80GB HBM3", 9, 0, 9, 81559 << 20]]),
-    ("wsl2", "CUDA_SUCCESS", [["NVIDIA GeForce RTX 3090", 8, 6, 8, 24576 << 20]]),
-    ("nvml-no-device", "CUDA_ERROR_NO_DEVICE", []),
-    ("cuda-visible-devices-empty", "CUDA_ERROR_NO_DEVICE", []),
-    ("cuda-visible-devices-minus-one", "CUDA_ERROR_NO_DEVICE", []),
-    ("cuda-visible-devices-missing", "CUDA_ERROR_NO_DEVICE", []),
-    ("mig-on", "CUDA_ERROR_NO_DEVICE", []),
-    ("driver-not-loaded", "CUDA_ERROR_NO_DEVICE", []),
-    ("driver-library-mismatch", "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH", []),
-])
+@pytest.mark.parametrize(
+    "name, init, devices",
+    [
+        ("healthy-t4", "CUDA_SUCCESS", [["Tesla T4", 7, 5, 7, 15360 << 20]]),
+        ("h100", "CUDA_SUCCESS", [["NVIDIA H100 80GB HBM3", 9, 0, 9, 81559 << 20]]),
+        ("wsl2", "CUDA_SUCCESS", [["NVIDIA GeForce RTX 3090", 8, 6, 8, 24576 << 20]]),
+        ("nvml-no-device", "CUDA_ERROR_NO_DEVICE", []),
+        ("cuda-visible-devices-empty", "CUDA_ERROR_NO_DEVICE", []),
+        ("cuda-visible-devices-minus-one", "CUDA_ERROR_NO_DEVICE", []),
+        ("cuda-visible-devices-missing", "CUDA_ERROR_NO_DEVICE", []),
+        ("mig-on", "CUDA_ERROR_NO_DEVICE", []),
+        ("driver-not-loaded", "CUDA_ERROR_NO_DEVICE", []),
+        ("driver-library-mismatch", "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH", []),
+    ],
+)
 def test_cuinit(built: dict[str, Scenario], name: str, init: str, devices: list) -> None:
     report = probe(built[name], CUDA_PROBE)
     cuda = SCENARIOS[name]["driver"]["cuda"].split(".")
@@ -325,13 +383,16 @@ print(json.dumps([runtime.value, driver.value, rt.cudaGetErrorName(error).decode
 """
 
 
-@pytest.mark.parametrize("name, driver, error, count", [
-    ("healthy-t4", 12000, "cudaSuccess", 1),
-    ("driver-455", 11010, "cudaSuccess", 1),
-    ("driver-418", 10010, "cudaErrorInsufficientDriver", 0),
-    ("no-driver", 0, "cudaErrorInsufficientDriver", 0),
-    ("cuda-visible-devices-empty", 12000, "cudaErrorNoDevice", 0),
-])
+@pytest.mark.parametrize(
+    "name, driver, error, count",
+    [
+        ("healthy-t4", 12000, "cudaSuccess", 1),
+        ("driver-455", 11010, "cudaSuccess", 1),
+        ("driver-418", 10010, "cudaErrorInsufficientDriver", 0),
+        ("no-driver", 0, "cudaErrorInsufficientDriver", 0),
+        ("cuda-visible-devices-empty", 12000, "cudaErrorNoDevice", 0),
+    ],
+)
 def test_cudart(built: dict[str, Scenario], name: str, driver: int, error: str, count: int) -> None:
     runtime, got_driver, got_error, text, got_count = probe(built[name], CUDART_PROBE)
     assert (runtime, got_driver, got_error, got_count) == (11020, driver, error, count)
@@ -385,17 +446,30 @@ def reported(scenario: Scenario, libraries: dict[str, str]) -> dict[str, list]:
 
 # (scenario, libs key) -> what the library's own version call returns, in the real encodings.
 REPORTED_VERSIONS = {
-    ("healthy-t4", "cudart"): 11020, ("healthy-t4", "cublas"): 11401, ("healthy-t4", "cublasLt"): 11401,
-    ("healthy-t4", "cufft"): 10401, ("healthy-t4", "curand"): 10203, ("healthy-t4", "cusolver"): 11100,
-    ("healthy-t4", "cusparse"): 11401, ("healthy-t4", "cudnn"): 8100, ("healthy-t4", "cupti"): 15,
-    ("cublas-twice", "pip-cublas"): 111003, ("cublas-twice", "pip-cublasLt"): 111003,
+    ("healthy-t4", "cudart"): 11020,
+    ("healthy-t4", "cublas"): 11401,
+    ("healthy-t4", "cublasLt"): 11401,
+    ("healthy-t4", "cufft"): 10401,
+    ("healthy-t4", "curand"): 10203,
+    ("healthy-t4", "cusolver"): 11100,
+    ("healthy-t4", "cusparse"): 11401,
+    ("healthy-t4", "cudnn"): 8100,
+    ("healthy-t4", "cupti"): 15,
+    ("cublas-twice", "pip-cublas"): 111003,
+    ("cublas-twice", "pip-cublasLt"): 111003,
     ("cublas-twice", "cublas"): 11401,
-    ("cudnn-8.0.5", "cudnn"): 8005, ("cudnn-8.9", "cudnn"): 8907,
-    ("tensorrt8-without-so7", "nvinfer"): 8503, ("tensorrt8-without-so7", "nvinfer_plugin"): 8503,
-    ("shadow-cuda-10.2", "cuda102-cudart"): 10020, ("shadow-cuda-10.2", "cuda102-cufft"): 10102,
-    ("shadow-cuda-10.2", "cuda102-curand"): 10102, ("shadow-cuda-10.2", "cuda102-cudnn"): 8005,
-    ("cuda12-libs-only", "cudart"): 12020, ("cuda12-libs-only", "cublas"): 120205,
-    ("cuda12-libs-only", "cufft"): 11008, ("cuda12-libs-only", "cusolver"): 11502,
+    ("cudnn-8.0.5", "cudnn"): 8005,
+    ("cudnn-8.9", "cudnn"): 8907,
+    ("tensorrt8-without-so7", "nvinfer"): 8503,
+    ("tensorrt8-without-so7", "nvinfer_plugin"): 8503,
+    ("shadow-cuda-10.2", "cuda102-cudart"): 10020,
+    ("shadow-cuda-10.2", "cuda102-cufft"): 10102,
+    ("shadow-cuda-10.2", "cuda102-curand"): 10102,
+    ("shadow-cuda-10.2", "cuda102-cudnn"): 8005,
+    ("cuda12-libs-only", "cudart"): 12020,
+    ("cuda12-libs-only", "cublas"): 120205,
+    ("cuda12-libs-only", "cufft"): 11008,
+    ("cuda12-libs-only", "cusolver"): 11502,
     ("cuda12-libs-only", "cudnn"): 8904,
 }
 
@@ -403,8 +477,14 @@ REPORTED_VERSIONS = {
 @pytest.mark.parametrize("name", sorted({name for name, _ in REPORTED_VERSIONS}))
 def test_each_copy_reports_its_own_version(built: dict[str, Scenario], name: str) -> None:
     scenario = built[name]
-    versions = reported(scenario, {lib.key: str(lib.file) for lib in scenario.libraries
-                                   if not scenario.spec["libs"][lib.key].get("crash_on_load")})
+    versions = reported(
+        scenario,
+        {
+            lib.key: str(lib.file)
+            for lib in scenario.libraries
+            if not scenario.spec["libs"][lib.key].get("crash_on_load")
+        },
+    )
     for (owner, key), expected in REPORTED_VERSIONS.items():
         if owner == name:
             assert versions[key][0] == expected, key
@@ -414,28 +494,38 @@ def test_each_copy_reports_its_own_version(built: dict[str, Scenario], name: str
             assert parts == [int(p) for p in lib.version.split(".")[:3]], lib.key
 
 
-@pytest.mark.parametrize("name, soname, expected", [
-    ("cublas-twice", "libcublas.so.11", 111003),      # pip's directory comes first
-    ("shadow-cuda-10.2", "libcudnn.so.8", 8005),      # /usr/local/cuda-10.2/lib64 comes first
-    ("shadow-cuda-10.2", "libcufft.so.10", 10102),
-    ("tensorrt-symlinked", "libnvinfer.so.7", 8503),  # the .so.7 symlink reaches TensorRT 8.5
-    ("tensorrt-symlinked", "libnvinfer_plugin.so.7", 8503),
-])
-def test_loader_search_order_decides_which_copy_answers(built: dict[str, Scenario], name: str, soname: str,
-                                                        expected: int) -> None:
+@pytest.mark.parametrize(
+    "name, soname, expected",
+    [
+        ("cublas-twice", "libcublas.so.11", 111003),  # pip's directory comes first
+        ("shadow-cuda-10.2", "libcudnn.so.8", 8005),  # /usr/local/cuda-10.2/lib64 comes first
+        ("shadow-cuda-10.2", "libcufft.so.10", 10102),
+        ("tensorrt-symlinked", "libnvinfer.so.7", 8503),  # the .so.7 symlink reaches TensorRT 8.5
+        ("tensorrt-symlinked", "libnvinfer_plugin.so.7", 8503),
+    ],
+)
+def test_loader_search_order_decides_which_copy_answers(
+    built: dict[str, Scenario], name: str, soname: str, expected: int
+) -> None:
     assert reported(built[name], {"lib": soname})["lib"][0] == expected
 
 
 def test_tensorrt_so7_missing_gives_the_loader_error(built: dict[str, Scenario]) -> None:
-    code = "import ctypes, json\ntry:\n ctypes.CDLL('libnvinfer.so.7')\nexcept OSError as e:\n print(json.dumps(str(e)))"
-    assert probe(built["tensorrt8-without-so7"], code) == \
-        "libnvinfer.so.7: cannot open shared object file: No such file or directory"
+    code = (
+        "import ctypes, json\ntry:\n ctypes.CDLL('libnvinfer.so.7')\nexcept OSError as e:\n print(json.dumps(str(e)))"
+    )
+    assert (
+        probe(built["tensorrt8-without-so7"], code)
+        == "libnvinfer.so.7: cannot open shared object file: No such file or directory"
+    )
 
 
 def test_cudnn_reports_the_runtime_it_was_built_for(built: dict[str, Scenario]) -> None:
-    code = ("import ctypes, json\nout = []\nfor p in {paths!r}:\n lib = ctypes.CDLL(p)\n"
-            " lib.cudnnGetCudartVersion.restype = ctypes.c_size_t\n out.append(lib.cudnnGetCudartVersion())\n"
-            "print(json.dumps(out))")
+    code = (
+        "import ctypes, json\nout = []\nfor p in {paths!r}:\n lib = ctypes.CDLL(p)\n"
+        " lib.cudnnGetCudartVersion.restype = ctypes.c_size_t\n out.append(lib.cudnnGetCudartVersion())\n"
+        "print(json.dumps(out))"
+    )
     scenario = built["shadow-cuda-10.2"]
     paths = [str(lib.file) for lib in scenario.libraries if lib.soname == "libcudnn.so.8"]
     assert sorted(probe(scenario, code.format(paths=paths))) == [10020, 11020]
@@ -453,8 +543,16 @@ HANGING_CALLS = [
 
 def test_init_really_hangs(built: dict[str, Scenario]) -> None:
     """Each child loads its library, says so, then blocks in the init call until it is killed."""
-    children = [subprocess.Popen([sys.executable, "-c", code], env=built["init-hangs"].environ(),
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for code in HANGING_CALLS]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=built["init-hangs"].environ(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for code in HANGING_CALLS
+    ]
     deadline = time.monotonic() + 3
     for code, child in zip(HANGING_CALLS, children):
         try:
@@ -470,7 +568,9 @@ def test_segv_on_load_kills_the_loading_process(built: dict[str, Scenario]) -> N
     scenario = built["segv-on-load"]
     crashed = scenario.run([sys.executable, "-c", "import ctypes; ctypes.CDLL('libcudnn.so.8')"])
     assert crashed.returncode == -signal.SIGSEGV
-    fine = scenario.run([sys.executable, "-c", "import ctypes; ctypes.CDLL('libcublas.so.11'); ctypes.CDLL('libcuda.so.1')"])
+    fine = scenario.run(
+        [sys.executable, "-c", "import ctypes; ctypes.CDLL('libcublas.so.11'); ctypes.CDLL('libcuda.so.1')"]
+    )
     assert fine.returncode == 0, fine.stderr
 
 
@@ -478,12 +578,16 @@ def test_segv_on_init_is_configurable(built: dict[str, Scenario], tmp_path: Path
     scenario = built["healthy-t4"]
     config = tmp_path / "gpu_sim.conf"
     config.write_text((scenario.root / "gpu_sim.conf").read_text().replace("cu_init=ok", "cu_init=segv"))
-    result = subprocess.run([sys.executable, "-c", "import ctypes; ctypes.CDLL('libcuda.so.1').cuInit(0)"],
-                            env={**scenario.environ(), "GPU_SIM_CONFIG": str(config)}, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-c", "import ctypes; ctypes.CDLL('libcuda.so.1').cuInit(0)"],
+        env={**scenario.environ(), "GPU_SIM_CONFIG": str(config)},
+        timeout=30,
+    )
     assert result.returncode == -signal.SIGSEGV
 
 
 # --- The tree -----------------------------------------------------------------------------------
+
 
 def test_conda_layout_and_ownership(built: dict[str, Scenario]) -> None:
     scenario = built["healthy-t4"]
@@ -495,8 +599,10 @@ def test_conda_layout_and_ownership(built: dict[str, Scenario]) -> None:
     assert cudnn["files"] == ["lib/libcudnn.so.8", "lib/libcudnn.so.8.1.0"]
     assert scenario.env["CONDA_PREFIX"] == str(scenario.prefix)
     assert scenario.env["MERLIN_DOCTOR_SYSROOT"] == str(scenario.root)
-    assert scenario.env["LD_LIBRARY_PATH"].split(":") == [str(scenario.prefix / "lib"),
-                                                          str(scenario.root / "usr/lib/x86_64-linux-gnu")]
+    assert scenario.env["LD_LIBRARY_PATH"].split(":") == [
+        str(scenario.prefix / "lib"),
+        str(scenario.root / "usr/lib/x86_64-linux-gnu"),
+    ]
     assert (scenario.root / "dev/nvidia0").exists() and not (scenario.root / "dev/dxg").exists()
     assert "nvidia " in (scenario.root / "proc/modules").read_text()
 
@@ -559,6 +665,7 @@ def test_environ_drops_host_gpu_variables(built: dict[str, Scenario]) -> None:
 
 
 # --- Data and build machinery -------------------------------------------------------------------
+
 
 def test_scenario_data_errors_are_clear(tmp_path: Path) -> None:
     path = tmp_path / "s.yml"

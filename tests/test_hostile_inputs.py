@@ -7,6 +7,7 @@ within a time bound. CLI cases run in-process with click's runner; a few run as 
 to prove stderr holds no traceback. Example counts are bounded (SUITES below) so the whole
 module stays well under a minute per suite; `--hypothesis-show-statistics` prints the counts.
 """
+
 from __future__ import annotations
 
 import copy
@@ -43,15 +44,32 @@ GPU_SNAPSHOT = str(FIXTURES / "facts" / "gpu-t4-healthy.json")
 MAX_MESSAGE = 1100  # one_line() cuts at 1000 characters, plus the prefix and the file name
 
 #: Examples per suite (each a generated input); the totals are what the issue's note reports.
-SUITES = {"recipe_structured": 1200, "recipe_text": 700, "snapshot": 400, "snapshot_cli": 150,
-          "explain": 500, "explain_wide": 150, "explain_cli": 100, "flags": 400}
+SUITES = {
+    "recipe_structured": 1200,
+    "recipe_text": 700,
+    "snapshot": 400,
+    "snapshot_cli": 150,
+    "explain": 500,
+    "explain_wide": 150,
+    "explain_cli": 100,
+    "flags": 400,
+}
 
 
 def bounded(n: int, seconds: float = 5.0):
     """A suite's settings: `n` examples, each within `seconds`, reproducible, no example database."""
-    return settings(max_examples=n, deadline=seconds * 1000, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much])
+    return settings(
+        max_examples=n,
+        deadline=seconds * 1000,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.filter_too_much,
+        ],
+    )
 
 
 def assert_one_line(message: str) -> None:
@@ -83,6 +101,7 @@ def invoke(args: List[str], stdin: bytes = b"") -> Any:
 
 
 # --- edits of real documents: most stay valid, some break in one place -------------------------
+
 
 def all_paths(doc: Any, path: tuple = ()) -> List[tuple]:
     """Every node's path (dict keys and list indexes), the root included."""
@@ -119,37 +138,112 @@ def edited(draw, base: Any, new_values: st.SearchStrategy, new_keys: st.SearchSt
 
 # --- the recipe parser ----------------------------------------------------------------------
 
-NASTY = ["", " ", "..", "../..", "/", "/etc/shadow", "{prefix}", "{prefix}/..", "{prefix}/../x", "{prefix}x",
-         "{site_packages}/tensorrt", "{prefix}/lib", "{prefx}/a", "{}", "$(touch pwned)", "`id`", "'", '"',
-         "a\nb", "a\rb", "a\x00b", "\x1b[31m", "x" * 300, "ü", "\ud7ff", "lib/../../x", "~", "-", "null", "yes"]
-text_values = st.one_of(st.sampled_from(NASTY), st.text(max_size=40),
-                        st.builds(lambda a, b: a + b, st.sampled_from(["{prefix}/", "{site_packages}/", "/", ""]),
-                                  st.text(alphabet=string.ascii_letters + "/._-{}\n\r\x00", max_size=30)))
+NASTY = [
+    "",
+    " ",
+    "..",
+    "../..",
+    "/",
+    "/etc/shadow",
+    "{prefix}",
+    "{prefix}/..",
+    "{prefix}/../x",
+    "{prefix}x",
+    "{site_packages}/tensorrt",
+    "{prefix}/lib",
+    "{prefx}/a",
+    "{}",
+    "$(touch pwned)",
+    "`id`",
+    "'",
+    '"',
+    "a\nb",
+    "a\rb",
+    "a\x00b",
+    "\x1b[31m",
+    "x" * 300,
+    "ü",
+    "\ud7ff",
+    "lib/../../x",
+    "~",
+    "-",
+    "null",
+    "yes",
+]
+text_values = st.one_of(
+    st.sampled_from(NASTY),
+    st.text(max_size=40),
+    st.builds(
+        lambda a, b: a + b,
+        st.sampled_from(["{prefix}/", "{site_packages}/", "/", ""]),
+        st.text(alphabet=string.ascii_letters + "/._-{}\n\r\x00", max_size=30),
+    ),
+)
 scalars = st.one_of(text_values, st.integers(-10, 10**30), st.booleans(), st.none(), st.floats(allow_nan=True))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                         st.dictionaries(text_values, inner, max_size=4)),
-                      max_leaves=12)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(text_values, inner, max_size=4)),
+    max_leaves=12,
+)
 link = st.fixed_dictionaries({}, optional={"dir": values, "name": values, "target": values, "extra": values})
 copy_entry = st.fixed_dictionaries({}, optional={"from": values, "to": values})
 env_var = st.fixed_dictionaries({}, optional={"set": values, "prepend": values, "append": values})
-recipe_docs = st.fixed_dictionaries({}, optional={
-    "name": st.one_of(st.just("ok"), text_values, values),
-    "description": values, "env_name": values, "kind": st.sampled_from(["conda", "container", "vm", ""]),
-    "image": values, "image_compressed_bytes": scalars, "sources": values,
-    "conda": st.fixed_dictionaries({}, optional={"channels": values,
-                                                 "dependencies": st.lists(text_values, max_size=3)}),
-    "pip": st.lists(st.fixed_dictionaries({}, optional={"name": text_values, "requirements": st.lists(text_values,
-                                                                                                      max_size=3),
-                                                         "optional": scalars, "index_url": values}), max_size=3),
-    "links": st.one_of(values, st.lists(link, max_size=3)),
-    "copies": st.one_of(values, st.lists(copy_entry, max_size=3)),
-    "activate": st.one_of(values, st.dictionaries(text_values, st.one_of(env_var, values), max_size=4)),
-    "expect": st.one_of(values, st.fixed_dictionaries({}, optional={"python": text_values, "gpu": text_values,
-                                                                   "cuda_runtime": scalars})),
-})
+recipe_docs = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.one_of(st.just("ok"), text_values, values),
+        "description": values,
+        "env_name": values,
+        "kind": st.sampled_from(["conda", "container", "vm", ""]),
+        "image": values,
+        "image_compressed_bytes": scalars,
+        "sources": values,
+        "conda": st.fixed_dictionaries(
+            {}, optional={"channels": values, "dependencies": st.lists(text_values, max_size=3)}
+        ),
+        "pip": st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "name": text_values,
+                    "requirements": st.lists(text_values, max_size=3),
+                    "optional": scalars,
+                    "index_url": values,
+                },
+            ),
+            max_size=3,
+        ),
+        "links": st.one_of(values, st.lists(link, max_size=3)),
+        "copies": st.one_of(values, st.lists(copy_entry, max_size=3)),
+        "activate": st.one_of(values, st.dictionaries(text_values, st.one_of(env_var, values), max_size=4)),
+        "expect": st.one_of(
+            values,
+            st.fixed_dictionaries({}, optional={"python": text_values, "gpu": text_values, "cuda_runtime": scalars}),
+        ),
+    },
+)
 #: Text edits that a dump cannot produce: tags, anchors, duplicate keys, complex keys, tabs, BOMs.
-EDITS = ["!foo ", "!!python/object:os.system ", "&a ", "*a ", "? [1, 2]\n: x\n", "name: dup\n", "\t", "\ufeff",
-         "<<: {name: y}\n", "%YAML 1.1\n---\n", "--- \n", "...\n", "- ", "{", "[", "\"\\", "'", "\x00", "\x85"]
+EDITS = [
+    "!foo ",
+    "!!python/object:os.system ",
+    "&a ",
+    "*a ",
+    "? [1, 2]\n: x\n",
+    "name: dup\n",
+    "\t",
+    "\ufeff",
+    "<<: {name: y}\n",
+    "%YAML 1.1\n---\n",
+    "--- \n",
+    "...\n",
+    "- ",
+    "{",
+    "[",
+    '"\\',
+    "'",
+    "\x00",
+    "\x85",
+]
 
 
 def check_parsed(text: str) -> None:
@@ -172,15 +266,38 @@ def check_parsed(text: str) -> None:
     event("loaded")
 
 
-RECIPE_KEYS = st.one_of(st.sampled_from(["name", "links", "copies", "activate", "dir", "name", "target", "from", "to",
-                                          "set", "prepend", "append", "kind", "image", "expect", "gpu", "pip"]),
-                        text_values)
+RECIPE_KEYS = st.one_of(
+    st.sampled_from(
+        [
+            "name",
+            "links",
+            "copies",
+            "activate",
+            "dir",
+            "name",
+            "target",
+            "from",
+            "to",
+            "set",
+            "prepend",
+            "append",
+            "kind",
+            "image",
+            "expect",
+            "gpu",
+            "pip",
+        ]
+    ),
+    text_values,
+)
 BUILTIN = yaml.safe_load((REPO / "merlin_doctor" / "recipes" / "tf210-cuda112.yml").read_text())
 
 
 @bounded(SUITES["recipe_structured"])
-@given(doc=st.one_of(edited(BUILTIN, values, RECIPE_KEYS), edited(BUILTIN, values, RECIPE_KEYS), recipe_docs),
-       edit=st.one_of(st.none(), st.none(), st.tuples(st.sampled_from(EDITS), st.integers(0, 10**6))))
+@given(
+    doc=st.one_of(edited(BUILTIN, values, RECIPE_KEYS), edited(BUILTIN, values, RECIPE_KEYS), recipe_docs),
+    edit=st.one_of(st.none(), st.none(), st.tuples(st.sampled_from(EDITS), st.integers(0, 10**6))),
+)
 def test_generated_recipes_load_or_fail_in_one_line(doc: Dict[str, Any], edit) -> None:
     text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
     if edit is not None:
@@ -191,27 +308,88 @@ def test_generated_recipes_load_or_fail_in_one_line(doc: Dict[str, Any], edit) -
 
 
 @bounded(SUITES["recipe_text"])
-@given(text=st.one_of(st.text(max_size=400),
-                      st.lists(st.sampled_from(EDITS + ["name: x\n", "links:\n", "  - {dir: a}\n", "activate:\n",
-                                                        "  A: {set: b}\n", "copies: []\n", "  ", "\n", ":"]),
-                               max_size=30).map("".join)))
+@given(
+    text=st.one_of(
+        st.text(max_size=400),
+        st.lists(
+            st.sampled_from(
+                EDITS
+                + [
+                    "name: x\n",
+                    "links:\n",
+                    "  - {dir: a}\n",
+                    "activate:\n",
+                    "  A: {set: b}\n",
+                    "copies: []\n",
+                    "  ",
+                    "\n",
+                    ":",
+                ]
+            ),
+            max_size=30,
+        ).map("".join),
+    )
+)
 def test_arbitrary_text_as_a_recipe_loads_or_fails_in_one_line(text: str) -> None:
     check_parsed(text)
 
 
 # --- the snapshot loader and what reads a loaded snapshot ------------------------------------
 
-PROBE_NAMES = ["host", "nvml", "cuda_libs", "activation", "packages", "interpreter", "recipe_files", "kernel",
-               "libcuda", "tensorflow", "tf_build", "container_host", "identity", "x"]
-json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
-                      st.sampled_from(NASTY), st.text(max_size=20))
-json_values = st.recursive(json_leaf, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                              st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-                           max_leaves=20)
-probe_facts = st.dictionaries(st.sampled_from(["loaded", "error", "devices", "libraries", "distributions", "env",
-                                               "scripts", "variables", "prefix", "driver_version", "crashed",
-                                               "timed_out", "soname", "path", "version", "links", "copies"]),
-                              json_values, max_size=6)
+PROBE_NAMES = [
+    "host",
+    "nvml",
+    "cuda_libs",
+    "activation",
+    "packages",
+    "interpreter",
+    "recipe_files",
+    "kernel",
+    "libcuda",
+    "tensorflow",
+    "tf_build",
+    "container_host",
+    "identity",
+    "x",
+]
+json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.sampled_from(NASTY),
+    st.text(max_size=20),
+)
+json_values = st.recursive(
+    json_leaf,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=20,
+)
+probe_facts = st.dictionaries(
+    st.sampled_from(
+        [
+            "loaded",
+            "error",
+            "devices",
+            "libraries",
+            "distributions",
+            "env",
+            "scripts",
+            "variables",
+            "prefix",
+            "driver_version",
+            "crashed",
+            "timed_out",
+            "soname",
+            "path",
+            "version",
+            "links",
+            "copies",
+        ]
+    ),
+    json_values,
+    max_size=6,
+)
 FIXTURE_DOCS = [json.loads(Path(p).read_text()) for p in (SNAPSHOT, GPU_SNAPSHOT)]
 for _doc in FIXTURE_DOCS:  # smaller bases: every package but a few, every log line but a few
     _dists = _doc["probes"].get("packages", {}).get("distributions", {})
@@ -222,7 +400,9 @@ snapshots = st.one_of(
     edited(FIXTURE_DOCS[1], json_values, st.one_of(st.sampled_from(PROBE_NAMES), st.text(max_size=8))),
     st.fixed_dictionaries(
         {"probes": st.dictionaries(st.sampled_from(PROBE_NAMES), st.one_of(probe_facts, json_values), max_size=6)},
-        optional={"schema_version": st.one_of(st.just(1), json_leaf), "meta": json_values}))
+        optional={"schema_version": st.one_of(st.just(1), json_leaf), "meta": json_values},
+    ),
+)
 
 
 def as_bytes(doc: Any, wrap: str, deep: int) -> bytes:
@@ -248,10 +428,15 @@ def judged_things():
 
 
 @bounded(SUITES["snapshot"])
-@given(doc=snapshots, wrap=st.sampled_from(["plain", "check-json"]), deep=st.sampled_from([0, 0, 0, 0, 0, 5, 70, 5000]),
-       raw=st.one_of(st.none(), st.none(), st.none(), st.binary(max_size=200)))
-def test_generated_snapshots_load_and_judge_or_fail_in_one_line(scratch: Path, judged_things, doc, wrap, deep,
-                                                                raw) -> None:
+@given(
+    doc=snapshots,
+    wrap=st.sampled_from(["plain", "check-json"]),
+    deep=st.sampled_from([0, 0, 0, 0, 0, 5, 70, 5000]),
+    raw=st.one_of(st.none(), st.none(), st.none(), st.binary(max_size=200)),
+)
+def test_generated_snapshots_load_and_judge_or_fail_in_one_line(
+    scratch: Path, judged_things, doc, wrap, deep, raw
+) -> None:
     from merlin_doctor.options import CheckOptions
 
     path = scratch / "snap.json"
@@ -268,16 +453,25 @@ def test_generated_snapshots_load_and_judge_or_fail_in_one_line(scratch: Path, j
     assert {v.id for v in verdicts}
     compare(good, loaded.to_dict())
     compare(loaded.to_dict(), good)
-    report, _ = build_report(loaded.to_dict(), verdicts, "cpu", 1, Identity(("alice",), ("box",), ("/home/alice",)),
-                             "now")
+    report, _ = build_report(
+        loaded.to_dict(), verdicts, "cpu", 1, Identity(("alice",), ("box",), ("/home/alice",)), "now"
+    )
     assert isinstance(report["markdown"], str)
 
 
 @bounded(SUITES["snapshot_cli"], seconds=10)
-@given(doc=snapshots, deep=st.sampled_from([0, 0, 0, 70]),
-       flags=st.sampled_from([["check", "--fast", "--from"], ["check", "--from", SNAPSHOT, "--fast", "--baseline"],
-                              ["report", "-q", "--force", "-o", "/dev/null", "--from"],
-                              ["check", "--json", "--fast", "--cpu-ok", "--recipe", "cpu", "--from"]]))
+@given(
+    doc=snapshots,
+    deep=st.sampled_from([0, 0, 0, 70]),
+    flags=st.sampled_from(
+        [
+            ["check", "--fast", "--from"],
+            ["check", "--from", SNAPSHOT, "--fast", "--baseline"],
+            ["report", "-q", "--force", "-o", "/dev/null", "--from"],
+            ["check", "--json", "--fast", "--cpu-ok", "--recipe", "cpu", "--from"],
+        ]
+    ),
+)
 def test_generated_snapshots_on_the_cli_end_with_0_1_or_2(scratch: Path, doc, deep, flags) -> None:
     path = scratch / "cli-snap.json"
     path.write_bytes(as_bytes(doc, "plain", deep))
@@ -286,12 +480,22 @@ def test_generated_snapshots_on_the_cli_end_with_0_1_or_2(scratch: Path, doc, de
 
 # --- explain's reader -----------------------------------------------------------------------
 
-LOG_LINES = ["Could not load dynamic library 'libcudnn.so.8'; dlerror: libcudnn.so.8: cannot open shared object file",
-             "W tensorflow/stream_executor/platform/default/dso_loader.cc:64] Could not load dynamic library",
-             "Traceback (most recent call last):", "ImportError: libcublas.so.11: cannot open shared object file",
-             "NVMLError_LibraryNotFound", "RuntimeError: Found no NVIDIA driver on your system.",
-             "ERROR: pip's dependency resolver does not currently take into account", "\x1b[31mred\x1b[0m", "\r",
-             "progress 10%\rprogress 20%\r", "x" * 5000, "\x00\x00", "\ufeff", "ü€𝄞"]
+LOG_LINES = [
+    "Could not load dynamic library 'libcudnn.so.8'; dlerror: libcudnn.so.8: cannot open shared object file",
+    "W tensorflow/stream_executor/platform/default/dso_loader.cc:64] Could not load dynamic library",
+    "Traceback (most recent call last):",
+    "ImportError: libcublas.so.11: cannot open shared object file",
+    "NVMLError_LibraryNotFound",
+    "RuntimeError: Found no NVIDIA driver on your system.",
+    "ERROR: pip's dependency resolver does not currently take into account",
+    "\x1b[31mred\x1b[0m",
+    "\r",
+    "progress 10%\rprogress 20%\r",
+    "x" * 5000,
+    "\x00\x00",
+    "\ufeff",
+    "ü€𝄞",
+]
 logs = st.lists(st.one_of(st.sampled_from(LOG_LINES), st.text(max_size=80)), max_size=40).map("\n".join)
 ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "latin-1"]
 
@@ -307,8 +511,10 @@ def test_explain_reads_any_bytes(text: str, encoding: str, raw) -> None:
 
 
 @bounded(SUITES["explain_wide"])
-@given(lines=st.lists(st.sampled_from(LOG_LINES[:7]), min_size=1, max_size=12), encoding=st.sampled_from(
-    ["utf-16", "utf-32", "utf-8-sig"]))
+@given(
+    lines=st.lists(st.sampled_from(LOG_LINES[:7]), min_size=1, max_size=12),
+    encoding=st.sampled_from(["utf-16", "utf-32", "utf-8-sig"]),
+)
 def test_explain_reads_utf16_and_utf32_logs_as_it_reads_utf8(lines: List[str], encoding: str) -> None:
     text = "\n".join(lines) + "\n"
     ids = lambda data: [m.id for m in explain_stream(io.BytesIO(data)).matches]  # noqa: E731
@@ -317,8 +523,9 @@ def test_explain_reads_utf16_and_utf32_logs_as_it_reads_utf8(lines: List[str], e
 
 @bounded(SUITES["explain_cli"])
 @given(text=logs, encoding=st.sampled_from(ENCODINGS), as_json=st.booleans(), via_stdin=st.booleans())
-def test_explain_on_the_cli_ends_with_0_1_or_2(scratch: Path, text: str, encoding: str, as_json: bool,
-                                               via_stdin: bool) -> None:
+def test_explain_on_the_cli_ends_with_0_1_or_2(
+    scratch: Path, text: str, encoding: str, as_json: bool, via_stdin: bool
+) -> None:
     data = text.encode(encoding, "replace")
     path = scratch / "log.txt"
     path.write_bytes(data)
@@ -330,14 +537,52 @@ def test_explain_on_the_cli_ends_with_0_1_or_2(scratch: Path, text: str, encodin
 
 # --- the CLI's flags --------------------------------------------------------------------------
 
-numbers = st.one_of(st.sampled_from(["1", "5", "30", "2.5"]),
-                    st.sampled_from(["nan", "NaN", "inf", "-inf", "Infinity", "0", "-1", "0.5", "1e309", "1e-300",
-                                     "", " ", "abc", "3s", "0x10", "1_000"]))
-hostile_words = st.one_of(st.sampled_from(["", " ", "-", "--", "nosuch", "../../etc/passwd", "/dev/null", "x" * 5000,
-                                           "a\nb", "\x7f", str(REPO / "README.md"), "/nonexistent/file", "gpu..",
-                                           "{prefix}", "$(id)"]),
-                          # argv holds no NUL
-                          st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=20))
+numbers = st.one_of(
+    st.sampled_from(["1", "5", "30", "2.5"]),
+    st.sampled_from(
+        [
+            "nan",
+            "NaN",
+            "inf",
+            "-inf",
+            "Infinity",
+            "0",
+            "-1",
+            "0.5",
+            "1e309",
+            "1e-300",
+            "",
+            " ",
+            "abc",
+            "3s",
+            "0x10",
+            "1_000",
+        ]
+    ),
+)
+hostile_words = st.one_of(
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "-",
+            "--",
+            "nosuch",
+            "../../etc/passwd",
+            "/dev/null",
+            "x" * 5000,
+            "a\nb",
+            "\x7f",
+            str(REPO / "README.md"),
+            "/nonexistent/file",
+            "gpu..",
+            "{prefix}",
+            "$(id)",
+        ]
+    ),
+    # argv holds no NUL
+    st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=20),
+)
 
 
 def either(*valid: str) -> st.SearchStrategy:
@@ -355,18 +600,32 @@ def flags(*names: str) -> st.SearchStrategy:
 
 RECIPES = either("cpu", "tf210-cuda112", "merlin-tensorflow-23.02")
 CHECK_IDS = either("gpu", "gpu.nvml", "host", "python", "activation", "env", "packages", "cuda.libcudnn", "tf")
-CHECK = [opt("--timeout", numbers), opt("--recipe", RECIPES), opt("--only", CHECK_IDS), opt("--skip", CHECK_IDS),
-         flags("--json", "-q", "-v", "--strict", "--cpu-ok", "--debug", "--host", "--bogus", "-h"),
-         opt("--device", either("auto", "cpu", "gpu")), opt("--e2e-size", either("quick", "standard", "burn-in")),
-         opt("--baseline", either(SNAPSHOT, GPU_SNAPSHOT))]
+CHECK = [
+    opt("--timeout", numbers),
+    opt("--recipe", RECIPES),
+    opt("--only", CHECK_IDS),
+    opt("--skip", CHECK_IDS),
+    flags("--json", "-q", "-v", "--strict", "--cpu-ok", "--debug", "--host", "--bogus", "-h"),
+    opt("--device", either("auto", "cpu", "gpu")),
+    opt("--e2e-size", either("quick", "standard", "burn-in")),
+    opt("--baseline", either(SNAPSHOT, GPU_SNAPSHOT)),
+]
 REPORT = [opt("--timeout", numbers), opt("--recipe", RECIPES), flags("--markdown", "-q", "--cpu-ok", "--bogus")]
-SETUP = [opt("--recipe", RECIPES), opt("--only", either("env", "pip", "links", "activation", "copies")),
-         opt("--name", either("merlin", "test-env")), opt("--prefix", either("env dir", "/tmp/merlin-hostile-env")),
-         opt("--engine", either("auto", "rattler", "conda", "micromamba")), opt("--log", either("setup.log")),
-         flags("--json", "-q", "--force", "--yes", "--bogus")]
-OTHER = {"explain": [opt("--json", st.just("-")), flags("--all", "--json", "--bogus")],
-         "recipes": [st.builds(lambda w: [w], RECIPES), flags("--environment-yml", "--bogus")],
-         "list": [flags("--json", "--bogus")], "nosuch": [st.builds(lambda w: [w], hostile_words)]}
+SETUP = [
+    opt("--recipe", RECIPES),
+    opt("--only", either("env", "pip", "links", "activation", "copies")),
+    opt("--name", either("merlin", "test-env")),
+    opt("--prefix", either("env dir", "/tmp/merlin-hostile-env")),
+    opt("--engine", either("auto", "rattler", "conda", "micromamba")),
+    opt("--log", either("setup.log")),
+    flags("--json", "-q", "--force", "--yes", "--bogus"),
+]
+OTHER = {
+    "explain": [opt("--json", st.just("-")), flags("--all", "--json", "--bogus")],
+    "recipes": [st.builds(lambda w: [w], RECIPES), flags("--environment-yml", "--bogus")],
+    "list": [flags("--json", "--bogus")],
+    "nosuch": [st.builds(lambda w: [w], hostile_words)],
+}
 
 
 @st.composite
@@ -374,8 +633,9 @@ def command_lines(draw) -> List[str]:
     """A command with random flags, in forms that never change this machine or probe it slowly:
     check and report judge a saved snapshot, setup only plans, explain reads stdin, fleet is
     refused at its flags (never started)."""
-    command = draw(st.sampled_from(["check", "check", "report", "setup", "explain", "recipes", "list", "fleet",
-                                    "nosuch"]))
+    command = draw(
+        st.sampled_from(["check", "check", "report", "setup", "explain", "recipes", "list", "fleet", "nosuch"])
+    )
     pick = {"check": CHECK, "report": REPORT, "setup": SETUP}.get(command) or OTHER.get(command) or [st.just([])]
     extra = [w for part in draw(st.lists(st.one_of(*pick), max_size=5)) for w in part]
     if command in ("check", "report"):
@@ -399,18 +659,22 @@ def test_generated_command_lines_end_with_0_1_or_2(scratch: Path, monkeypatch, a
         assert result.exit_code == 2
 
 
-@pytest.mark.parametrize("args", [
-    ["check", "--timeout", "nan", "--fast"],
-    ["check", "--from", str(REPO / "README.md")],
-    ["setup", "--prefix", "", "--dry-run"],
-    ["report", "--from", SNAPSHOT, "-o", "/dev/full", "--force", "-q"],
-    ["explain", "/dev/null/x"],
-    ["recipes", "x" * 5000],
-    ["check", "--from", "/dev/zero"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "--timeout", "nan", "--fast"],
+        ["check", "--from", str(REPO / "README.md")],
+        ["setup", "--prefix", "", "--dry-run"],
+        ["report", "--from", SNAPSHOT, "-o", "/dev/full", "--force", "-q"],
+        ["explain", "/dev/null/x"],
+        ["recipes", "x" * 5000],
+        ["check", "--from", "/dev/zero"],
+    ],
+)
 def test_no_traceback_reaches_stderr_in_a_real_process(args: List[str]) -> None:
-    result = subprocess.run([sys.executable, "-m", "merlin_doctor", *args], capture_output=True, text=True,
-                            cwd=str(REPO), timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "merlin_doctor", *args], capture_output=True, text=True, cwd=str(REPO), timeout=120
+    )
     assert result.returncode in (1, 2) and "Traceback" not in result.stderr, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("merlin-doctor: error: ")

@@ -8,6 +8,7 @@ malformed snapshots and flags, big inputs, libraries that misbehave when probed,
 activation value, and secrets in paths, channels, logs and plans. The generated inputs are in
 tests/test_hostile_inputs.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,15 +43,15 @@ def write_recipe(path: Path, body: str) -> Path:
     return path
 
 
-LINKS = '''links:
+LINKS = """links:
   - {dir: "{site_packages}/tensorrt", name: libnvinfer.so.7, target: libnvinfer.so.8}
-'''
-ACTIVATE = '''activate:
+"""
+ACTIVATE = """activate:
   XLA_FLAGS: {set: "--xla_gpu_cuda_data_dir={prefix}/lib"}
-'''
-COPIES = '''copies:
+"""
+COPIES = """copies:
   - {from: "{prefix}/lib/libdevice.10.bc", to: "{prefix}/lib/nvvm/libdevice/libdevice.10.bc"}
-'''
+"""
 
 
 def make_env(root: Path) -> Path:
@@ -90,16 +91,20 @@ def one_line_error(stderr: str) -> str:
 
 # --- 1. containment -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("body, key", [
-    ('links:\n  - {dir: /etc, name: x, target: y}\n', "links[0].dir"),
-    ('links:\n  - {dir: "{prefix}/lib", name: ../../x, target: y}\n', "links[0].name"),
-    ('links:\n  - {dir: "{prefix}/lib", name: x, target: /etc/shadow}\n', "links[0].target"),
-    ('links:\n  - {dir: "{prefix}/../lib", name: x, target: y}\n', "links[0].dir"),
-    ('copies:\n  - {from: "{prefix}/a", to: /tmp/x}\n', "copies[0].to"),
-    ('copies:\n  - {from: "{prefix}/a", to: "{prefix}/../x"}\n', "copies[0].to"),
-    ('copies:\n  - {from: /etc/shadow, to: "{prefix}/x"}\n', "copies[0].from"),
-    ('copies:\n  - {from: "{prefix}/a", to: "{prefix}x/y"}\n', "copies[0].to"),
-])
+
+@pytest.mark.parametrize(
+    "body, key",
+    [
+        ("links:\n  - {dir: /etc, name: x, target: y}\n", "links[0].dir"),
+        ('links:\n  - {dir: "{prefix}/lib", name: ../../x, target: y}\n', "links[0].name"),
+        ('links:\n  - {dir: "{prefix}/lib", name: x, target: /etc/shadow}\n', "links[0].target"),
+        ('links:\n  - {dir: "{prefix}/../lib", name: x, target: y}\n', "links[0].dir"),
+        ('copies:\n  - {from: "{prefix}/a", to: /tmp/x}\n', "copies[0].to"),
+        ('copies:\n  - {from: "{prefix}/a", to: "{prefix}/../x"}\n', "copies[0].to"),
+        ('copies:\n  - {from: /etc/shadow, to: "{prefix}/x"}\n', "copies[0].from"),
+        ('copies:\n  - {from: "{prefix}/a", to: "{prefix}x/y"}\n', "copies[0].to"),
+    ],
+)
 def test_paths_outside_the_env_are_refused_when_the_recipe_loads(tmp_path: Path, body: str, key: str) -> None:
     recipe = write_recipe(tmp_path / "r.yml", body)
     with pytest.raises(InputError) as err:
@@ -110,15 +115,19 @@ def test_paths_outside_the_env_are_refused_when_the_recipe_loads(tmp_path: Path,
     assert key in one_line_error(result.stderr)
 
 
-@pytest.mark.parametrize("planted, steps, body", [
-    ("etc/conda/activate.d", ["activation"], ACTIVATE),
-    ("etc/conda", ["activation"], ACTIVATE),
-    ("lib/nvvm", ["copies"], COPIES),
-    ("lib/python3.9/site-packages/tensorrt", ["links"], LINKS),
-])
+@pytest.mark.parametrize(
+    "planted, steps, body",
+    [
+        ("etc/conda/activate.d", ["activation"], ACTIVATE),
+        ("etc/conda", ["activation"], ACTIVATE),
+        ("lib/nvvm", ["copies"], COPIES),
+        ("lib/python3.9/site-packages/tensorrt", ["links"], LINKS),
+    ],
+)
 @pytest.mark.parametrize("force", [False, True])
-def test_a_symlinked_directory_never_carries_a_write_out_of_the_env(tmp_path: Path, planted: str, steps: List[str],
-                                                                    body: str, force: bool) -> None:
+def test_a_symlinked_directory_never_carries_a_write_out_of_the_env(
+    tmp_path: Path, planted: str, steps: List[str], body: str, force: bool
+) -> None:
     prefix = make_env(tmp_path)
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -159,14 +168,27 @@ def test_a_symlink_that_stays_inside_the_env_is_followed(tmp_path: Path) -> None
 
 # --- 2. injection, and 8. a CR in a value ---------------------------------------------------
 
-HOSTILE_VALUES = ["$(touch pwned-sub)", "`touch pwned-tick`", "a'b\"c", "line1\nline2", "cr\rhere",
-                  "x;touch pwned-semi", "${HOME}", "\\n", "tab\there", "ünï"]
+HOSTILE_VALUES = [
+    "$(touch pwned-sub)",
+    "`touch pwned-tick`",
+    "a'b\"c",
+    "line1\nline2",
+    "cr\rhere",
+    "x;touch pwned-semi",
+    "${HOME}",
+    "\\n",
+    "tab\there",
+    "ünï",
+]
 
 
 def test_a_recipe_name_or_variable_name_with_control_characters_is_refused() -> None:
-    for text, key in (('name: "x\\ntouch pwned #"\n', "name"), ('name: "x\\rtouch"\n', "name"),
-                      ('name: x\nactivate:\n  "A\\nB": {set: v}\n', "activate.A"),
-                      ('name: x\nenv_name: "a\\0b"\n', "env_name")):
+    for text, key in (
+        ('name: "x\\ntouch pwned #"\n', "name"),
+        ('name: "x\\rtouch"\n', "name"),
+        ('name: x\nactivate:\n  "A\\nB": {set: v}\n', "activate.A"),
+        ('name: x\nenv_name: "a\\0b"\n', "env_name"),
+    ):
         with pytest.raises(InputError) as err:
             parse_recipe(text, "r.yml")
         assert err.value.message.startswith(key) and "\n" not in str(err.value)
@@ -177,9 +199,12 @@ def test_generated_scripts_quote_everything_in_bash_and_dash(tmp_path: Path, she
     if shutil.which(shell) is None:
         pytest.fail(f"{shell} is not installed: the injection test sources the scripts in bash and dash")
     # Built directly (the loader refuses such a name): the generator is safe on its own too.
-    recipe = Recipe(name="x\ntouch pwned-name #\r\x00", path="-",
-                    activate=[EnvVar(f"V{i}", set=v) for i, v in enumerate(HOSTILE_VALUES)]
-                    + [EnvVar("P", prepend=["$(touch pwned-p)", "{prefix}/lib"], append=["`touch pwned-a`"])])
+    recipe = Recipe(
+        name="x\ntouch pwned-name #\r\x00",
+        path="-",
+        activate=[EnvVar(f"V{i}", set=v) for i, v in enumerate(HOSTILE_VALUES)]
+        + [EnvVar("P", prepend=["$(touch pwned-p)", "{prefix}/lib"], append=["`touch pwned-a`"])],
+    )
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     (scripts / "activate.sh").write_text(activate_script(recipe))
@@ -187,10 +212,12 @@ def test_generated_scripts_quote_everything_in_bash_and_dash(tmp_path: Path, she
     prefix = tmp_path / "my env $(touch pwned-prefix)"
     dump = tmp_path / "dump.py"
     dump.write_text("import json, os, sys\njson.dump(dict(os.environ), open(sys.argv[1], 'w'))\n")
-    script = (f"export CONDA_PREFIX={shlex.quote(str(prefix))} P=old; "
-              f"{shlex.quote(sys.executable)} {dump} before.json; . ./activate.sh; "
-              f"{shlex.quote(sys.executable)} {dump} during.json; . ./deactivate.sh; "
-              f"{shlex.quote(sys.executable)} {dump} after.json")
+    script = (
+        f"export CONDA_PREFIX={shlex.quote(str(prefix))} P=old; "
+        f"{shlex.quote(sys.executable)} {dump} before.json; . ./activate.sh; "
+        f"{shlex.quote(sys.executable)} {dump} during.json; . ./deactivate.sh; "
+        f"{shlex.quote(sys.executable)} {dump} after.json"
+    )
     subprocess.run([shell, "-c", script], cwd=scripts, check=True, env={"PATH": os.environ["PATH"]})
     assert not [p.name for p in scripts.iterdir() if p.name.startswith("pwned")]
     before, during, after = (json.loads((scripts / f"{n}.json").read_text()) for n in ("before", "during", "after"))
@@ -206,13 +233,15 @@ def test_a_value_with_a_carriage_return_converges(tmp_path: Path) -> None:
     prefix = make_env(tmp_path)
     recipe = write_recipe(tmp_path / "r.yml", 'activate:\n  XLA_FLAGS: {set: "a\\rb\\r\\n"}\n')
     assert setup_only(tmp_path, prefix, recipe, "activation").exit_code == 0
-    again = run_cli("setup", "--recipe", str(recipe), "--prefix", str(prefix), "--only", "activation", "--json",
-                    "--yes")
+    again = run_cli(
+        "setup", "--recipe", str(recipe), "--prefix", str(prefix), "--only", "activation", "--json", "--yes"
+    )
     assert json.loads(again.stdout)["plan"][0]["done"] is True, again.stdout
     assert b"'a\rb\r\n'" in (prefix / "etc/conda/activate.d/merlin-doctor.sh").read_bytes()
 
 
 # --- 3. output files ---------------------------------------------------------------------------
+
 
 def test_report_to_a_fifo_and_to_dev_stdout_writes_into_them(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe"
@@ -262,15 +291,24 @@ def test_facts_o_on_the_cli_refuses_someone_elses_file() -> None:
 
 # --- 4. the lock -----------------------------------------------------------------------------
 
+
 def test_the_lock_is_taken_on_the_real_path(tmp_path: Path) -> None:
     prefix = make_env(tmp_path)
     alias = tmp_path / "alias"
     alias.symlink_to(prefix)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from merlin_doctor.setup.converge import hold_lock\n"
-         "with hold_lock(Path(sys.argv[1]), 'holder'):\n print('held', flush=True); time.sleep(60)", str(prefix)],
-        stdout=subprocess.PIPE, text=True, cwd=str(REPO))
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; "
+            "from merlin_doctor.setup.converge import hold_lock\n"
+            "with hold_lock(Path(sys.argv[1]), 'holder'):\n print('held', flush=True); time.sleep(60)",
+            str(prefix),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=str(REPO),
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         recipe = write_recipe(tmp_path / "r.yml", ACTIVATE)
@@ -285,6 +323,7 @@ def test_the_lock_is_taken_on_the_real_path(tmp_path: Path) -> None:
 
 
 # --- 5. read-only env, full disk -------------------------------------------------------------
+
 
 @pytest.fixture
 def immutable(tmp_path: Path) -> Iterator[callable]:
@@ -309,13 +348,17 @@ def immutable(tmp_path: Path) -> Iterator[callable]:
         subprocess.run(["chattr", "-i", str(path)], check=False)
 
 
-@pytest.mark.parametrize("step, body, frozen", [
-    ("activation", ACTIVATE, "etc/conda"),
-    ("links", LINKS, "lib/python3.9/site-packages/tensorrt"),
-    ("copies", COPIES, "lib"),
-])
-def test_a_read_only_env_fails_the_step_with_one_line(tmp_path: Path, immutable, step: str, body: str,
-                                                     frozen: str) -> None:
+@pytest.mark.parametrize(
+    "step, body, frozen",
+    [
+        ("activation", ACTIVATE, "etc/conda"),
+        ("links", LINKS, "lib/python3.9/site-packages/tensorrt"),
+        ("copies", COPIES, "lib"),
+    ],
+)
+def test_a_read_only_env_fails_the_step_with_one_line(
+    tmp_path: Path, immutable, step: str, body: str, frozen: str
+) -> None:
     prefix = make_env(tmp_path)
     (prefix / "etc" / "conda").mkdir(parents=True)
     immutable(prefix / frozen)
@@ -330,8 +373,18 @@ def test_a_log_in_a_read_only_directory_is_one_line_and_exit_1(tmp_path: Path, i
     logs = tmp_path / "logs"
     logs.mkdir()
     immutable(logs)
-    result = run_cli("setup", "--recipe", str(write_recipe(tmp_path / "r.yml", ACTIVATE)), "--prefix", str(prefix),
-                     "--yes", "--only", "activation", "--log", str(logs / "setup.log"))
+    result = run_cli(
+        "setup",
+        "--recipe",
+        str(write_recipe(tmp_path / "r.yml", ACTIVATE)),
+        "--prefix",
+        str(prefix),
+        "--yes",
+        "--only",
+        "activation",
+        "--log",
+        str(logs / "setup.log"),
+    )
     assert result.exit_code == 1
     assert one_line_error(result.stderr) == f"merlin-doctor: error: {logs / 'setup.log'}: Operation not permitted"
     assert not (prefix / "etc").exists(), "nothing changes unrecorded"
@@ -342,8 +395,9 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs, filled up; skipped with the reason where mounting is not allowed."""
     mount = tmp_path / "small disk"
     mount.mkdir()
-    tried = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True,
-                           text=True)
+    tried = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if tried.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {tried.stderr.strip() or tried.returncode}")
     try:
@@ -371,8 +425,18 @@ def test_a_full_disk_is_one_line_from_steps_log_report_and_facts(tmp_path: Path,
     assert steps.exit_code == 1 and "No space left on device" in steps.stdout and "Traceback" not in steps.stderr
     assert not list((prefix / "etc" / "conda" / "activate.d").iterdir()), "nothing half-written"
 
-    log = run_cli("setup", "--recipe", str(recipe), "--prefix", str(make_env(tmp_path)), "--yes", "--only",
-                  "activation", "--log", str(full_disk / "setup.log"))
+    log = run_cli(
+        "setup",
+        "--recipe",
+        str(recipe),
+        "--prefix",
+        str(make_env(tmp_path)),
+        "--yes",
+        "--only",
+        "activation",
+        "--log",
+        str(full_disk / "setup.log"),
+    )
     assert log.exit_code == 1
     assert str(full_disk / "setup.log") in one_line_error(log.stderr)
 
@@ -387,23 +451,35 @@ def test_a_full_disk_is_one_line_from_steps_log_report_and_facts(tmp_path: Path,
 
 # --- 5. malformed snapshots and flags ----------------------------------------------------------
 
+
 def deep(n: int) -> str:
     return "[" * n + "]" * n
 
 
-@pytest.mark.parametrize("doc", [
-    '{"schema_version": 1, "probes": {"nvml": 5}}',
-    '{"schema_version": 1, "probes": {"nvml": []}}',
-    '{"schema_version": 1, "meta": [], "probes": {}}',
-    '{"schema_version": 1, "meta": "x", "probes": {}}',
-    '{"schema_version": 1, "probes": {"host": {"a": ' + deep(5000) + '}}}',
-    '{"schema_version": 1, "probes": {"host": {"a": ' + deep(80) + '}}}',
-    '{"schema_version": 1, "probes": {"x": 1}, "pad": "' + "y" * 5_000_000 + '"}',
-    '{"schema_version": "' + "z" * 5_000_000 + '", "probes": {}}',
-    '\ufeff{}', '\xff\xfe', 'null',
-])
-@pytest.mark.parametrize("flag", [["check", "--from"], ["check", "--fast", "--recipe", "cpu", "--cpu-ok", "--baseline"],
-                                  ["report", "-q", "-o", "/dev/null", "--from"]])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        '{"schema_version": 1, "probes": {"nvml": 5}}',
+        '{"schema_version": 1, "probes": {"nvml": []}}',
+        '{"schema_version": 1, "meta": [], "probes": {}}',
+        '{"schema_version": 1, "meta": "x", "probes": {}}',
+        '{"schema_version": 1, "probes": {"host": {"a": ' + deep(5000) + "}}}",
+        '{"schema_version": 1, "probes": {"host": {"a": ' + deep(80) + "}}}",
+        '{"schema_version": 1, "probes": {"x": 1}, "pad": "' + "y" * 5_000_000 + '"}',
+        '{"schema_version": "' + "z" * 5_000_000 + '", "probes": {}}',
+        "\ufeff{}",
+        "\xff\xfe",
+        "null",
+    ],
+)
+@pytest.mark.parametrize(
+    "flag",
+    [
+        ["check", "--from"],
+        ["check", "--fast", "--recipe", "cpu", "--cpu-ok", "--baseline"],
+        ["report", "-q", "-o", "/dev/null", "--from"],
+    ],
+)
 def test_malformed_snapshots_are_exit_2_with_one_short_line(tmp_path: Path, doc: str, flag: List[str]) -> None:
     path = tmp_path / "snap.json"
     path.write_bytes(doc.encode("utf-8", "surrogatepass") if not doc.startswith("\xff") else b"\xff\xfe\x00")
@@ -414,12 +490,24 @@ def test_malformed_snapshots_are_exit_2_with_one_short_line(tmp_path: Path, doc:
     assert len(one_line_error(result.stderr)) < 400
 
 
-@pytest.mark.parametrize("args", [["check", "--timeout", "nan"], ["check", "--timeout", "inf"],
-                                  ["check", "--timeout", "-inf"], ["check", "--timeout", "0"],
-                                  ["facts", "--timeout", "NaN"], ["fleet", "--local", "1", "--timeout", "inf"],
-                                  ["setup", "--prefix", "", "--dry-run"], ["setup", "--name", "", "--dry-run"],
-                                  ["check", "--recipe", ""], ["check", "--only", ""], ["report", "-o", ""],
-                                  ["check", "--nonsense"], ["nonsense"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "--timeout", "nan"],
+        ["check", "--timeout", "inf"],
+        ["check", "--timeout", "-inf"],
+        ["check", "--timeout", "0"],
+        ["facts", "--timeout", "NaN"],
+        ["fleet", "--local", "1", "--timeout", "inf"],
+        ["setup", "--prefix", "", "--dry-run"],
+        ["setup", "--name", "", "--dry-run"],
+        ["check", "--recipe", ""],
+        ["check", "--only", ""],
+        ["report", "-o", ""],
+        ["check", "--nonsense"],
+        ["nonsense"],
+    ],
+)
 def test_bad_flags_are_exit_2_with_one_line(args: List[str]) -> None:
     result = run_cli(*args)
     assert result.exit_code == 2
@@ -433,10 +521,13 @@ def test_duplicate_keys_are_refused() -> None:
 
 # --- 6. big inputs ---------------------------------------------------------------------------
 
+
 def test_big_recipes_are_refused_at_once_and_the_largest_allowed_parses_fast(tmp_path: Path) -> None:
     started = time.monotonic()
-    for text in ("name: x\ndescription: '" + "a" * 40_000_000 + "'\n",
-                 "name: x\nactivate:\n" + "".join(f"  V{i}: {{set: v}}\n" for i in range(50_000))):
+    for text in (
+        "name: x\ndescription: '" + "a" * 40_000_000 + "'\n",
+        "name: x\nactivate:\n" + "".join(f"  V{i}: {{set: v}}\n" for i in range(50_000)),
+    ):
         with pytest.raises(InputError, match="a recipe is a few kilobytes"):
             parse_recipe(text, "big.yml")
     assert time.monotonic() - started < 2
@@ -456,14 +547,16 @@ def test_error_messages_cut_long_values() -> None:
 
 # --- 7. probes blame the library ---------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def compiler() -> Compiler:
     return Compiler(default_cache_dir())
 
 
 def judged(scenario, *args: str) -> Dict[str, dict]:
-    result = scenario.run([sys.executable, "-m", "merlin_doctor", "check", "--fast", "--json", "--timeout", "5",
-                           *args], timeout=120)
+    result = scenario.run(
+        [sys.executable, "-m", "merlin_doctor", "check", "--fast", "--json", "--timeout", "5", *args], timeout=120
+    )
     assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
     return {v["id"]: v for v in json.loads(result.stdout)["verdicts"]}
 
@@ -493,8 +586,9 @@ def test_a_cuda_library_that_exits_while_loading_is_named(tmp_path: Path, compil
     source = tmp_path / "exit.c"
     source.write_text("#include <unistd.h>\n__attribute__((constructor)) static void quit(void) { _exit(0); }\n")
     Path(cudnn.path).unlink()
-    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,libcudnn.so.8", "-o", str(cudnn.path), str(source)],
-                   check=True)
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-Wl,-soname,libcudnn.so.8", "-o", str(cudnn.path), str(source)], check=True
+    )
     verdict = judged(scenario, "--only", "cuda.libcudnn")["cuda.libcudnn"]
     assert verdict["status"] == "fail" and "not on the loader path" not in verdict["summary"]
     assert f"loading {cudnn.path} ended the process" in verdict["summary"], verdict["summary"]
@@ -502,17 +596,39 @@ def test_a_cuda_library_that_exits_while_loading_is_named(tmp_path: Path, compil
 
 # --- 9. redaction ------------------------------------------------------------------------------
 
+
 def test_secrets_inside_path_values_and_channel_tokens_are_redacted_everywhere() -> None:
     from merlin_doctor.report import build_report
     from merlin_doctor.verdict import Status, Verdict
 
-    facts = {"schema_version": 1, "meta": {}, "probes": {
-        "activation": {"variables": {"LD_LIBRARY_PATH": "/opt/token=SECRET1/lib"}},
-        "cuda_libs": {"libraries": [{"soname": "libcudnn.so.8", "owner": {
-            "kind": "conda", "name": "cudnn", "channel": "https://conda.anaconda.org/t/tk-12345678-SECRET2/nvidia"}}]},
-        "packages": {"distributions": {}}}}
-    verdicts = [Verdict("activation.ld-path", Status.FAIL, "LD_LIBRARY_PATH=/opt/token=SECRET3/lib lacks the env",
-                        evidence={"url": "https://conda.anaconda.org/t/tk-12345678-SECRET4/conda-forge/x.conda"})]
+    facts = {
+        "schema_version": 1,
+        "meta": {},
+        "probes": {
+            "activation": {"variables": {"LD_LIBRARY_PATH": "/opt/token=SECRET1/lib"}},
+            "cuda_libs": {
+                "libraries": [
+                    {
+                        "soname": "libcudnn.so.8",
+                        "owner": {
+                            "kind": "conda",
+                            "name": "cudnn",
+                            "channel": "https://conda.anaconda.org/t/tk-12345678-SECRET2/nvidia",
+                        },
+                    }
+                ]
+            },
+            "packages": {"distributions": {}},
+        },
+    }
+    verdicts = [
+        Verdict(
+            "activation.ld-path",
+            Status.FAIL,
+            "LD_LIBRARY_PATH=/opt/token=SECRET3/lib lacks the env",
+            evidence={"url": "https://conda.anaconda.org/t/tk-12345678-SECRET4/conda-forge/x.conda"},
+        )
+    ]
     doc, _ = build_report(facts, verdicts, "cpu", 1, Identity(), "now")
     text = json.dumps(doc)
     assert "SECRET" not in text and "SECRET" not in doc["markdown"]
@@ -523,12 +639,13 @@ def test_secrets_inside_path_values_and_channel_tokens_are_redacted_everywhere()
 def test_setup_plan_and_log_never_show_channel_or_index_credentials(tmp_path: Path) -> None:
     prefix = make_env(tmp_path)
     recipe = tmp_path / "r.yml"
-    recipe.write_text("name: creds\nconda:\n  channels: ['https://conda.anaconda.org/t/tk-SECRET1/nvidia',"
-                      " 'https://me:SECRET2@conda.example/chan']\n  dependencies: [python=3.9]\n"
-                      "pip:\n  - name: g\n    requirements: [absent-package==1.0]\n"
-                      "    index_url: https://me:SECRET3@pypi.example/simple\n")
-    dry = run_cli("setup", "--recipe", str(recipe), "--prefix", str(prefix), "--engine", "conda", "--dry-run",
-                  "--json")
+    recipe.write_text(
+        "name: creds\nconda:\n  channels: ['https://conda.anaconda.org/t/tk-SECRET1/nvidia',"
+        " 'https://me:SECRET2@conda.example/chan']\n  dependencies: [python=3.9]\n"
+        "pip:\n  - name: g\n    requirements: [absent-package==1.0]\n"
+        "    index_url: https://me:SECRET3@pypi.example/simple\n"
+    )
+    dry = run_cli("setup", "--recipe", str(recipe), "--prefix", str(prefix), "--engine", "conda", "--dry-run", "--json")
     assert "SECRET" not in dry.stdout + dry.stderr and "<credentials>@pypi.example" in dry.stdout
     ran = setup_only(tmp_path, prefix, recipe, "pip")
     assert ran.exit_code == 1 and "SECRET" not in ran.stdout + ran.stderr

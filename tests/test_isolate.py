@@ -1,4 +1,5 @@
 """Isolated probes: a hang, a crash or garbage output becomes data within the timeout."""
+
 from __future__ import annotations
 
 import sys
@@ -24,8 +25,11 @@ def test_result_and_log_lines_are_returned():
 
 def test_a_hang_is_killed_at_the_timeout_with_its_children():
     started = time.monotonic()
-    r = _py("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
-            "print('waiting', file=sys.stderr, flush=True); time.sleep(60)", timeout=1.5)
+    r = _py(
+        "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+        "print('waiting', file=sys.stderr, flush=True); time.sleep(60)",
+        timeout=1.5,
+    )
     assert time.monotonic() - started < 10
     assert r["timed_out"] is True and "timed out after 1.5 s" in r["error"]
 
@@ -42,8 +46,10 @@ def test_no_json_is_an_error_with_the_exit_code():
 
 def test_progress_lines_are_streamed_not_logged():
     seen = []
-    r = _py("import sys, json; print('PROGRESS {\"epoch\": 1}', file=sys.stderr, flush=True); print('{}')",
-            on_progress=seen.append)
+    r = _py(
+        "import sys, json; print('PROGRESS {\"epoch\": 1}', file=sys.stderr, flush=True); print('{}')",
+        on_progress=seen.append,
+    )
     assert seen == [{"epoch": 1}] and r["log"] == []
 
 

@@ -4,6 +4,7 @@ exactly as a doctor installed inside that env judges it.
 The outside doctor is a real `pip install` of this checkout into a fresh venv of the
 default python3; the env judged is the Python 3.9 CPU TensorFlow venv the tests use.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,12 @@ def outside_doctor(tmp_path_factory) -> str:
     venv = tmp_path_factory.mktemp("doctor") / "venv"
     python3 = shutil.which("python3") or sys.executable
     subprocess.run([python3, "-m", "venv", str(venv)], check=True, timeout=120)
-    install = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(REPO)],
-                             capture_output=True, text=True, timeout=600)
+    install = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert install.returncode == 0, install.stdout + install.stderr
     return str(venv / "bin" / "merlin-doctor")
 

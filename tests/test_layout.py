@@ -1,4 +1,5 @@
 """The tree shows the product: no import cycles, and the doctor's layers never import the setup half."""
+
 from __future__ import annotations
 
 import ast
@@ -31,8 +32,9 @@ def _imports(path: Path, everywhere: bool) -> Set[str]:
 
 def _graph(everywhere: bool = False) -> Dict[str, Set[str]]:
     modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
-    return {name: {m for m in _imports(path, everywhere) if m in modules and m != name}
-            for name, path in modules.items()}
+    return {
+        name: {m for m in _imports(path, everywhere) if m in modules and m != name} for name, path in modules.items()
+    }
 
 
 def _cycle(graph: Dict[str, Set[str]]) -> List[str]:
@@ -44,7 +46,7 @@ def _cycle(graph: Dict[str, Set[str]]) -> List[str]:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:

@@ -1,4 +1,5 @@
 """The notebook API: `merlin_doctor.check()`, its HTML table, progress, and the %merlin_doctor magic."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,22 @@ pytestmark = pytest.mark.per_interpreter  # the doctor must behave the same on e
 
 HEALTHY = str(FIXTURES / "facts" / "gpu-t4-healthy.json")
 HOSTILE = '<script>alert("pwned")</script><img src=x onerror=alert(1)>"\'&'
-ALLOWED_TAGS = {"div", "p", "b", "code", "span", "table", "thead", "tbody", "tr", "th", "td", "details", "summary", "pre"}
+ALLOWED_TAGS = {
+    "div",
+    "p",
+    "b",
+    "code",
+    "span",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "details",
+    "summary",
+    "pre",
+}
 
 
 class Page(HTMLParser):
@@ -41,14 +57,26 @@ class Page(HTMLParser):
 
 
 def _verdict(status: str) -> dict:
-    return {"id": f"area.{status}", "status": status, "summary": f"{status} {HOSTILE}",
-            "fix": f"run {status} {HOSTILE}", "evidence": {"name": HOSTILE}, "step": None, "duration_s": 0.0}
+    return {
+        "id": f"area.{status}",
+        "status": status,
+        "summary": f"{status} {HOSTILE}",
+        "fix": f"run {status} {HOSTILE}",
+        "evidence": {"name": HOSTILE},
+        "step": None,
+        "duration_s": 0.0,
+    }
 
 
 def test_every_status_renders_as_a_row_with_its_mark_and_nothing_injects_markup():
     statuses = list(MARKS)
-    doc = {"recipe": HOSTILE, "doctor_version": "0.1.0", "exit_code": 1,
-           "summary": dict.fromkeys(statuses, 1), "verdicts": [_verdict(s) for s in statuses]}
+    doc = {
+        "recipe": HOSTILE,
+        "doctor_version": "0.1.0",
+        "exit_code": 1,
+        "summary": dict.fromkeys(statuses, 1),
+        "verdicts": [_verdict(s) for s in statuses],
+    }
     page = Page(report_table(doc))
     assert set(page.tags) <= ALLOWED_TAGS, set(page.tags) - ALLOWED_TAGS
     assert page.tags.count("tr") == 1 + len(statuses)
@@ -84,20 +112,36 @@ class Rows(HTMLParser):
 
 
 def _v(check_id: str, status: str, summary: str, fix=None) -> dict:
-    return {"id": check_id, "status": status, "summary": summary, "fix": fix, "evidence": {}, "step": None,
-            "duration_s": 0.0}
+    return {
+        "id": check_id,
+        "status": status,
+        "summary": summary,
+        "fix": fix,
+        "evidence": {},
+        "step": None,
+        "duration_s": 0.0,
+    }
 
 
 def test_the_table_puts_problems_first_shows_each_fix_once_and_folds_skips():
     conda = "conda install -c conda-forge cudatoolkit=11.2.2"
-    verdicts = [_v("host.os", "pass", "Debian 12"), _v("cuda.libcudart", "fail", "no libcudart", conda),
-                _v("python.env", "warn", "not in a conda env", "conda activate merlin"),
-                _v("gpu.nvml", "fail", "no driver", "install the driver"),
-                *[_v(f"gpu.c{i}", "skip", "skipped: it needs gpu.nvml") for i in range(7)],
-                *[_v(f"cuda.lib{i}", "fail", f"no lib{i}", conda) for i in range(6)],
-                _v("tf.import", "skip", "skipped by --fast"), _v("host.disk", "pass", "60 GiB free")]
-    doc = {"recipe": "tf210-cuda112", "doctor_version": "0.1.0", "exit_code": 1,
-           "summary": {"pass": 2, "warn": 1, "fail": 8, "skip": 8, "error": 0}, "verdicts": verdicts}
+    verdicts = [
+        _v("host.os", "pass", "Debian 12"),
+        _v("cuda.libcudart", "fail", "no libcudart", conda),
+        _v("python.env", "warn", "not in a conda env", "conda activate merlin"),
+        _v("gpu.nvml", "fail", "no driver", "install the driver"),
+        *[_v(f"gpu.c{i}", "skip", "skipped: it needs gpu.nvml") for i in range(7)],
+        *[_v(f"cuda.lib{i}", "fail", f"no lib{i}", conda) for i in range(6)],
+        _v("tf.import", "skip", "skipped by --fast"),
+        _v("host.disk", "pass", "60 GiB free"),
+    ]
+    doc = {
+        "recipe": "tf210-cuda112",
+        "doctor_version": "0.1.0",
+        "exit_code": 1,
+        "summary": {"pass": 2, "warn": 1, "fail": 8, "skip": 8, "error": 0},
+        "verdicts": verdicts,
+    }
     rows = Rows(report_table(doc)).rows
     assert [r["status"] for r in rows] == ["fail"] * 8 + ["warn", "pass", "pass", "skip", "skip"]
     assert [r["cells"][1] for r in rows[:7]] == ["cuda.libcudart"] + [f"cuda.lib{i}" for i in range(6)]
@@ -154,17 +198,27 @@ def test_progress_without_ipython_writes_lines_to_stderr(capsys):
 
 
 def test_import_is_cheap_and_ipython_is_optional(tmp_path):
-    code = ("import sys, merlin_doctor; "
-            "print(sorted(m for m in ('click', 'IPython', 'merlin_doctor.notebook', 'merlin_doctor.session', 'yaml') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, merlin_doctor; "
+        "print(sorted(m for m in ('click', 'IPython', 'merlin_doctor.notebook', 'merlin_doctor.session', 'yaml') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     blocker = tmp_path / "IPython.py"
     blocker.write_text("raise ImportError('IPython is not installed here')\n")
-    code = (f"import merlin_doctor; r = merlin_doctor.check(from_file={HEALTHY!r}, only='host', quiet=True); "
-            "print(r.ok, '<table' in r._repr_html_())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, cwd=str(FIXTURES)).stdout
+    code = (
+        f"import merlin_doctor; r = merlin_doctor.check(from_file={HEALTHY!r}, only='host', quiet=True); "
+        "print(r.ok, '<table' in r._repr_html_())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        cwd=str(FIXTURES),
+    ).stdout
     assert out.strip() == "True True"
 
 

@@ -4,6 +4,7 @@ The real NVIDIA wheels are exercised by tests/test_realbin.py; these pin the rul
 decide what the doctor says about them: fixes in the judged env's own kind, no circular
 fix, namespace packages shared by design, a venv activated by its bin/activate.
 """
+
 from __future__ import annotations
 
 import copy
@@ -47,19 +48,38 @@ def _cudnn(snapshot: dict) -> dict:
 def _cudnn_9_from_pip(snapshot: dict, kind: str, prefix: str = VENV) -> dict:
     """libcudnn.so.8 gone, the cu11 wheel's 9.0 in its place (what `pip install nvidia-cudnn-cu11` gives today)."""
     snap = copy.deepcopy(snapshot)
-    snap["probes"]["cuda_libs"]["env"] = {"prefix": prefix, "kind": kind, "activated": True,
-                                          "has_conda": kind == "conda"}
+    snap["probes"]["cuda_libs"]["env"] = {
+        "prefix": prefix,
+        "kind": kind,
+        "activated": True,
+        "has_conda": kind == "conda",
+    }
     entry = _cudnn(snap)
     nine = f"{prefix}/lib/python3.9/site-packages/nvidia/cudnn/lib/libcudnn.so.9"
-    entry.update(loaded=False, error="libcudnn.so.8: cannot open shared object file", path=None, realpath=None,
-                 version=None, owner=None, copies=[],
-                 other_sonames=[{"path": nine, "realpath": nine, "soname": "libcudnn.so.9", "on_search_path": True,
-                                 "version": "9.0.0.312",
-                                 "owner": {"kind": "pip", "name": "nvidia-cudnn-cu11", "version": "9.0.0.312"}}])
+    entry.update(
+        loaded=False,
+        error="libcudnn.so.8: cannot open shared object file",
+        path=None,
+        realpath=None,
+        version=None,
+        owner=None,
+        copies=[],
+        other_sonames=[
+            {
+                "path": nine,
+                "realpath": nine,
+                "soname": "libcudnn.so.9",
+                "on_search_path": True,
+                "version": "9.0.0.312",
+                "owner": {"kind": "pip", "name": "nvidia-cudnn-cu11", "version": "9.0.0.312"},
+            }
+        ],
+    )
     return snap
 
 
 # --- the recipe -------------------------------------------------------------------------------
+
 
 def test_tf210_pip_is_a_venv_recipe_with_cudnn_8_pinned_and_no_copies() -> None:
     recipe = load_recipe("tf210-pip")
@@ -69,12 +89,18 @@ def test_tf210_pip_is_a_venv_recipe_with_cudnn_8_pinned_and_no_copies() -> None:
     assert recipe.expand(recipe.activate[1].set, VENV) == f'--xla_gpu_cuda_data_dir="{SITE}/nvidia/cuda_nvcc"'
 
 
-@pytest.mark.parametrize("text, message", [
-    ("name: x\nkind: venv\n", "python: a kind: venv recipe names the Python"),
-    ("name: x\nkind: venv\npython: '3.9'\nconda: {dependencies: [python=3.9]}\n", "conda: not allowed in a kind: venv"),
-    ("name: x\npython: '3.9'\n", "python: not allowed in a kind: conda"),
-    ("name: x\nkind: venv\npython: '3.x'\n", "python: expected a Python version"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name: x\nkind: venv\n", "python: a kind: venv recipe names the Python"),
+        (
+            "name: x\nkind: venv\npython: '3.9'\nconda: {dependencies: [python=3.9]}\n",
+            "conda: not allowed in a kind: venv",
+        ),
+        ("name: x\npython: '3.9'\n", "python: not allowed in a kind: conda"),
+        ("name: x\nkind: venv\npython: '3.x'\n", "python: expected a Python version"),
+    ],
+)
 def test_venv_recipe_keys_are_checked_with_their_line(text: str, message: str) -> None:
     with pytest.raises(InputError, match=message):
         parse_recipe(text, "r.yml")
@@ -87,10 +113,11 @@ def test_fix_commands_name_a_recipe_that_is_not_the_default() -> None:
 
 # --- activation of a venv -----------------------------------------------------------------------
 
+
 def test_venv_scripts_speak_of_virtual_env_and_the_undo_restores_only_what_was_saved() -> None:
     recipe = load_recipe("tf210-pip")
     assert '"${VIRTUAL_ENV}"' in activate_script(recipe) and "CONDA_PREFIX" not in activate_script(recipe)
-    assert "elif [ -n \"${_MERLIN_DOCTOR_OLD_LD_LIBRARY_PATH+x}\" ]" in deactivate_script(recipe)
+    assert 'elif [ -n "${_MERLIN_DOCTOR_OLD_LD_LIBRARY_PATH+x}" ]' in deactivate_script(recipe)
 
 
 ACTIVATE_TEMPLATE = "# venv\ndeactivate () {\n    unset VIRTUAL_ENV\n}\ndeactivate nondestructive\nVIRTUAL_ENV=/v\n"
@@ -124,19 +151,43 @@ def test_setup_hooks_a_real_venv_and_deactivate_restores_everything(tmp_path: Pa
     venv.EnvBuilder(with_pip=False).create(str(prefix))
     version = "{}.{}".format(*sys.version_info[:2])
     recipe = tmp_path / "r.yml"
-    recipe.write_text(f"name: r\nkind: venv\npython: '{version}'\nactivate:\n"
-                      "  LD_LIBRARY_PATH: {prepend: ['{site_packages}/nvidia/cudnn/lib']}\n"
-                      "  XLA_FLAGS: {set: '--xla_gpu_cuda_data_dir=\"{site_packages}/nvidia/cuda_nvcc\"'}\n")
-    done = doctor("setup", "--recipe", str(recipe), "--prefix", str(prefix), "--only", "activation", "--yes", "-q",
-                  env={"XDG_STATE_HOME": str(tmp_path / "state")})
+    recipe.write_text(
+        f"name: r\nkind: venv\npython: '{version}'\nactivate:\n"
+        "  LD_LIBRARY_PATH: {prepend: ['{site_packages}/nvidia/cudnn/lib']}\n"
+        "  XLA_FLAGS: {set: '--xla_gpu_cuda_data_dir=\"{site_packages}/nvidia/cuda_nvcc\"'}\n"
+    )
+    done = doctor(
+        "setup",
+        "--recipe",
+        str(recipe),
+        "--prefix",
+        str(prefix),
+        "--only",
+        "activation",
+        "--yes",
+        "-q",
+        env={"XDG_STATE_HOME": str(tmp_path / "state")},
+    )
     assert done.returncode == 0, done.stderr
-    again = doctor("setup", "--recipe", str(recipe), "--prefix", str(prefix), "--only", "activation", "--yes", "-q",
-                   env={"XDG_STATE_HOME": str(tmp_path / "state")})
+    again = doctor(
+        "setup",
+        "--recipe",
+        str(recipe),
+        "--prefix",
+        str(prefix),
+        "--only",
+        "activation",
+        "--yes",
+        "-q",
+        env={"XDG_STATE_HOME": str(tmp_path / "state")},
+    )
     assert "Nothing to do" in again.stdout + again.stderr
-    script = ("export PS1='$ ' LD_LIBRARY_PATH=/opt/x; unset XLA_FLAGS; env | sort > \"$1/before\"\n"
-              "source \"$1/my venv/bin/activate\"; echo \"LD=$LD_LIBRARY_PATH\"; echo \"XLA=$XLA_FLAGS\"\n"
-              "source \"$1/my venv/bin/activate\"; echo \"LD2=$LD_LIBRARY_PATH\"\n"
-              "deactivate; env | sort > \"$1/after\"; diff \"$1/before\" \"$1/after\" && echo RESTORED")
+    script = (
+        "export PS1='$ ' LD_LIBRARY_PATH=/opt/x; unset XLA_FLAGS; env | sort > \"$1/before\"\n"
+        'source "$1/my venv/bin/activate"; echo "LD=$LD_LIBRARY_PATH"; echo "XLA=$XLA_FLAGS"\n'
+        'source "$1/my venv/bin/activate"; echo "LD2=$LD_LIBRARY_PATH"\n'
+        'deactivate; env | sort > "$1/after"; diff "$1/before" "$1/after" && echo RESTORED'
+    )
     out = subprocess.run(["bash", "-c", script, "bash", str(tmp_path)], capture_output=True, text=True).stdout
     site = f"{prefix}/lib/python{version}/site-packages"
     assert f"LD={site}/nvidia/cudnn/lib:/opt/x\n" in out and f"LD2={site}/nvidia/cudnn/lib:/opt/x\n" in out, out
@@ -153,18 +204,22 @@ def test_activate_commands_fit_the_machine() -> None:
 
 # --- fixes in the judged env's kind -----------------------------------------------------------------
 
+
 def test_cudnn_9_from_the_cu11_wheel_names_its_owner_and_the_pinned_wheel(healthy: dict) -> None:
     v = judge(_cudnn_9_from_pip(healthy, "venv"), "tf210-pip", "cuda.libcudnn")["cuda.libcudnn"]
     assert v.status is Status.FAIL and "(pip:nvidia-cudnn-cu11 9.0.0.312)" in v.summary
     assert (v.fix, v.step) == ("python -m pip install nvidia-cudnn-cu11==8.6.0.163", "pip")
 
 
-@pytest.mark.parametrize("kind, recipe, fix, step", [
-    ("venv", "tf210-cuda112", "python -m pip install nvidia-cudnn-cu11==8.6.0.163", "pip"),
-    ("conda", "tf210-cuda112", "conda install -c conda-forge cudnn=8.1.0", "env"),
-    ("system", "tf210-cuda112", "# cuDNN comes from the system's CUDA installation", None),
-    ("venv", "merlin-tensorflow-23.02", "docker pull nvcr.io/nvidia/merlin/merlin-tensorflow:23.02", None),
-])
+@pytest.mark.parametrize(
+    "kind, recipe, fix, step",
+    [
+        ("venv", "tf210-cuda112", "python -m pip install nvidia-cudnn-cu11==8.6.0.163", "pip"),
+        ("conda", "tf210-cuda112", "conda install -c conda-forge cudnn=8.1.0", "env"),
+        ("system", "tf210-cuda112", "# cuDNN comes from the system's CUDA installation", None),
+        ("venv", "merlin-tensorflow-23.02", "docker pull nvcr.io/nvidia/merlin/merlin-tensorflow:23.02", None),
+    ],
+)
 def test_each_fix_speaks_the_env_kind(healthy: dict, kind: str, recipe: str, fix: str, step) -> None:
     v = judge(_cudnn_9_from_pip(healthy, kind), recipe, "cuda.libcudnn")["cuda.libcudnn"]
     assert v.fix.startswith(fix) and v.step == step, (v.fix, v.step)
@@ -174,8 +229,12 @@ def _not_on_path(healthy: dict, activated: bool, folder: str = "cudnn") -> dict:
     snap = copy.deepcopy(healthy)
     snap["probes"]["cuda_libs"]["env"] = {"prefix": VENV, "kind": "venv", "activated": activated, "has_conda": False}
     there = f"{SITE}/nvidia/{folder}/lib/libcudnn.so.8"
-    _cudnn(snap).update(loaded=False, error="not found", path=None, copies=[
-        {"path": there, "realpath": there, "on_search_path": False, "version": "8.6.0", "owner": None}])
+    _cudnn(snap).update(
+        loaded=False,
+        error="not found",
+        path=None,
+        copies=[{"path": there, "realpath": there, "on_search_path": False, "version": "8.6.0", "owner": None}],
+    )
     return snap
 
 
@@ -207,11 +266,14 @@ NVIDIA_RECORDS = {
 }
 
 
-@pytest.mark.parametrize("records, clash", [
-    (NVIDIA_RECORDS, False),
-    ({"cupy": ["cupy/__init__.py", "cupy/_core.so"], "cupy-cuda11x": ["cupy/__init__.py", "cupy/_core.so"]}, True),
-    ({"nvidia-ml-py": ["pynvml.py"], "pynvml": ["pynvml/__init__.py", "pynvml/nvml.py"]}, True),
-])
+@pytest.mark.parametrize(
+    "records, clash",
+    [
+        (NVIDIA_RECORDS, False),
+        ({"cupy": ["cupy/__init__.py", "cupy/_core.so"], "cupy-cuda11x": ["cupy/__init__.py", "cupy/_core.so"]}, True),
+        ({"nvidia-ml-py": ["pynvml.py"], "pynvml": ["pynvml/__init__.py", "pynvml/nvml.py"]}, True),
+    ],
+)
 def test_a_shared_namespace_is_no_duplicate_but_shared_files_are(records: dict, clash: bool) -> None:
     name = next(iter(records.values()))[0].split("/")[0].split(".")[0]
     found = _overlap(records, name)
@@ -221,7 +283,10 @@ def test_a_shared_namespace_is_no_duplicate_but_shared_files_are(records: dict, 
 def test_nvidia_wheels_in_the_env_pass_packages_duplicates(healthy: dict) -> None:
     snap = copy.deepcopy(healthy)
     snap["probes"]["packages"]["shared_modules"]["nvidia"] = {
-        "distributions": sorted(NVIDIA_RECORDS), "kinds": ["package"], **_overlap(NVIDIA_RECORDS, "nvidia")}
+        "distributions": sorted(NVIDIA_RECORDS),
+        "kinds": ["package"],
+        **_overlap(NVIDIA_RECORDS, "nvidia"),
+    }
     v = judge(snap, "tf210-pip", "packages.duplicates")["packages.duplicates"]
     assert v.status is Status.PASS and "nvidia from" not in v.summary and "nvidia" not in v.evidence["modules"]
 
@@ -238,11 +303,19 @@ def test_the_packages_probe_reads_the_records(tmp_path: Path) -> None:
         for rel in files:
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
             (target / rel).write_text("")
-    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from merlin_doctor.probes.packages import probe;"
-            "from merlin_doctor.probes.context import ProbeContext;"
-            "print(json.dumps(probe(ProbeContext())['shared_modules']))")
-    out = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True, cwd=str(REPO),
-                         env=dict(os.environ, PYTHONPATH=str(REPO)), check=True).stdout
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); from merlin_doctor.probes.packages import probe;"
+        "from merlin_doctor.probes.context import ProbeContext;"
+        "print(json.dumps(probe(ProbeContext())['shared_modules']))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(target)],
+        capture_output=True,
+        text=True,
+        cwd=str(REPO),
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        check=True,
+    ).stdout
     shared = json.loads(out)["nvidia"]
     assert shared["distributions"] == sorted(NVIDIA_RECORDS) and shared["kinds"] == ["package"]
     assert shared["clashing_files"] == [] and not shared["file_and_dir"], shared
@@ -251,10 +324,26 @@ def test_the_packages_probe_reads_the_records(tmp_path: Path) -> None:
 def test_a_venv_recipe_without_its_python_on_the_machine_says_so(tmp_path: Path) -> None:
     recipe = tmp_path / "r.yml"
     recipe.write_text("name: r\nkind: venv\npython: '3.1'\npip: [{name: x, requirements: [six]}]\n")
-    done = doctor("setup", "--recipe", str(recipe), "--prefix", str(tmp_path / "v"), "--yes",
-                  env={"XDG_STATE_HOME": str(tmp_path / "state")})
+    done = doctor(
+        "setup",
+        "--recipe",
+        str(recipe),
+        "--prefix",
+        str(tmp_path / "v"),
+        "--yes",
+        env={"XDG_STATE_HOME": str(tmp_path / "state")},
+    )
     assert done.returncode == 1 and not (tmp_path / "v").exists()
     assert "no Python 3.1 that can make a venv was found" in done.stderr and "--python PATH" in done.stderr, done.stderr
-    wrong = doctor("setup", "--recipe", str(recipe), "--prefix", str(tmp_path / "v"), "--yes",
-                   "--python", sys.executable, env={"XDG_STATE_HOME": str(tmp_path / "state")})
+    wrong = doctor(
+        "setup",
+        "--recipe",
+        str(recipe),
+        "--prefix",
+        str(tmp_path / "v"),
+        "--yes",
+        "--python",
+        sys.executable,
+        env={"XDG_STATE_HOME": str(tmp_path / "state")},
+    )
     assert wrong.returncode == 1 and f"--python {sys.executable} is Python" in wrong.stderr, wrong.stderr

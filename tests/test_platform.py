@@ -1,4 +1,5 @@
 """The platform (WSL 1 or 2, a container) is one fact of one probe, read under the context's root."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,9 +30,14 @@ def test_host_reads_wsl_under_its_root(tmp_path, release, version):
 
 
 def test_wsl1_fails_the_kernel_check_with_the_upgrade():
-    probes = {"host": {"system": "Linux", "wsl": True, "wsl_version": 1, "wsl_lib": []},
-              "kernel": {"modules_loaded": [], "device_nodes": []}, "nvml": {"error": "NVML_ERROR_LIBRARY_NOT_FOUND"}}
+    probes = {
+        "host": {"system": "Linux", "wsl": True, "wsl_version": 1, "wsl_lib": []},
+        "kernel": {"modules_loaded": [], "device_nodes": []},
+        "nvml": {"error": "NVML_ERROR_LIBRARY_NOT_FOUND"},
+    }
     checks = select_checks(all_checks(), only=["gpu.kernel-module"])
-    verdict = {v.id: v for v in run_checks(checks, Facts(probes), load_recipe(None), CheckOptions())}["gpu.kernel-module"]
+    verdict = {v.id: v for v in run_checks(checks, Facts(probes), load_recipe(None), CheckOptions())}[
+        "gpu.kernel-module"
+    ]
     assert verdict.status.value == "fail" and "WSL 1" in verdict.summary
     assert "wsl --set-version" in verdict.fix

@@ -1,4 +1,5 @@
 """Check plugins: another distribution adds checks through the `merlin_doctor.checks` entry points."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,10 @@ def _install_plugin(site, name: str, module_source: str) -> None:
 
 
 def test_a_plugin_check_is_listed_and_runs(tmp_path):
-    _install_plugin(tmp_path, "site_rules", """
+    _install_plugin(
+        tmp_path,
+        "site_rules",
+        """
         from merlin_doctor.checks import check
         from merlin_doctor.verdict import warned
 
@@ -28,7 +32,8 @@ def test_a_plugin_check_is_listed_and_runs(tmp_path):
         def scratch_space(facts, recipe):
             '''The site's rule: CPUs are counted (a plugin check).'''
             return warned(f"{facts['host']['cpu_count']} CPUs counted by a plugin", fix="echo ok")
-        """)
+        """,
+    )
     env = {"PYTHONPATH": str(tmp_path)}
     listed = doctor("list", env=env)
     assert "site.scratch" in listed.stdout and "a plugin check" in listed.stdout

@@ -9,6 +9,7 @@ merlin-doctor installed into it) at .venv/tf210-pip ($MERLIN_DOCTOR_REALBIN_ENV)
 Every test leaves the env converged (`setup` again, a sub-second no-op when nothing broke).
 They run once, in the Python 3.9 pass of scripts/test (marker `realbin`).
 """
+
 from __future__ import annotations
 
 import json
@@ -87,22 +88,27 @@ print(json.dumps({"loaded": list(trt.get_loaded_tensorrt_version()), "linked": l
 
 def _require_env() -> None:
     if not (ENV / "bin" / "merlin-doctor").exists():
-        pytest.fail(f"{ENV} has no merlin-doctor: run scripts/dev-env (it builds the {RECIPE} env), "
-                    "or set MERLIN_DOCTOR_REALBIN_ENV")
+        pytest.fail(
+            f"{ENV} has no merlin-doctor: run scripts/dev-env (it builds the {RECIPE} env), "
+            "or set MERLIN_DOCTOR_REALBIN_ENV"
+        )
 
 
-def shell(script: str, activate: bool = True, env: Optional[Dict[str, str]] = None,
-          timeout: float = 900) -> subprocess.CompletedProcess:
+def shell(
+    script: str, activate: bool = True, env: Optional[Dict[str, str]] = None, timeout: float = 900
+) -> subprocess.CompletedProcess:
     """Run bash lines as a user would: a prompt set, the env's bin/activate sourced first."""
     base = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH")}
     base.update(env or {}, NO_COLOR="1")
     head = "export PS1='$ '\n" + (f"source {shlex.quote(str(ENV / 'bin' / 'activate'))}\n" if activate else "")
-    return subprocess.run(["bash", "-c", head + script], capture_output=True, text=True, env=base, timeout=timeout,
-                          cwd=str(REPO))
+    return subprocess.run(
+        ["bash", "-c", head + script], capture_output=True, text=True, env=base, timeout=timeout, cwd=str(REPO)
+    )
 
 
-def verdicts(*only: str, activate: bool = True, env: Optional[Dict[str, str]] = None,
-             fast: bool = True) -> Dict[str, dict]:
+def verdicts(
+    *only: str, activate: bool = True, env: Optional[Dict[str, str]] = None, fast: bool = True
+) -> Dict[str, dict]:
     """The doctor's verdicts in the env (activated unless said otherwise), by id."""
     args = " ".join(f"--only {shlex.quote(o)}" for o in only)
     doctor = "merlin-doctor" if activate else shlex.quote(str(ENV / "bin" / "merlin-doctor"))
@@ -114,8 +120,7 @@ def verdicts(*only: str, activate: bool = True, env: Optional[Dict[str, str]] = 
 def converge() -> subprocess.CompletedProcess:
     """`./setup_env` run by this Python, which has merlin-doctor's dependencies (no bootstrap)."""
     command = [sys.executable, str(REPO / "setup_env"), "--recipe", RECIPE, "--prefix", str(ENV), "--yes", "-q"]
-    return subprocess.run(command,
-                          capture_output=True, text=True, timeout=1800, cwd=str(REPO))
+    return subprocess.run(command, capture_output=True, text=True, timeout=1800, cwd=str(REPO))
 
 
 @pytest.fixture(autouse=True)
@@ -128,12 +133,17 @@ def converged() -> Iterator[None]:
 
 
 def pip(*args: str) -> None:
-    done = subprocess.run([str(ENV / "bin" / "python"), "-m", "pip", *args, "--disable-pip-version-check", "-q"],
-                          capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [str(ENV / "bin" / "python"), "-m", "pip", *args, "--disable-pip-version-check", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
 # --- the env setup builds ---------------------------------------------------------------------
+
 
 def test_setup_again_is_a_fast_no_op() -> None:
     started = time.perf_counter()
@@ -147,12 +157,13 @@ def test_setup_again_is_a_fast_no_op() -> None:
 def test_activate_wires_every_wheel_and_deactivate_restores_the_environment_exactly() -> None:
     script = (
         "export PS1='$ ' LD_LIBRARY_PATH=/opt/elsewhere/lib XLA_FLAGS=--xla_dump_to=/tmp/x\n"
-        "env | sort > \"$0.before\"\n"
+        'env | sort > "$0.before"\n'
         f"source {shlex.quote(str(ENV / 'bin' / 'activate'))}\n"
-        "echo \"LD=$LD_LIBRARY_PATH\"; echo \"XLA=$XLA_FLAGS\"\n"
+        'echo "LD=$LD_LIBRARY_PATH"; echo "XLA=$XLA_FLAGS"\n'
         "deactivate\n"
-        "env | sort > \"$0.after\"\n"
-        "diff \"$0.before\" \"$0.after\" && echo RESTORED\n")
+        'env | sort > "$0.after"\n'
+        'diff "$0.before" "$0.after" && echo RESTORED\n'
+    )
     done = subprocess.run(["bash", "-c", script, str(REPO / ".venv" / "realbin-env")], capture_output=True, text=True)
     lines = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
     ld = lines["LD"].split(":")
@@ -164,8 +175,11 @@ def test_activate_wires_every_wheel_and_deactivate_restores_the_environment_exac
 
 
 def test_verdicts_agree_with_ground_truth_and_with_tensorflow() -> None:
-    truth = json.loads(shell(f"python -c {shlex.quote(GROUND_TRUTH)} {shlex.quote(str(SITE))} "
-                             f"{shlex.quote(json.dumps(LIBRARIES))}").stdout)
+    truth = json.loads(
+        shell(
+            f"python -c {shlex.quote(GROUND_TRUTH)} {shlex.quote(str(SITE))} {shlex.quote(json.dumps(LIBRARIES))}"
+        ).stdout
+    )
     found = verdicts("cuda")
     for soname, (_, dist, _) in LIBRARIES.items():
         verdict = found["cuda." + soname.split(".so")[0]]
@@ -184,7 +198,8 @@ def test_verdicts_agree_with_ground_truth_and_with_tensorflow() -> None:
     assert tf["enabled"] and tf["linked"][0] == 7 and tf["cuda"] == "11.2" and tf["cudnn"] == "8"
     tf_trt = verdicts("tf.tensorrt", fast=False)["tf.tensorrt"]  # judged where a GPU answers NVML
     assert (tf_trt["status"], tf_trt["evidence"].get("loaded")) == ("pass", "8.5.3") or (
-        tf_trt["status"] == "skip" and "gpu.nvml" in tf_trt["summary"]), tf_trt
+        tf_trt["status"] == "skip" and "gpu.nvml" in tf_trt["summary"]
+    ), tf_trt
 
 
 def test_nvidia_namespace_is_no_duplicate_and_the_env_is_whole() -> None:
@@ -205,18 +220,20 @@ ANSWER_YES = """merlin-doctor() {{
 }}"""
 
 
-def _fix_and_recheck(check_id: str, before: dict, env: Optional[Dict[str, str]] = None,
-                     activate: bool = True) -> dict:
+def _fix_and_recheck(check_id: str, before: dict, env: Optional[Dict[str, str]] = None, activate: bool = True) -> dict:
     """Run the verdict's fix exactly as printed, then judge again in that same shell (a printed
     `source .../bin/activate` must hold for what follows it, as it does for a user)."""
     fix = before["fix"]
     assert fix, before
     assert "conda " not in fix and "pip install merlin-doctor" not in fix, fix
     doctor = shlex.quote(str(ENV / "bin" / "merlin-doctor"))
-    done = shell(f"{ANSWER_YES.format(doctor=doctor)}\n"
-                 f"{{ {fix}\n}} >\"$FIX_LOG\" 2>&1 || {{ cat \"$FIX_LOG\" >&2; exit 97; }}\n"
-                 f"{doctor} check --recipe {RECIPE} --only {check_id} --fast --json", activate,
-                 dict(env or {}, FIX_LOG=str(REPO / ".venv" / "realbin-fix.log")))
+    done = shell(
+        f"{ANSWER_YES.format(doctor=doctor)}\n"
+        f'{{ {fix}\n}} >"$FIX_LOG" 2>&1 || {{ cat "$FIX_LOG" >&2; exit 97; }}\n'
+        f"{doctor} check --recipe {RECIPE} --only {check_id} --fast --json",
+        activate,
+        dict(env or {}, FIX_LOG=str(REPO / ".venv" / "realbin-fix.log")),
+    )
     assert done.returncode in (0, 1), f"{fix}\n{done.stderr[-3000:]}"
     after = {v["id"]: v for v in json.loads(done.stdout)["verdicts"]}[check_id]
     LOOP.append({"check": check_id, "before": before["status"], "fix": fix, "after": after["status"]})
@@ -249,8 +266,12 @@ def test_cudnn_9_is_named_with_its_owner_and_the_pinned_wheel_brings_8_back() ->
 def cuda12_lib(tmp_path_factory) -> Path:
     """libcudart.so.12 from NVIDIA's CUDA 12 runtime wheel, in a directory of its own."""
     where = tmp_path_factory.mktemp("cuda12")
-    subprocess.run([str(ENV / "bin" / "python"), "-m", "pip", "download", "--no-deps", "-q", "-d", str(where),
-                    CUDA12_RUNTIME], check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [str(ENV / "bin" / "python"), "-m", "pip", "download", "--no-deps", "-q", "-d", str(where), CUDA12_RUNTIME],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     wheel = next(where.glob("*.whl"))
     with zipfile.ZipFile(wheel) as archive:
         member = next(n for n in archive.namelist() if n.endswith("/libcudart.so.12"))
@@ -285,8 +306,9 @@ def test_tensorrt_links_removed_are_remade_and_tensorflow_loads_8_5_again() -> N
 
 def test_activation_missing_is_rewritten_and_hooked_again() -> None:
     activate = ENV / "bin" / "activate"
-    activate.write_text("".join(line for line in activate.read_text().splitlines(keepends=True)
-                                if "merlin-doctor" not in line))
+    activate.write_text(
+        "".join(line for line in activate.read_text().splitlines(keepends=True) if "merlin-doctor" not in line)
+    )
     for script in (ENV / "etc" / "merlin-doctor").glob("*.sh"):
         script.unlink()
     before = verdicts("activation.scripts")["activation.scripts"]
@@ -294,16 +316,20 @@ def test_activation_missing_is_rewritten_and_hooked_again() -> None:
     assert before["fix"] == f"merlin-doctor fix --only activation --recipe {RECIPE}", before
     assert _fix_and_recheck("activation.scripts", before)["status"] == "pass"
     assert verdicts("activation.applied")["activation.applied"]["status"] == "pass"  # a new shell has them
-    activate.write_text("".join(line for line in activate.read_text().splitlines(keepends=True)
-                                if "merlin-doctor" not in line))
+    activate.write_text(
+        "".join(line for line in activate.read_text().splitlines(keepends=True) if "merlin-doctor" not in line)
+    )
     assert _run_doctor_fix("activation.scripts")["status"] == "pass"
 
 
-@pytest.mark.parametrize("requirement, check_id", [
-    ("protobuf==4.21.12", "packages.required"),
-    ("protobuf==4.21.12", "packages.conflicts"),
-    ("numpy==1.24.4", "packages.required"),
-])
+@pytest.mark.parametrize(
+    "requirement, check_id",
+    [
+        ("protobuf==4.21.12", "packages.required"),
+        ("protobuf==4.21.12", "packages.conflicts"),
+        ("numpy==1.24.4", "packages.required"),
+    ],
+)
 def test_a_broken_pin_is_put_back_by_the_printed_pip_command(requirement: str, check_id: str) -> None:
     pip("install", requirement)
     before = verdicts(check_id)[check_id]

@@ -1,4 +1,5 @@
 """Recipes: the built-in ones load and agree with each other; bad ones fail with file and line."""
+
 from __future__ import annotations
 
 import textwrap
@@ -46,11 +47,23 @@ def test_environment_yml_is_the_default_recipe():
 
 
 BAD = {
-    "unknown key": ("name: x\npip:\n  - name: a\n    requirement: [tensorflow]\n", 4, "pip[0].requirement: unknown key"),
-    "bad requirement": ("name: x\npip:\n  - name: a\n    requirements: ['tensorflow=>2']\n", 4, "not a valid pip requirement"),
+    "unknown key": (
+        "name: x\npip:\n  - name: a\n    requirement: [tensorflow]\n",
+        4,
+        "pip[0].requirement: unknown key",
+    ),
+    "bad requirement": (
+        "name: x\npip:\n  - name: a\n    requirements: ['tensorflow=>2']\n",
+        4,
+        "not a valid pip requirement",
+    ),
     "missing name": ("description: hi\n", 1, "name: required key is missing"),
     "bad specifier": ("name: x\nexpect:\n  python: '3.9'\n", 3, "expect.python: not a version specifier"),
-    "bad placeholder": ("name: x\nlinks:\n  - {dir: '{prefx}/lib', name: a, target: b}\n", 3, "unknown placeholder {prefx}"),
+    "bad placeholder": (
+        "name: x\nlinks:\n  - {dir: '{prefx}/lib', name: a, target: b}\n",
+        3,
+        "unknown placeholder {prefx}",
+    ),
     "two actions": ("name: x\nactivate:\n  A: {set: x, prepend: [y]}\n", 3, "exactly one of prepend, append or set"),
     "bad yaml": ("name: [x\n", 2, "invalid YAML"),
     "bad gpu mode": ("name: x\nexpect:\n  gpu: maybe\n", 3, "expected one of required, optional, none"),
@@ -69,15 +82,20 @@ def test_bad_recipe_names_file_line_and_key(case):
 
 def test_malformed_recipe_on_the_cli_is_one_line_and_exit_2(tmp_path):
     bad = tmp_path / "bad.yml"
-    bad.write_text(textwrap.dedent("""\
+    bad.write_text(
+        textwrap.dedent("""\
         name: broken
         conda:
           dependencies: [python=3.9]
           chanels: [conda-forge]
-        """))
+        """)
+    )
     result = doctor("check", "--fast", "--recipe", str(bad))
     assert result.returncode == 2
-    assert result.stderr.strip() == f"merlin-doctor: error: {bad}:4: conda.chanels: unknown key (known: channels, dependencies)"
+    assert (
+        result.stderr.strip()
+        == f"merlin-doctor: error: {bad}:4: conda.chanels: unknown key (known: channels, dependencies)"
+    )
     assert "Traceback" not in result.stderr
 
 

@@ -1,4 +1,5 @@
 """What people read: the streamed terminal lines, folded skips, wrapping, counts, `result.problems`."""
+
 from __future__ import annotations
 
 import io
@@ -13,8 +14,10 @@ from merlin_doctor.session import Problems
 from merlin_doctor.verdict import Status, Verdict
 
 CPU_OK = "GPU check skipped: --cpu-ok says this machine runs on the CPU"
-LONG = ("libcudart.so.11.0 (CUDA runtime) cannot be loaded: cannot open shared object file: No such file or "
-        "directory; found only /usr/local/cuda-13.0/lib64/libcudart.so.13, another major TensorFlow does not load")
+LONG = (
+    "libcudart.so.11.0 (CUDA runtime) cannot be loaded: cannot open shared object file: No such file or "
+    "directory; found only /usr/local/cuda-13.0/lib64/libcudart.so.13, another major TensorFlow does not load"
+)
 CONDA_FIX = "conda install -c conda-forge cudatoolkit=11.2.2 && echo a long command that must stay on one line"
 
 

@@ -1,4 +1,5 @@
 """Shareable reports: redaction of canary values, verdicts unchanged, the real CLI on this machine."""
+
 from __future__ import annotations
 
 import copy
@@ -16,11 +17,21 @@ USER, HOME = "quasimodo", "/home/quasimodo"
 HOST = "belfry-7.notre-dame.example"
 UUID = "GPU-0c0ffee0-1234-4abc-9def-0123456789ab"
 CANARIES = {
-    "user": USER, "host": "belfry-7", "home": HOME, "gpu uuid": "0c0ffee0-1234", "serial": "1562419003917",
-    "ip": "10.66.77.88", "ipv6": "fe80::1ff:fe23:4567:890a", "mac": "02:42:ac:11:00:02",
-    "github token": "ghp_Canary0123456789abcdefghijklmnop", "hf token": "hf_CanaryAbcdefghijklmnopqrstu",
-    "aws secret": "wJalrCanaryEXAMPLEKEY", "tf token": "tf-token-canary-value", "url password": "hunchback-pass",
-    "script key": "ngcCanaryKey0123", "dropped variable": "not-on-the-allowlist-canary",
+    "user": USER,
+    "host": "belfry-7",
+    "home": HOME,
+    "gpu uuid": "0c0ffee0-1234",
+    "serial": "1562419003917",
+    "ip": "10.66.77.88",
+    "ipv6": "fe80::1ff:fe23:4567:890a",
+    "mac": "02:42:ac:11:00:02",
+    "github token": "ghp_Canary0123456789abcdefghijklmnop",
+    "hf token": "hf_CanaryAbcdefghijklmnopqrstu",
+    "aws secret": "wJalrCanaryEXAMPLEKEY",
+    "tf token": "tf-token-canary-value",
+    "url password": "hunchback-pass",
+    "script key": "ngcCanaryKey0123",
+    "dropped variable": "not-on-the-allowlist-canary",
 }
 
 
@@ -29,17 +40,27 @@ def canary_snapshot() -> dict:
     text = json.dumps(load_fixture("gpu-t4-healthy.json")).replace("/home/ana", HOME)
     facts = json.loads(text)
     probes = facts["probes"]
-    probes["interpreter"]["env"].update({
-        "USER": USER, "HOSTNAME": HOST, "GITHUB_TOKEN": CANARIES["github token"], "HF_TOKEN": CANARIES["hf token"],
-        "AWS_SECRET_ACCESS_KEY": CANARIES["aws secret"], "TF_API_TOKEN": CANARIES["tf token"],
-        "CUDA_VISIBLE_DEVICES": UUID, "DASK_SCHEDULER_ADDRESS": "tcp://10.66.77.88:8786",
-        "CONDA_CHANNEL_ALIAS": "https://quasi:hunchback-pass@conda.example.org/channels",
-        "MY_PROJECT_SETTING": CANARIES["dropped variable"]})
+    probes["interpreter"]["env"].update(
+        {
+            "USER": USER,
+            "HOSTNAME": HOST,
+            "GITHUB_TOKEN": CANARIES["github token"],
+            "HF_TOKEN": CANARIES["hf token"],
+            "AWS_SECRET_ACCESS_KEY": CANARIES["aws secret"],
+            "TF_API_TOKEN": CANARIES["tf token"],
+            "CUDA_VISIBLE_DEVICES": UUID,
+            "DASK_SCHEDULER_ADDRESS": "tcp://10.66.77.88:8786",
+            "CONDA_CHANNEL_ALIAS": "https://quasi:hunchback-pass@conda.example.org/channels",
+            "MY_PROJECT_SETTING": CANARIES["dropped variable"],
+        }
+    )
     device = probes["nvml"]["devices"][0]
     device.update(uuid=UUID, serial=CANARIES["serial"])
-    probes["nvml"]["log"] = [f"{USER}@{HOST}: permission denied for user {USER}",
-                             "eth0 ether 02:42:ac:11:00:02 inet 10.66.77.88/24 inet6 fe80::1ff:fe23:4567:890a",
-                             "loaded TensorRT 8.5.3.1 and cuDNN 8.1.0.77"]
+    probes["nvml"]["log"] = [
+        f"{USER}@{HOST}: permission denied for user {USER}",
+        "eth0 ether 02:42:ac:11:00:02 inet 10.66.77.88/24 inet6 fe80::1ff:fe23:4567:890a",
+        "loaded TensorRT 8.5.3.1 and cuDNN 8.1.0.77",
+    ]
     probes["activation"]["scripts"]["activate.d"]["ngc.sh"] = f"export NGC_API_KEY={CANARIES['script key']}\n"
     return facts
 
@@ -54,8 +75,10 @@ def test_a_report_of_a_canary_snapshot_holds_no_canary_and_judges_the_same(tmp_p
     result = doctor("report", "--from", str(snap), "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert f"report written to {out}" in result.stdout
-    assert "redacted: user name, host name and home directory (<user>, <host>, <home>), 2 IP addresses, " \
-           "1 MAC address, 1 GPU UUID, 1 serial number" in result.stdout
+    assert (
+        "redacted: user name, host name and home directory (<user>, <host>, <home>), 2 IP addresses, "
+        "1 MAC address, 1 GPU UUID, 1 serial number" in result.stdout
+    )
     assert "not on the allowlist left out" in result.stdout and "Read it before you share it." in result.stdout
     text = out.read_text()
     leaked = {name: value for name, value in CANARIES.items() if value.lower() in text.lower()}
@@ -76,14 +99,22 @@ def test_placeholders_are_stable_and_versions_survive():
     assert env["CUDA_VISIBLE_DEVICES"] == red["probes"]["nvml"]["devices"][0]["uuid"] == "<gpu-uuid-1>"
     assert env["DASK_SCHEDULER_ADDRESS"] == "tcp://<ip-1>:8786"
     assert env["CONDA_CHANNEL_ALIAS"] == "https://<credentials>@conda.example.org/channels"
-    assert red["probes"]["nvml"]["log"] == ["<user>@<host>: permission denied for user <user>",
-                                            "eth0 ether <mac-1> inet <ip-1>/24 inet6 <ip-2>",
-                                            "loaded TensorRT 8.5.3.1 and cuDNN 8.1.0.77"]
+    assert red["probes"]["nvml"]["log"] == [
+        "<user>@<host>: permission denied for user <user>",
+        "eth0 ether <mac-1> inet <ip-1>/24 inet6 <ip-2>",
+        "loaded TensorRT 8.5.3.1 and cuDNN 8.1.0.77",
+    ]
     assert red["probes"]["interpreter"]["prefix"] == "<home>/miniconda3/envs/merlin"
     assert red["probes"]["activation"]["scripts"]["activate.d"]["ngc.sh"] == "export NGC_API_KEY=<secret>\n"
     # allowlisted names stay, secret-looking and unlisted ones go, whatever their prefix
-    assert set(env) == {"CONDA_PREFIX", "CONDA_DEFAULT_ENV", "CONDA_SHLVL", "CUDA_VISIBLE_DEVICES",
-                        "DASK_SCHEDULER_ADDRESS", "CONDA_CHANNEL_ALIAS"}
+    assert set(env) == {
+        "CONDA_PREFIX",
+        "CONDA_DEFAULT_ENV",
+        "CONDA_SHLVL",
+        "CUDA_VISIBLE_DEVICES",
+        "DASK_SCHEDULER_ADDRESS",
+        "CONDA_CHANNEL_ALIAS",
+    }
     versions = lambda f: {k: d["version"] for k, d in f["probes"]["packages"]["distributions"].items()}  # noqa: E731
     assert versions(red) == versions(facts)
     assert red["probes"]["nvml"]["driver_version"] == "525.85.12"
@@ -125,8 +156,10 @@ def test_report_never_overwrites_a_file_it_did_not_write(tmp_path):
     precious.write_text('{"mine": true}')
     result = doctor("report", "--from", str(snap), "-o", str(precious))
     assert result.returncode == 2 and precious.read_text() == '{"mine": true}'
-    assert result.stderr.strip() == (f"merlin-doctor: error: {precious}: the file exists and is not a merlin-doctor "
-                                     "report; choose another -o FILE or add --force to replace it")
+    assert result.stderr.strip() == (
+        f"merlin-doctor: error: {precious}: the file exists and is not a merlin-doctor "
+        "report; choose another -o FILE or add --force to replace it"
+    )
     assert doctor("report", "--from", str(snap), "-o", str(precious), "--force").returncode == 0
     assert doctor("report", "--from", str(snap), "-o", str(precious)).returncode == 0  # an earlier report: replaced
     assert json.loads(precious.read_text())["kind"] == "merlin-doctor-report"
@@ -137,16 +170,30 @@ def test_markdown_puts_problems_first_groups_fixes_and_folds_skips():
 
     conda = "conda install -c conda-forge cudatoolkit=11.2.2"
     v = lambda i, s, summary, fix=None: {"id": i, "status": s, "summary": summary, "fix": fix}  # noqa: E731
-    doc = {"doctor_version": "0.1.0", "recipe": "cpu", "created_at": "2026-12-04T06:00:00+00:00",
-           "summary": {"pass": 1, "fail": 3, "skip": 3}, "facts": {"probes": {}}, "packages": [],
-           "redaction": {"note": "nothing redacted"},
-           "verdicts": [v("host.os", "pass", "Debian 12"), v("cuda.libcudart", "fail", "no cudart", conda),
-                        *[v(f"gpu.c{i}", "skip", "skipped by --cpu-ok") for i in range(3)],
-                        v("gpu.nvml", "fail", "no driver", "install it"),
-                        v("cuda.libcublas", "fail", "no cublas", conda)]}
+    doc = {
+        "doctor_version": "0.1.0",
+        "recipe": "cpu",
+        "created_at": "2026-12-04T06:00:00+00:00",
+        "summary": {"pass": 1, "fail": 3, "skip": 3},
+        "facts": {"probes": {}},
+        "packages": [],
+        "redaction": {"note": "nothing redacted"},
+        "verdicts": [
+            v("host.os", "pass", "Debian 12"),
+            v("cuda.libcudart", "fail", "no cudart", conda),
+            *[v(f"gpu.c{i}", "skip", "skipped by --cpu-ok") for i in range(3)],
+            v("gpu.nvml", "fail", "no driver", "install it"),
+            v("cuda.libcublas", "fail", "no cublas", conda),
+        ],
+    }
     text = markdown(doc)
     rows = [line for line in text.splitlines() if line.startswith("| ") and "`" in line or "3 checks" in line]
-    assert [r.split("|")[2].strip() for r in rows] == ["`cuda.libcudart`", "`cuda.libcublas`", "`gpu.nvml`",
-                                                      "`host.os`", "3 checks"]
+    assert [r.split("|")[2].strip() for r in rows] == [
+        "`cuda.libcudart`",
+        "`cuda.libcublas`",
+        "`gpu.nvml`",
+        "`host.os`",
+        "3 checks",
+    ]
     assert "skipped by --cpu-ok: gpu.c0, gpu.c1, gpu.c2" in rows[-1]
     assert text.count(conda) == 1 and f"- cuda.libcudart, cuda.libcublas: {conda}" in text

@@ -1,4 +1,5 @@
 """The engine: needs, skips, errors from checks that raise, selection and exit codes."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,7 +18,9 @@ def _check(id, fn, probes=("host",), **kw):
 
 
 def _run(checks, **options):
-    verdicts = run_checks(checks, Facts({"host": {"system": "Linux"}}), load_recipe("tf210-cuda112"), CheckOptions(**options))
+    verdicts = run_checks(
+        checks, Facts({"host": {"system": "Linux"}}), load_recipe("tf210-cuda112"), CheckOptions(**options)
+    )
     return {v.id: v for v in verdicts}
 
 
@@ -31,16 +34,20 @@ def test_a_check_that_raises_is_an_error_verdict_and_the_run_goes_on():
 
 
 def test_needs_skip_with_reason_when_the_need_failed():
-    checks = [_check("a.base", lambda f, r: failed("no")),
-              _check("a.child", lambda f, r: passed("yes"), needs=("a.base",))]
+    checks = [
+        _check("a.base", lambda f, r: failed("no")),
+        _check("a.child", lambda f, r: passed("yes"), needs=("a.base",)),
+    ]
     v = _run(checks)
     assert v["a.child"].status is Status.SKIP
     assert v["a.child"].summary == "skipped: it needs a.base, which did not pass (fail)"
 
 
 def test_a_warning_need_still_lets_the_dependent_run():
-    checks = [_check("a.base", lambda f, r: warned("meh")),
-              _check("a.child", lambda f, r: passed("yes"), needs=("a.base",))]
+    checks = [
+        _check("a.base", lambda f, r: warned("meh")),
+        _check("a.child", lambda f, r: passed("yes"), needs=("a.base",)),
+    ]
     assert _run(checks)["a.child"].status is Status.PASS
 
 
@@ -82,8 +89,10 @@ def test_exit_codes():
 
 
 def test_only_runs_what_the_chosen_check_needs_and_skip_wins():
-    checks = [_check("a.base", lambda f, r: passed("ok")),
-              _check("a.child", lambda f, r: passed("yes"), needs=("a.base",))]
+    checks = [
+        _check("a.base", lambda f, r: passed("ok")),
+        _check("a.child", lambda f, r: passed("yes"), needs=("a.base",)),
+    ]
     assert [c.id for c in select_checks(checks, only=["a.child"])] == ["a.base", "a.child"]
     chosen = select_checks(checks, only=["a.child"], skip=["a.base"])
     v = _run(chosen)

@@ -13,6 +13,7 @@ packages (packages.*, interpreter.*) are not env-level here; activation.* and en
 conda, mamba and micromamba cannot be installed here: their exact command lines are
 asserted from the dry-run plan.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,10 +50,26 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 def run_until_paused(world: World, point: str, *args: str, timeout: float = 120) -> int:
     """Start a run that stops at `point` (the steps' test hook), kill -9 it there; return its PID."""
-    cmd = [sys.executable, "-m", "merlin_doctor", "setup", "--recipe", str(world.recipe), "--engine", "rattler",
-           "--yes", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**world.env, PAUSE_VAR: point}, cwd=str(REPO))
+    cmd = [
+        sys.executable,
+        "-m",
+        "merlin_doctor",
+        "setup",
+        "--recipe",
+        str(world.recipe),
+        "--engine",
+        "rattler",
+        "--yes",
+        *args,
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**world.env, PAUSE_VAR: point},
+        cwd=str(REPO),
+    )
     assert proc.stderr is not None
     seen: List[str] = []
     deadline = time.monotonic() + timeout
@@ -82,8 +99,11 @@ def tree(prefix: Path) -> Dict[str, tuple]:
             if path.is_symlink():
                 out[str(path.relative_to(prefix))] = ("link", os.readlink(path), st.st_mtime_ns)
             elif path.is_file():
-                out[str(path.relative_to(prefix))] = ("file", hashlib.sha256(path.read_bytes()).hexdigest(),
-                                                      st.st_mtime_ns)
+                out[str(path.relative_to(prefix))] = (
+                    "file",
+                    hashlib.sha256(path.read_bytes()).hexdigest(),
+                    st.st_mtime_ns,
+                )
     return out
 
 
@@ -99,9 +119,12 @@ def converged_state(prefix: Path) -> dict:
         "conda": meta,
         "pip": sorted(p.name for p in site.glob("*.dist-info")),
         "links": {n: os.readlink(trt / n) for n in ("libnvinfer.so.7", "libnvinfer_plugin.so.7")},
-        "scripts": {d: (prefix / "etc" / "conda" / d / "merlin-doctor.sh").read_text()
-                    for d in ("activate.d", "deactivate.d")},
-        "libdevice": hashlib.sha256((prefix / "lib" / "nvvm" / "libdevice" / "libdevice.10.bc").read_bytes()).hexdigest(),
+        "scripts": {
+            d: (prefix / "etc" / "conda" / d / "merlin-doctor.sh").read_text() for d in ("activate.d", "deactivate.d")
+        },
+        "libdevice": hashlib.sha256(
+            (prefix / "lib" / "nvvm" / "libdevice" / "libdevice.10.bc").read_bytes()
+        ).hexdigest(),
     }
 
 
@@ -116,12 +139,17 @@ def converged(world: World):
 
 # --- the whole flow ------------------------------------------------------------------------
 
+
 def test_setup_env_creates_the_env_the_recipe_describes(converged, world: World) -> None:
     prefix, done = converged
     recipe = load_recipe(str(world.recipe))
     state = converged_state(prefix)
     assert {k: state["conda"].get(k) for k in ("python", "cudatoolkit", "cudnn", "cuda-nvcc")} == {
-        "python": find_python39()[1], "cudatoolkit": "11.2.2", "cudnn": "8.1.0", "cuda-nvcc": "11.3.58"}
+        "python": find_python39()[1],
+        "cudatoolkit": "11.2.2",
+        "cudnn": "8.1.0",
+        "cuda-nvcc": "11.3.58",
+    }
     assert "pip" in state["conda"]
     check = f"Next: merlin-doctor check --prefix {shlex.quote(str(prefix))} --recipe {shlex.quote(str(world.recipe))}"
     assert check in done.stdout, "setup ends with the exact command that judges what it built"
@@ -153,7 +181,7 @@ def test_activate_d_sets_the_variables_and_deactivate_d_restores_them_byte_for_b
     prefix, _ = converged
     recipe = load_recipe(str(world.recipe))
     scripts = prefix / "etc" / "conda"
-    dump = "env -0 > \"$OUT/$1\""
+    dump = 'env -0 > "$OUT/$1"'
     script = f"""
 set -e
 snap() {{ {dump}; }}
@@ -161,9 +189,9 @@ export LD_LIBRARY_PATH='/usr/lib/x86_64-linux-gnu/x:/opt/a b'
 unset XLA_FLAGS
 export CONDA_PREFIX={shlex.quote(str(prefix))}
 snap before
-. {shlex.quote(str(scripts / 'activate.d' / 'merlin-doctor.sh'))}
+. {shlex.quote(str(scripts / "activate.d" / "merlin-doctor.sh"))}
 snap during
-. {shlex.quote(str(scripts / 'deactivate.d' / 'merlin-doctor.sh'))}
+. {shlex.quote(str(scripts / "deactivate.d" / "merlin-doctor.sh"))}
 snap after
 """
     out = world.root / "snaps"
@@ -181,24 +209,44 @@ snap after
 
 def _activated(prefix: Path, base: Dict[str, str]) -> Dict[str, str]:
     """The environment after `conda activate`: PATH and CONDA_PREFIX, then activate.d sourced in bash."""
-    script = f"export CONDA_PREFIX={shlex.quote(str(prefix))}; export PATH=\"$CONDA_PREFIX/bin:$PATH\"; " \
-             f". {shlex.quote(str(prefix / 'etc/conda/activate.d/merlin-doctor.sh'))}; env -0"
+    script = (
+        f'export CONDA_PREFIX={shlex.quote(str(prefix))}; export PATH="$CONDA_PREFIX/bin:$PATH"; '
+        f". {shlex.quote(str(prefix / 'etc/conda/activate.d/merlin-doctor.sh'))}; env -0"
+    )
     raw = subprocess.run(["bash", "-c", script], env=base, capture_output=True, check=True).stdout
     return dict(e.split("=", 1) for e in raw.decode().split("\0") if e)
 
 
 def test_check_inside_the_env_passes_its_env_level_checks(converged, world: World) -> None:
     prefix, _ = converged
-    result = doctor("check", "--fast", "--recipe", str(world.recipe), "--only", "activation", "--only", "env",
-                    "--json", env=_activated(prefix, world.env))
+    result = doctor(
+        "check",
+        "--fast",
+        "--recipe",
+        str(world.recipe),
+        "--only",
+        "activation",
+        "--only",
+        "env",
+        "--json",
+        env=_activated(prefix, world.env),
+    )
     verdicts = {v["id"]: (v["status"], v["summary"]) for v in json.loads(result.stdout)["verdicts"]}
-    assert {"activation.scripts", "activation.applied", "activation.ld-path", "activation.libdevice",
-            "activation.ptxas", "env.links", "env.copies"} <= set(verdicts)
+    assert {
+        "activation.scripts",
+        "activation.applied",
+        "activation.ld-path",
+        "activation.libdevice",
+        "activation.ptxas",
+        "env.links",
+        "env.copies",
+    } <= set(verdicts)
     assert {k: s for k, (s, _) in verdicts.items() if s != "pass"} == {}, verdicts
     assert result.returncode == 0
 
 
 # --- killed at any point, resumed ----------------------------------------------------------
+
 
 def test_a_run_killed_after_each_step_or_inside_one_is_finished_by_the_next(converged, world: World) -> None:
     """kill -9 inside the engine's install, after each step and between two pip groups."""
@@ -226,10 +274,27 @@ def test_a_kill_inside_the_engine_leaves_an_env_the_next_run_completes(world: Wo
 def test_a_second_run_waits_then_names_the_lock_and_its_holder(world: World) -> None:
     prefix = world.prefix("locked env")
     (prefix / "conda-meta").mkdir(parents=True)
-    cmd = [sys.executable, "-m", "merlin_doctor", "setup", "--recipe", str(world.recipe), "--prefix", str(prefix),
-           "--only", "activation", "--yes"]
-    holder = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              env={**world.env, PAUSE_VAR: "activation"}, cwd=str(REPO))
+    cmd = [
+        sys.executable,
+        "-m",
+        "merlin_doctor",
+        "setup",
+        "--recipe",
+        str(world.recipe),
+        "--prefix",
+        str(prefix),
+        "--only",
+        "activation",
+        "--yes",
+    ]
+    holder = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**world.env, PAUSE_VAR: "activation"},
+        cwd=str(REPO),
+    )
     try:
         assert holder.stderr is not None
         while "test pause at activation" not in holder.stderr.readline():
@@ -250,6 +315,7 @@ def test_a_second_run_waits_then_names_the_lock_and_its_holder(world: World) -> 
 
 
 # --- fix ------------------------------------------------------------------------------------
+
 
 def test_fix_repairs_exactly_what_was_broken(world: World) -> None:
     prefix = world.prefix("broken env")
@@ -275,8 +341,11 @@ def test_fix_repairs_exactly_what_was_broken(world: World) -> None:
     assert [o["id"] for o in report["outcomes"] if o["applied"]] == ["links", "activation", "copies"]
     repaired = tree(prefix)
     changed = {p for p in set(broken) | set(repaired) if broken.get(p) != repaired.get(p)}
-    assert changed == {"lib/python3.9/site-packages/tensorrt/libnvinfer.so.7",
-                       "lib/nvvm/libdevice/libdevice.10.bc", "etc/conda/activate.d/merlin-doctor.sh"}
+    assert changed == {
+        "lib/python3.9/site-packages/tensorrt/libnvinfer.so.7",
+        "lib/nvvm/libdevice/libdevice.10.bc",
+        "etc/conda/activate.d/merlin-doctor.sh",
+    }
     before = {v["id"]: v["status"] for v in report["before"]}
     after = {v["id"]: v["status"] for v in report["after"]}
     for check in ("env.links", "env.copies", "activation.scripts"):
@@ -294,13 +363,38 @@ def test_fix_run_by_the_envs_own_python_reinstalls_a_missing_pip_group(converged
     """
     prefix, _ = converged
     python = str(prefix / "bin" / "python")
-    assert subprocess.run([python, "-m", "pip", "uninstall", "-y", "mdtest-core"], capture_output=True,
-                          env=world.env).returncode == 0
-    deps = subprocess.run([tf_python, "-c", "import click, os; print(os.path.dirname(os.path.dirname(click.__file__)))"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    assert (
+        subprocess.run(
+            [python, "-m", "pip", "uninstall", "-y", "mdtest-core"], capture_output=True, env=world.env
+        ).returncode
+        == 0
+    )
+    deps = subprocess.run(
+        [tf_python, "-c", "import click, os; print(os.path.dirname(os.path.dirname(click.__file__)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     env = dict(world.env, PYTHONPATH=os.pathsep.join([str(REPO), deps]))
-    done = subprocess.run([python, "-m", "merlin_doctor", "fix", "--recipe", str(world.recipe), "--prefix", str(prefix),
-                           "--yes", "--json"], capture_output=True, text=True, env=env, cwd=str(REPO), timeout=300)
+    done = subprocess.run(
+        [
+            python,
+            "-m",
+            "merlin_doctor",
+            "fix",
+            "--recipe",
+            str(world.recipe),
+            "--prefix",
+            str(prefix),
+            "--yes",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(REPO),
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert report["notes"] == [], "the doctor runs in the env: nothing is left out"
@@ -341,13 +435,17 @@ def test_nothing_in_the_way_is_replaced_without_force(world: World) -> None:
 
 def test_an_optional_pip_group_that_fails_warns_and_a_required_one_fails(converged, world: World) -> None:
     prefix, _ = converged
-    group = ("  - name: extras\n    requirements: [mdtest-absent==1.0]\n    find_links: [{wheels}]\n"
-             "    no_index: true\n").format(wheels=json.dumps(str(world.root / "local wheels")))
+    group = (
+        "  - name: extras\n    requirements: [mdtest-absent==1.0]\n    find_links: [{wheels}]\n    no_index: true\n"
+    ).format(wheels=json.dumps(str(world.root / "local wheels")))
     optional = world.write_recipe("optional.yml", group + "    optional: true\n    why: only demos use it\n")
     warned = world.setup_env(prefix, "--only", "pip", "--json", recipe=optional)
     assert warned.returncode == 0, warned.stderr
     (outcome,) = json.loads(warned.stdout)["outcomes"]
-    assert outcome["status"] == "warn" and "optional pip group 'extras' was not installed (only demos use it)" in outcome["summary"]
+    assert (
+        outcome["status"] == "warn"
+        and "optional pip group 'extras' was not installed (only demos use it)" in outcome["summary"]
+    )
 
     required = world.write_recipe("required.yml", group)
     failed = world.setup_env(prefix, "--only", "pip", recipe=required)
@@ -391,15 +489,28 @@ def _bare_env(home: Path) -> Dict[str, str]:
 def bare_doctor(home: Path, *args: str, path: Optional[str] = None) -> subprocess.CompletedProcess:
     """The real CLI with exactly `_bare_env(home)` (conftest's `doctor` adds this process's environment)."""
     env = dict(_bare_env(home), **({"PATH": path} if path else {}))
-    return subprocess.run([sys.executable, "-m", "merlin_doctor", *args], capture_output=True, text=True, env=env,
-                          stdin=subprocess.DEVNULL, cwd=str(REPO), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "merlin_doctor", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        cwd=str(REPO),
+        timeout=120,
+    )
 
 
 def test_setup_env_dry_run_prints_every_article_step_and_changes_nothing(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    done = subprocess.run([sys.executable, SETUP_ENV, "--dry-run"], capture_output=True, text=True,
-                          env=_bare_env(home), cwd=str(REPO), timeout=120)
+    done = subprocess.run(
+        [sys.executable, SETUP_ENV, "--dry-run"],
+        capture_output=True,
+        text=True,
+        env=_bare_env(home),
+        cwd=str(REPO),
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     prefix = home / ".conda" / "envs" / "merlin"
     assert f"merlin-doctor setup: recipe tf210-cuda112 -> {prefix}" in done.stdout
@@ -416,9 +527,27 @@ def test_dry_run_with_a_cli_engine_shows_its_exact_command_line(name: str, tmp_p
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     env_step = report["plan"][0]
-    assert env_step["id"] == "env" and env_step["actions"] == [shlex.join([
-        name, "create", "--yes", "--prefix", str(prefix), "--override-channels", "--channel", "conda-forge",
-        "--channel", "nvidia", "python=3.9", "cudatoolkit=11.2.2", "cudnn=8.1.0", "nvidia::cuda-nvcc=11.3.58", "pip"])]
+    assert env_step["id"] == "env" and env_step["actions"] == [
+        shlex.join(
+            [
+                name,
+                "create",
+                "--yes",
+                "--prefix",
+                str(prefix),
+                "--override-channels",
+                "--channel",
+                "conda-forge",
+                "--channel",
+                "nvidia",
+                "python=3.9",
+                "cudatoolkit=11.2.2",
+                "cudnn=8.1.0",
+                "nvidia::cuda-nvcc=11.3.58",
+                "pip",
+            ]
+        )
+    ]
     assert any(f"the {name} engine is not usable" in note for note in report["notes"])
     assert [p["id"] for p in report["plan"]] == ["env", "pip", "links", "activation", "copies"]
 
@@ -431,12 +560,29 @@ def test_dry_run_uses_the_engine_found_on_path_and_installs_into_an_existing_env
     exe.chmod(0o755)
     prefix = tmp_path / "env"
     (prefix / "conda-meta").mkdir(parents=True)
-    result = bare_doctor(tmp_path, "setup", "--dry-run", "--prefix", str(prefix), "--only", "env",
-                         path=f"{bindir}:/usr/bin:/bin")
+    result = bare_doctor(
+        tmp_path, "setup", "--dry-run", "--prefix", str(prefix), "--only", "env", path=f"{bindir}:/usr/bin:/bin"
+    )
     assert result.returncode == 0, result.stderr
     assert f"engine: micromamba ({exe})" in result.stdout
-    assert shlex.join([str(exe), "install", "--yes", "--prefix", str(prefix), "--override-channels", "--channel",
-                       "conda-forge", "--channel", "nvidia", "python=3.9"]) in result.stdout
+    assert (
+        shlex.join(
+            [
+                str(exe),
+                "install",
+                "--yes",
+                "--prefix",
+                str(prefix),
+                "--override-channels",
+                "--channel",
+                "conda-forge",
+                "--channel",
+                "nvidia",
+                "python=3.9",
+            ]
+        )
+        in result.stdout
+    )
 
 
 def test_named_env_needs_a_usable_cli_engine_to_know_where_it_lives(tmp_path: Path) -> None:
@@ -446,10 +592,13 @@ def test_named_env_needs_a_usable_cli_engine_to_know_where_it_lives(tmp_path: Pa
     assert "give --prefix DIR" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("layout, message", [
-    ({"condabin/conda": "x", "conda-meta/history": ""}, "is a conda installation's base env (it holds condabin/)"),
-    ({"notes.txt": "mine"}, "exists and is not a conda env (no conda-meta/); refusing to change it"),
-])
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        ({"condabin/conda": "x", "conda-meta/history": ""}, "is a conda installation's base env (it holds condabin/)"),
+        ({"notes.txt": "mine"}, "exists and is not a conda env (no conda-meta/); refusing to change it"),
+    ],
+)
 def test_the_base_env_and_foreign_directories_are_refused(tmp_path: Path, layout: dict, message: str) -> None:
     for rel, text in layout.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -484,9 +633,15 @@ def test_setup_env_without_a_terminal_or_yes_refuses_before_bootstrapping(tmp_pa
     home, _ = find_python39()
     env = dict(_bare_env(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"))
     started = time.monotonic()
-    refused = subprocess.run([str(home / "bin" / "python3.9"), SETUP_ENV, "--prefix", str(tmp_path / "env")],
-                             capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, cwd=str(REPO),
-                             timeout=60)
+    refused = subprocess.run(
+        [str(home / "bin" / "python3.9"), SETUP_ENV, "--prefix", str(tmp_path / "env")],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        cwd=str(REPO),
+        timeout=60,
+    )
     assert refused.returncode == 2 and "not a terminal and no --yes" in refused.stderr
     assert time.monotonic() - started < 10 and not (tmp_path / "cache").exists(), "no private venv was made"
 
@@ -519,32 +674,48 @@ def test_setup_env_bootstraps_a_private_python_when_the_deps_are_missing(tmp_pat
     bare = str(home / "bin" / "python3.9")
     env = dict(_bare_env(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"))
     env["PATH"] = os.environ["PATH"]  # pip reaches the package index the machine is configured with
-    first = subprocess.run([bare, SETUP_ENV, "--dry-run", "--prefix", str(tmp_path / "env")], capture_output=True,
-                           text=True, env=env, cwd=str(REPO), timeout=600)
+    first = subprocess.run(
+        [bare, SETUP_ENV, "--dry-run", "--prefix", str(tmp_path / "env")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(REPO),
+        timeout=600,
+    )
     assert first.returncode == 0, first.stdout + first.stderr
     venv = tmp_path / "cache" / "merlin-doctor" / "bootstrap"
     assert "preparing a private Python for merlin-doctor in " + str(venv) in first.stderr
     assert (venv / ".merlin-doctor-stamp").is_file() and "Plan (dry run" in first.stdout
-    second = subprocess.run([bare, SETUP_ENV, "--dry-run", "--prefix", str(tmp_path / "env")], capture_output=True,
-                            text=True, env=env, cwd=str(REPO), timeout=120)
+    second = subprocess.run(
+        [bare, SETUP_ENV, "--dry-run", "--prefix", str(tmp_path / "env")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(REPO),
+        timeout=120,
+    )
     assert second.returncode == 0 and "preparing" not in second.stderr
     assert second.stdout == first.stdout
 
 
 # --- pieces ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("spec, installed, ok", [
-    ("python=3.9", {"python": "3.9.18"}, True),
-    ("python=3.9", {"python": "3.10.1"}, False),
-    ("cudatoolkit=11.2.2", {"cudatoolkit": "11.2.2"}, True),
-    ("cudatoolkit=11.2.2", {"cudatoolkit": "11.2.20"}, False),
-    ("nvidia::cuda-nvcc=11.3.58", {"cuda-nvcc": "11.3.58"}, True),
-    ("cudnn>=8.1,<9", {"cudnn": "8.9.2"}, True),
-    ("cudnn 8.1.0 h1234_0", {"cudnn": "8.1.0"}, True),
-    ("pip", {"pip": "23.2"}, True),
-    ("pip", {}, False),
-    ("numpy 1.2|1.3", {"numpy": "1.7"}, True),  # an or-constraint: judged by presence, the engine resolves it
-])
+
+@pytest.mark.parametrize(
+    "spec, installed, ok",
+    [
+        ("python=3.9", {"python": "3.9.18"}, True),
+        ("python=3.9", {"python": "3.10.1"}, False),
+        ("cudatoolkit=11.2.2", {"cudatoolkit": "11.2.2"}, True),
+        ("cudatoolkit=11.2.2", {"cudatoolkit": "11.2.20"}, False),
+        ("nvidia::cuda-nvcc=11.3.58", {"cuda-nvcc": "11.3.58"}, True),
+        ("cudnn>=8.1,<9", {"cudnn": "8.9.2"}, True),
+        ("cudnn 8.1.0 h1234_0", {"cudnn": "8.1.0"}, True),
+        ("pip", {"pip": "23.2"}, True),
+        ("pip", {}, False),
+        ("numpy 1.2|1.3", {"numpy": "1.7"}, True),  # an or-constraint: judged by presence, the engine resolves it
+    ],
+)
 def test_conda_specs_are_judged_like_conda(spec: str, installed: dict, ok: bool) -> None:
     assert spec_satisfied(spec, installed) is ok
 
@@ -564,19 +735,40 @@ def test_env_checks_name_the_repair_and_when_it_needs_force() -> None:
     from merlin_doctor.runner import run_checks
 
     link = {"path": "/my env/x/libnvinfer.so.7", "target": "libnvinfer.so.8", "points_to": None}
-    copy = {"from": "/my env/lib/libdevice.10.bc", "to": "/my env/lib/nvvm/libdevice/libdevice.10.bc",
-            "from_sha256": None, "to_sha256": None}
-    facts = Facts({"recipe_files": {"prefix": "/my env", "links": [dict(link, state="file"), dict(link, state="no-target")],
-                                    "copies": [dict(copy, state="no-source")]}})
+    copy = {
+        "from": "/my env/lib/libdevice.10.bc",
+        "to": "/my env/lib/nvvm/libdevice/libdevice.10.bc",
+        "from_sha256": None,
+        "to_sha256": None,
+    }
+    facts = Facts(
+        {
+            "recipe_files": {
+                "prefix": "/my env",
+                "links": [dict(link, state="file"), dict(link, state="no-target")],
+                "copies": [dict(copy, state="no-source")],
+            }
+        }
+    )
     checks = [c for c in all_checks() if c.area == "env"]
     verdicts = {v.id: v for v in run_checks(checks, facts, load_recipe("tf210-cuda112"), CheckOptions())}
     assert verdicts["env.links"].status.value == "fail" and verdicts["env.links"].step == "links"
     assert verdicts["env.links"].fix == "merlin-doctor fix --only links --force"
     assert verdicts["env.copies"].fix == "merlin-doctor setup --prefix '/my env' --only env"
-    settled = Facts({"recipe_files": {"prefix": "/e", "links": [dict(link, state="ok"), dict(link, state="no-target")],
-                                      "copies": []}})
+    settled = Facts(
+        {
+            "recipe_files": {
+                "prefix": "/e",
+                "links": [dict(link, state="ok"), dict(link, state="no-target")],
+                "copies": [],
+            }
+        }
+    )
     verdicts = {v.id: v for v in run_checks(checks, settled, load_recipe("cpu"), CheckOptions())}
     assert verdicts["env.links"].summary == "1 link(s) in place; 1 not made because their target is not installed"
-    assert (verdicts["env.copies"].status.value, verdicts["env.copies"].summary) == ("pass", "recipe cpu makes no copies")
+    assert (verdicts["env.copies"].status.value, verdicts["env.copies"].summary) == (
+        "pass",
+        "recipe cpu makes no copies",
+    )
     outside = Facts({"recipe_files": {"prefix": None, "links": [], "copies": []}})
     assert {v.status.value for v in run_checks(checks, outside, load_recipe("cpu"), CheckOptions())} == {"skip"}

@@ -1,5 +1,6 @@
 """The env judged from outside: which env, its activation, where its probes run, and the
 pieces that must work in a bare interpreter."""
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,9 @@ def test_a_bare_env_is_judged_by_its_own_interpreter_with_the_standard_library_o
     facts = {name: run_probe(probe_named(name), ctx) for name in ("interpreter", "packages", "tf_build")}
     assert facts["interpreter"]["prefix"] == str(tmp_path / "env"), facts
     assert facts["interpreter"]["env"]["VIRTUAL_ENV"] == str(tmp_path / "env")
-    assert not {"click", "pyyaml", "merlin-doctor"} & set(facts["packages"]["distributions"]), \
+    assert not {"click", "pyyaml", "merlin-doctor"} & set(facts["packages"]["distributions"]), (
         "the doctor's own dependencies are not the env's"
+    )
     assert facts["tf_build"]["found"] is False
 
 
@@ -61,10 +63,13 @@ def test_children_get_the_doctors_package_alone_on_their_path():
     assert (root / "merlin_doctor" / "probes" / "child.py").is_file()
 
 
-@pytest.mark.parametrize("flags, message", [
-    ({"prefix": "/nonexistent/env"}, "no such directory"),
-    ({"name": "merlin", "prefix": "/tmp"}, "not both"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        ({"prefix": "/nonexistent/env"}, "no such directory"),
+        ({"name": "merlin", "prefix": "/tmp"}, "not both"),
+    ],
+)
 def test_bad_env_flags_are_input_errors(flags, message):
     with pytest.raises(InputError, match=message):
         judged_env(load_recipe("cpu"), flags.get("prefix"), flags.get("name"))
@@ -94,8 +99,10 @@ def test_the_ple_in_an_env_without_pyyaml_says_what_is_missing(tmp_path):
 
     python = str(_venv(tmp_path / "env") / "bin" / "python")
     result = run_json_command(ple_command(python), 60)
-    assert result["error"] == f"{python} cannot import yaml, which the PLE check needs in the env: " \
-                              f"{python} -m pip install pyyaml"
+    assert (
+        result["error"] == f"{python} cannot import yaml, which the PLE check needs in the env: "
+        f"{python} -m pip install pyyaml"
+    )
 
 
 def test_fixes_judged_from_outside_run_the_envs_own_python():
@@ -104,15 +111,17 @@ def test_fixes_judged_from_outside_run_the_envs_own_python():
     python = "/my envs/tf/bin/python"
     fix = "python -m pip install 'tensorflow==2.10.0' && python -m pip install x; python -m pip check"
     quoted = "'/my envs/tf/bin/python'"
-    assert env_command(fix, python) == (f"{quoted} -m pip install 'tensorflow==2.10.0' && {quoted} -m pip install x; "
-                                        f"{quoted} -m pip check")
+    assert env_command(fix, python) == (
+        f"{quoted} -m pip install 'tensorflow==2.10.0' && {quoted} -m pip install x; {quoted} -m pip check"
+    )
     assert env_command("conda install -c conda-forge cudnn=8.1.0  # python -m is not run", python).startswith("conda ")
     assert env_command("sudo modprobe nvidia", python) == "sudo modprobe nvidia"
 
 
 def test_check_from_outside_prints_fixes_with_the_envs_interpreter(tmp_path):
     env = _venv(tmp_path / "env")
-    data = json.loads(doctor("check", "--prefix", str(env), "--recipe", "cpu", "--cpu-ok", "--only", "tf.import",
-                             "--json").stdout)
+    data = json.loads(
+        doctor("check", "--prefix", str(env), "--recipe", "cpu", "--cpu-ok", "--only", "tf.import", "--json").stdout
+    )
     fix = {v["id"]: v for v in data["verdicts"]}["tf.import"]["fix"]
     assert fix.startswith(f"{env / 'bin' / 'python'} -m pip install"), fix

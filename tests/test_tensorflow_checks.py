@@ -3,6 +3,7 @@
 The fixture `tf-probes-cpu-py39.json` is what the tensorflow and e2e probes really
 reported on this project's GPU-less machine (TF 2.10.0 CPU stack, Python 3.9).
 """
+
 from __future__ import annotations
 
 import copy
@@ -41,8 +42,12 @@ def test_cpu_only_state_passes_with_the_cpu_recipe(tf_cpu):
     probes.pop("note")
     v = judge(probes, recipe="cpu")
     assert {i: x.status for i, x in v.items() if x.status is not Status.SKIP} == {
-        "tf.import": Status.PASS, "tf.matmul": Status.PASS, "tf.xla": Status.PASS,
-        "tf.merlin-imports": Status.PASS, "e2e.ple": Status.PASS}
+        "tf.import": Status.PASS,
+        "tf.matmul": Status.PASS,
+        "tf.xla": Status.PASS,
+        "tf.merlin-imports": Status.PASS,
+        "e2e.ple": Status.PASS,
+    }
     assert "TensorFlow 2.10.0" in v["tf.import"].summary
     assert v["e2e.ple"].evidence["examples_per_s"] > 0 and len(v["e2e.ple"].evidence["curve"]) >= 2
 
@@ -50,9 +55,11 @@ def test_cpu_only_state_passes_with_the_cpu_recipe(tf_cpu):
 def test_a_failed_import_is_explained(tf_cpu):
     tf = copy.deepcopy(tf_cpu["tensorflow"])
     tf["import"] = {"ok": False, "error": "TypeError: Descriptors cannot not be created directly."}
-    tf["log"] = ["TypeError: Descriptors cannot not be created directly.",
-                 "If this call came from a _pb2.py file, your generated code is out of date and must be regenerated "
-                 "with protoc >= 3.19.0."]
+    tf["log"] = [
+        "TypeError: Descriptors cannot not be created directly.",
+        "If this call came from a _pb2.py file, your generated code is out of date and must be regenerated "
+        "with protoc >= 3.19.0.",
+    ]
     v = judge({"tensorflow": tf, "e2e": tf_cpu["e2e"], "nvml": {}}, recipe="cpu")["tf.import"]
     assert v.status is Status.FAIL and "protobuf-too-new" in v.summary
     assert "protobuf" in v.fix
@@ -111,16 +118,30 @@ def test_fast_skips_tensorflow_and_training(tf_python):
 
 def test_a_gpu_request_that_ran_on_the_cpu_is_not_a_pass(tf_cpu):
     tf = copy.deepcopy(tf_cpu["tensorflow"])
-    tf["tests"]["xla"]["gpus"] = [{"device": "/device:GPU:0", "ok": True, "rel_err": 0.0,
-                                   "placed_on": "/job:localhost/replica:0/task:0/device:CPU:0"}]
+    tf["tests"]["xla"]["gpus"] = [
+        {
+            "device": "/device:GPU:0",
+            "ok": True,
+            "rel_err": 0.0,
+            "placed_on": "/job:localhost/replica:0/task:0/device:CPU:0",
+        }
+    ]
     v = judge({"tensorflow": tf, "e2e": tf_cpu["e2e"], "nvml": {}}, recipe="cpu")["tf.xla"]
-    assert v.status is Status.FAIL and "ran on /job:localhost/replica:0/task:0/device:CPU:0, not on the GPU" in v.summary
+    assert (
+        v.status is Status.FAIL and "ran on /job:localhost/replica:0/task:0/device:CPU:0, not on the GPU" in v.summary
+    )
 
 
 def test_a_nan_gpu_result_fails_instead_of_crashing_the_check(tf_cpu):
     tf = copy.deepcopy(tf_cpu["tensorflow"])
-    tf["tests"]["matmul"]["gpus"] = [{"device": "/device:GPU:0", "ok": True, "rel_err": None,
-                                      "placed_on": "/job:localhost/replica:0/task:0/device:GPU:0"}]
+    tf["tests"]["matmul"]["gpus"] = [
+        {
+            "device": "/device:GPU:0",
+            "ok": True,
+            "rel_err": None,
+            "placed_on": "/job:localhost/replica:0/task:0/device:GPU:0",
+        }
+    ]
     v = judge({"tensorflow": tf, "e2e": tf_cpu["e2e"], "nvml": {}}, recipe="cpu")["tf.matmul"]
     assert v.status is Status.FAIL and "NaN or infinite" in v.summary
 

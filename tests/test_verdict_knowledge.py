@@ -3,6 +3,7 @@
 Each test states a machine as the probes report it and the cause and fix the doctor must
 give; the gpu_sim scenarios (test_gpu_scenarios.py) cover the same judgements end to end.
 """
+
 from __future__ import annotations
 
 import copy
@@ -53,15 +54,20 @@ def test_each_recipe_is_judged_by_its_own_tensorflow_row(name):
     row = knowledge.tensorflow_build(recipe.expect.tensorflow)
     assert row["exact"] and row["series"] == knowledge.tensorflow_series(recipe.expect.tensorflow)
     soname = recipe.expect.tensorrt_soname or row["tensorrt_soname"]
-    assert f"libnvinfer.so.{soname}" in [s["soname"] for s in library_specs(recipe.expect.tensorrt_soname,
-                                                                               recipe.expect.tensorflow)]
+    assert f"libnvinfer.so.{soname}" in [
+        s["soname"] for s in library_specs(recipe.expect.tensorrt_soname, recipe.expect.tensorflow)
+    ]
 
 
 def test_tensorflow_2_12_is_not_judged_by_2_10s_row(t4):
     """merlin-tensorflow-23.06 pins TensorFlow 2.12 (CUDA 11.8, cuDNN 8.6, TensorRT 8)."""
     row = knowledge.tensorflow_build("==2.12.*")
-    assert (row["cuda"], row["cudnn"], row["tensorrt_soname"], row["toolkit_root"]) == \
-        ("11.8", "8.6", "8", "/usr/local/cuda-11.8")
+    assert (row["cuda"], row["cudnn"], row["tensorrt_soname"], row["toolkit_root"]) == (
+        "11.8",
+        "8.6",
+        "8",
+        "/usr/local/cuda-11.8",
+    )
     t4["tf_build"] = {"found": False, "error": "no build_info.py"}
     v = judge(t4, ["gpu.compute-capability"], recipe="merlin-tensorflow-23.06")["gpu.compute-capability"]
     assert v.evidence["tensorflow_series"] == "2.12"
@@ -70,8 +76,12 @@ def test_tensorflow_2_12_is_not_judged_by_2_10s_row(t4):
 def test_summaries_name_the_recipes_tensorflow(t4):
     for lib in t4["cuda_libs"]["libraries"]:
         if lib["soname"] == "libcudart.so.11.0":
-            lib.update(loaded=False, error="libcudart.so.11.0: cannot open shared object file",
-                       copies=[], other_sonames=[{"soname": "libcudart.so.13", "path": "/env/lib/libcudart.so.13"}])
+            lib.update(
+                loaded=False,
+                error="libcudart.so.11.0: cannot open shared object file",
+                copies=[],
+                other_sonames=[{"soname": "libcudart.so.13", "path": "/env/lib/libcudart.so.13"}],
+            )
     v = judge(t4, ["cuda.libcudart"], recipe="merlin-tensorflow-23.06")["cuda.libcudart"]
     assert "found only /env/lib/libcudart.so.13: another major, which TensorFlow 2.12 does not load" in v.summary
     assert "TensorFlow 2.10" not in v.summary
@@ -88,12 +98,18 @@ def test_any_tensorflow_version_gets_a_row_of_its_series_or_its_nearest(major, m
 
 # ------------------------------------------------------------------ item 6: wording
 
+
 def test_cupti_of_another_cuda_minor_is_named_not_called_missing(t4):
     for lib in t4["cuda_libs"]["libraries"]:
         if lib["soname"] == "libcupti.so.11.2":
-            lib.update(loaded=False, error="libcupti.so.11.2: cannot open shared object file", copies=[],
-                       other_sonames=[{"soname": "libcupti.so.11.8", "path": "/env/lib/libcupti.so.11.8",
-                                       "on_search_path": True}])
+            lib.update(
+                loaded=False,
+                error="libcupti.so.11.2: cannot open shared object file",
+                copies=[],
+                other_sonames=[
+                    {"soname": "libcupti.so.11.8", "path": "/env/lib/libcupti.so.11.8", "on_search_path": True}
+                ],
+            )
     v = judge(t4, ["cuda.libcupti"])["cuda.libcupti"]
     assert v.status is Status.PASS
     assert "is not installed" not in v.summary
@@ -101,6 +117,7 @@ def test_cupti_of_another_cuda_minor_is_named_not_called_missing(t4):
 
 
 # ------------------------------------------------------------------ item 2: ptxas
+
 
 def test_ptxas_targets_follow_the_cuda_releases():
     assert {"3.5", "7.0", "8.0", "8.6"} <= ptxas_archs("11.2") and "8.9" not in ptxas_archs("11.2")
@@ -133,6 +150,7 @@ def test_ptxas_that_knows_the_gpu_and_the_driver_passes(t4):
 
 
 # ------------------------------------------------------------------ item 7: host.cpu
+
 
 def _host(t4: dict, machine: str, flags) -> dict:
     t4["host"].update(machine=machine, cpu_flags=flags, cpu_model="Intel(R) Pentium(R) Silver N5000 CPU @ 1.10GHz")

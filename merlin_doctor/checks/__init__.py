@@ -6,6 +6,7 @@ that repairs it (`step=`). Its docstring's first line is its description in
 `merlin-doctor list`. Other packages add checks through the `merlin_doctor.checks`
 entry-point group (each entry point names a module that registers checks on import).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -34,6 +35,7 @@ class FactsView(Protocol):
     """The facts a check may read: each declared probe's data, by probe name."""
 
     def __getitem__(self, name: str) -> Dict[str, Any]: ...
+
 
 #: Modules of built-in checks, in the order their checks run (slow ones run last anyway).
 BUILTIN_MODULES = ("host", "interpreter", "packages", "gpu", "cuda", "activation", "env", "container", "tensorflow")
@@ -65,8 +67,14 @@ class Check:
 _REGISTRY: Dict[str, Check] = {}
 
 
-def check(id: str, probes: Sequence[str], needs: Sequence[str] = (), step: Optional[str] = None,
-          gpu: bool = False, optional_probes: Sequence[str] = ()) -> Callable[[CheckFunction], CheckFunction]:
+def check(
+    id: str,
+    probes: Sequence[str],
+    needs: Sequence[str] = (),
+    step: Optional[str] = None,
+    gpu: bool = False,
+    optional_probes: Sequence[str] = (),
+) -> Callable[[CheckFunction], CheckFunction]:
     """Register a check function under a stable id such as `gpu.driver`."""
 
     def register(function: CheckFunction) -> CheckFunction:

@@ -1,4 +1,5 @@
 """Activation checks: the env's activate.d/deactivate.d scripts, and the live variables."""
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,11 @@ def _env_label(recipe, prefix: str) -> str:
 def _leaky_scripts(scripts) -> list:
     """Other activate.d scripts that change LD_LIBRARY_PATH with no deactivate.d undo (the article's)."""
     undo = scripts.get("deactivate.d", {})
-    return [name for name, text in scripts.get("activate.d", {}).items()
-            if name != SCRIPT_NAME and re.search(r"\bLD_LIBRARY_PATH=", text) and name not in undo]
+    return [
+        name
+        for name, text in scripts.get("activate.d", {}).items()
+        if name != SCRIPT_NAME and re.search(r"\bLD_LIBRARY_PATH=", text) and name not in undo
+    ]
 
 
 @check("activation.scripts", probes=["activation"], step="activation")
@@ -60,19 +64,22 @@ def scripts_written(facts: FactsView, recipe: Recipe) -> Finding:
         what = "the activate.d and deactivate.d scripts are" if len(missing) == 2 else f"the {missing[0]}.d script is"
         return failed(f"{what} missing, so the recipe's variables are never set", evidence=where)
     if on != activate_script(recipe, kind) or off != deactivate_script(recipe, kind):
-        return failed("the activation scripts differ from what the recipe implies (edited or stale)",
-                      evidence=where)
+        return failed("the activation scripts differ from what the recipe implies (edited or stale)", evidence=where)
     unhooked = [k for k, v in (scripts.get("hooked") or {}).items() if not v]
     if unhooked:
-        return failed(f"{prefix}/bin/activate does not run etc/merlin-doctor/{unhooked[0]}.sh, so "
-                      "`source bin/activate` leaves the recipe's variables unset",
-                      evidence={"hooked": scripts.get("hooked"), **where})
+        return failed(
+            f"{prefix}/bin/activate does not run etc/merlin-doctor/{unhooked[0]}.sh, so "
+            "`source bin/activate` leaves the recipe's variables unset",
+            evidence={"hooked": scripts.get("hooked"), **where},
+        )
     leaky = _leaky_scripts(scripts)
     if leaky:
-        return warned(f"{', '.join(leaky)} in activate.d changes LD_LIBRARY_PATH and nothing undoes it, "
-                      "so it leaks into every env activated afterwards",
-                      fix=f"rm {prefix}/etc/conda/activate.d/{leaky[0]}  # merlin-doctor.sh does its job",
-                      evidence={"leaky": leaky, **where})
+        return warned(
+            f"{', '.join(leaky)} in activate.d changes LD_LIBRARY_PATH and nothing undoes it, "
+            "so it leaks into every env activated afterwards",
+            fix=f"rm {prefix}/etc/conda/activate.d/{leaky[0]}  # merlin-doctor.sh does its job",
+            evidence={"leaky": leaky, **where},
+        )
     return passed("activation scripts are in place and match the recipe", evidence=where)
 
 
@@ -96,8 +103,11 @@ def variables_applied(facts: FactsView, recipe: Recipe) -> Finding:
         if absent:
             wrong[name] = {"expected_entries": absent, "found": value}
     if wrong:
-        return failed(f"{', '.join(wrong)} not set as the recipe says in this shell",
-                      fix=_reactivate(act, recipe, prefix), evidence={"variables": wrong})
+        return failed(
+            f"{', '.join(wrong)} not set as the recipe says in this shell",
+            fix=_reactivate(act, recipe, prefix),
+            evidence={"variables": wrong},
+        )
     return passed(f"{', '.join(v.name for v in recipe.activate)} are set for this env")
 
 
@@ -107,15 +117,20 @@ def ld_path_entries_exist(facts: FactsView, recipe: Recipe) -> Finding:
     entries = facts["activation"].get("ld_library_path", [])
     missing = [e["path"] for e in entries if not e["exists"]]
     if missing and recipe.is_container:  # images set some (/usr/local/nvidia/lib): the loader skips them
-        return passed(f"{len(entries)} LD_LIBRARY_PATH entries; {len(missing)} absent ones set by the image are "
-                      f"skipped by the loader: {listed(missing, 3)}",
-                      evidence={"missing": missing})
+        return passed(
+            f"{len(entries)} LD_LIBRARY_PATH entries; {len(missing)} absent ones set by the image are "
+            f"skipped by the loader: {listed(missing, 3)}",
+            evidence={"missing": missing},
+        )
     if missing:
-        return warned(f"LD_LIBRARY_PATH names {len(missing)} directory(ies) that do not exist: {listed(missing, 3)}",
-                      fix="Remove them from LD_LIBRARY_PATH (check ~/.bashrc and activate.d scripts)",
-                      evidence={"missing": missing})
-    return passed(f"{len(entries)} LD_LIBRARY_PATH entries, all present",
-                  evidence={"entries": [e["path"] for e in entries]})
+        return warned(
+            f"LD_LIBRARY_PATH names {len(missing)} directory(ies) that do not exist: {listed(missing, 3)}",
+            fix="Remove them from LD_LIBRARY_PATH (check ~/.bashrc and activate.d scripts)",
+            evidence={"missing": missing},
+        )
+    return passed(
+        f"{len(entries)} LD_LIBRARY_PATH entries, all present", evidence={"entries": [e["path"] for e in entries]}
+    )
 
 
 @check("activation.libdevice", probes=["activation"], step="copies", gpu=True)
@@ -127,18 +142,28 @@ def libdevice_found(facts: FactsView, recipe: Recipe) -> Finding:
     if not act.get("prefix") and any(v.name == "XLA_FLAGS" for v in recipe.activate):
         return skipped(f"{NO_ENV}: the env's XLA_FLAGS cannot apply")
     if not data_dir and fallback.get("exists") and not any(v.name == "XLA_FLAGS" for v in recipe.activate):
-        return passed(f"XLA_FLAGS is unset and XLA finds libdevice where it looks last: {fallback['path']}",
-                      evidence={"path": fallback["path"]})
+        return passed(
+            f"XLA_FLAGS is unset and XLA finds libdevice where it looks last: {fallback['path']}",
+            evidence={"path": fallback["path"]},
+        )
     if not data_dir:
-        return failed("XLA_FLAGS sets no --xla_gpu_cuda_data_dir, so XLA looks for libdevice in /usr/local/cuda",
-                      evidence={"variables": {"XLA_FLAGS": act.get("variables", {}).get("XLA_FLAGS")}})
+        return failed(
+            "XLA_FLAGS sets no --xla_gpu_cuda_data_dir, so XLA looks for libdevice in /usr/local/cuda",
+            evidence={"variables": {"XLA_FLAGS": act.get("variables", {}).get("XLA_FLAGS")}},
+        )
     lib = act.get("libdevice", {})
     if not lib.get("exists") and recipe.is_venv:  # the nvcc wheel holds it where XLA looks: no copy to make
-        return failed(f"libdevice is missing at {lib.get('path')}: XLA-compiled functions will fail",
-                      fix=_nvcc_install(recipe), step="pip", evidence={"path": lib.get("path")})
+        return failed(
+            f"libdevice is missing at {lib.get('path')}: XLA-compiled functions will fail",
+            fix=_nvcc_install(recipe),
+            step="pip",
+            evidence={"path": lib.get("path")},
+        )
     if not lib.get("exists"):
-        return failed(f"libdevice is missing at {lib.get('path')}: XLA-compiled functions will fail",
-                      evidence={"path": lib.get("path")})
+        return failed(
+            f"libdevice is missing at {lib.get('path')}: XLA-compiled functions will fail",
+            evidence={"path": lib.get("path")},
+        )
     return passed(f"libdevice at {lib['path']}", evidence={"path": lib["path"]})
 
 
@@ -190,6 +215,7 @@ def _rejected(release: str, devices: List[Dict[str, Any]]) -> List[Dict[str, Any
 def _good_release(recipe, devices: List[Dict[str, Any]], driver_cuda: Optional[str]) -> Optional[str]:
     """A ptxas release that accepts every GPU here and is not newer than the driver: the
     recipe's own cuda-nvcc when it qualifies, else the oldest release in the table that does."""
+
     def fits(release: str) -> bool:
         newer = driver_cuda and Version(release) > Version(driver_cuda)
         return not newer and not _rejected(release, devices)
@@ -210,34 +236,48 @@ def ptxas_found(facts: FactsView, recipe: Recipe) -> Finding:
     and is not of a newer CUDA than the driver."""
     ptxas = facts["activation"].get("ptxas") or {}
     if not ptxas.get("path"):
-        return failed("ptxas is not where XLA looks (cuda data dir, /usr/local/cuda, PATH): XLA cannot compile GPU kernels",
-                      fix=_nvcc_install(recipe), evidence={"searched": ptxas.get("searched")})
+        return failed(
+            "ptxas is not where XLA looks (cuda data dir, /usr/local/cuda, PATH): XLA cannot compile GPU kernels",
+            fix=_nvcc_install(recipe),
+            evidence={"searched": ptxas.get("searched")},
+        )
     runtime = recipe.expect.cuda_runtime
     release = ptxas.get("release")
     if not release:
-        return warned(f"ptxas at {ptxas['path']} did not report its version", fix=_nvcc_install(recipe),
-                      evidence=ptxas)
+        return warned(f"ptxas at {ptxas['path']} did not report its version", fix=_nvcc_install(recipe), evidence=ptxas)
     nvml = facts["nvml"]
     devices = nvml.get("devices") or []
     driver_cuda = nvml.get("cuda_driver_version")
     evidence = {**ptxas, "gpus": [d["compute_capability"] for d in devices], "driver_cuda": driver_cuda}
     fix = _nvcc_install(recipe, _good_release(recipe, devices, driver_cuda))
     if runtime and Version(release) < Version(runtime):
-        return failed(f"ptxas {ptxas.get('version')} at {ptxas['path']} is older than the CUDA {runtime} runtime",
-                      fix=fix, evidence=evidence)
+        return failed(
+            f"ptxas {ptxas.get('version')} at {ptxas['path']} is older than the CUDA {runtime} runtime",
+            fix=fix,
+            evidence=evidence,
+        )
     rejected = _rejected(release, devices)
     if rejected:
         names = ", ".join(f"GPU {d['index']} {d['name']} ({_sm(d['compute_capability'])})" for d in rejected)
-        return failed(f"ptxas {ptxas.get('version')} (CUDA {release}) cannot compile for {names}: it rejects "
-                      f"--gpu-name {_sm(rejected[0]['compute_capability'])}, so XLA-compiled functions fail there",
-                      fix=fix, evidence=evidence)
+        return failed(
+            f"ptxas {ptxas.get('version')} (CUDA {release}) cannot compile for {names}: it rejects "
+            f"--gpu-name {_sm(rejected[0]['compute_capability'])}, so XLA-compiled functions fail there",
+            fix=fix,
+            evidence=evidence,
+        )
     if driver_cuda and Version(release).major > Version(driver_cuda).major:
-        return failed(f"ptxas {ptxas.get('version')} is of CUDA {release}, a newer major than the driver's CUDA "
-                      f"{driver_cuda}: the driver cannot load the code it produces, so XLA-compiled functions fail",
-                      fix=fix, evidence=evidence)
+        return failed(
+            f"ptxas {ptxas.get('version')} is of CUDA {release}, a newer major than the driver's CUDA "
+            f"{driver_cuda}: the driver cannot load the code it produces, so XLA-compiled functions fail",
+            fix=fix,
+            evidence=evidence,
+        )
     if driver_cuda and Version(release) > Version(driver_cuda):
-        return warned(f"ptxas {ptxas.get('version')} is newer than the driver's CUDA {driver_cuda}: it runs through "
-                      "minor-version compatibility, and XLA disables its parallel compilation",
-                      fix=fix, evidence=evidence)
+        return warned(
+            f"ptxas {ptxas.get('version')} is newer than the driver's CUDA {driver_cuda}: it runs through "
+            "minor-version compatibility, and XLA disables its parallel compilation",
+            fix=fix,
+            evidence=evidence,
+        )
     where = f", compiles for {', '.join(sorted({_sm(d['compute_capability']) for d in devices}))}" if devices else ""
     return passed(f"ptxas {ptxas.get('version')} at {ptxas['path']}{where}", evidence=evidence)

@@ -4,6 +4,7 @@ They judge the host (`merlin-doctor check --host`), never an env: docker and its
 the NVIDIA runtime and toolkit, the driver against the image's CUDA, and the disk for the
 image. Each fix is the command from the article's route (corrected) that repairs it.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -17,7 +18,7 @@ from merlin_doctor.container import gpus_flag_supported
 from merlin_doctor.recipe import Recipe
 from merlin_doctor.verdict import Finding, Status, failed, passed, skipped, warned
 
-GB = 1000 ** 3  # image sizes are quoted in decimal GB, as NGC and `docker images` print them
+GB = 1000**3  # image sizes are quoted in decimal GB, as NGC and `docker images` print them
 
 
 def _table() -> Dict[str, Any]:
@@ -50,12 +51,17 @@ def docker_answers(facts: FactsView, recipe: Recipe) -> Finding:
     docker = host.get("docker") or {}
     if not docker.get("installed"):
         return failed("docker is not installed", fix=_fix("install_docker"))
-    evidence = {"client_version": docker.get("client_version"), "path": docker.get("path"),
-                "DOCKER_HOST": docker.get("host")}
+    evidence = {
+        "client_version": docker.get("client_version"),
+        "path": docker.get("path"),
+        "DOCKER_HOST": docker.get("host"),
+    }
     if docker.get("reachable"):
-        return passed(f"Docker {docker.get('server_version')} answers (client {docker.get('client_version')}), "
-                      f"data root {docker.get('root_dir')}",
-                      evidence={"server_version": docker.get("server_version"), **evidence})
+        return passed(
+            f"Docker {docker.get('server_version')} answers (client {docker.get('client_version')}), "
+            f"data root {docker.get('root_dir')}",
+            evidence={"server_version": docker.get("server_version"), **evidence},
+        )
     error = docker.get("error") or ""
     evidence["error"] = error
     client = " ".join(w for w in ("the docker client", docker.get("client_version")) if w)
@@ -66,13 +72,19 @@ def docker_answers(facts: FactsView, recipe: Recipe) -> Finding:
         return failed(what + f"refuses this user: {error}", fix=_fix("docker_group"), evidence=evidence)
     clash = _runtime_clash(host)
     if clash:
-        return failed(what + f"is not running, and cannot start: runtime {', '.join(clash['runtimes'])} is defined "
-                      f"both by --add-runtime in {clash['dropin']} and in daemon.json",
-                      fix=_fix("remove_runtime_flag", dropin=clash["dropin"]), evidence={"clash": clash, **evidence})
+        return failed(
+            what + f"is not running, and cannot start: runtime {', '.join(clash['runtimes'])} is defined "
+            f"both by --add-runtime in {clash['dropin']} and in daemon.json",
+            fix=_fix("remove_runtime_flag", dropin=clash["dropin"]),
+            evidence={"clash": clash, **evidence},
+        )
     daemon_json = host.get("daemon_json") or {}
     if daemon_json.get("error"):
-        return failed(what + f"is not running, and {daemon_json.get('path')} is broken: {daemon_json['error']}",
-                      fix=_fix("fix_daemon_json"), evidence=evidence)
+        return failed(
+            what + f"is not running, and {daemon_json.get('path')} is broken: {daemon_json['error']}",
+            fix=_fix("fix_daemon_json"),
+            evidence=evidence,
+        )
     return failed(what + f"is not running: {error}", fix=_fix("start_docker"), evidence=evidence)
 
 
@@ -82,38 +94,65 @@ def nvidia_runtime(facts: FactsView, recipe: Recipe) -> Finding:
     host = facts["container_host"]
     docker, daemon_json = host.get("docker") or {}, host.get("daemon_json") or {}
     clash = _runtime_clash(host)
-    evidence = {"daemon_json": daemon_json, "dropins": host.get("dropins"), "runtimes": docker.get("runtimes"),
-                "hook": host["toolkit"].get("hook")}
+    evidence = {
+        "daemon_json": daemon_json,
+        "dropins": host.get("dropins"),
+        "runtimes": docker.get("runtimes"),
+        "hook": host["toolkit"].get("hook"),
+    }
     if clash:
-        return failed(f"dockerd will refuse to start: runtime {', '.join(clash['runtimes'])} is defined both by "
-                      f"--add-runtime in {clash['dropin']} and in {daemon_json.get('path')} (the article sets both)",
-                      fix=_fix("remove_runtime_flag", dropin=clash["dropin"]), evidence=evidence)
+        return failed(
+            f"dockerd will refuse to start: runtime {', '.join(clash['runtimes'])} is defined both by "
+            f"--add-runtime in {clash['dropin']} and in {daemon_json.get('path')} (the article sets both)",
+            fix=_fix("remove_runtime_flag", dropin=clash["dropin"]),
+            evidence=evidence,
+        )
     if daemon_json.get("error"):
-        return failed(f"{daemon_json.get('path')} is {daemon_json['error']}: dockerd will not start with it",
-                      fix=_fix("fix_daemon_json"), evidence=evidence)
+        return failed(
+            f"{daemon_json.get('path')} is {daemon_json['error']}: dockerd will not start with it",
+            fix=_fix("fix_daemon_json"),
+            evidence=evidence,
+        )
     nested = "default-runtime" in (daemon_json.get("runtimes") or {}).get("nvidia", {})
-    note = (" (its \"default-runtime\" sits inside runtimes.nvidia, where dockerd ignores it: "
-            "nvidia is not the default runtime)") if nested else ""
+    note = (
+        (
+            ' (its "default-runtime" sits inside runtimes.nvidia, where dockerd ignores it: '
+            "nvidia is not the default runtime)"
+        )
+        if nested
+        else ""
+    )
     if docker.get("reachable"):
         if "nvidia" in (docker.get("runtimes") or []):
-            return passed(f"the nvidia runtime is registered (default: {docker.get('default_runtime')}){note}",
-                          evidence=evidence)
+            return passed(
+                f"the nvidia runtime is registered (default: {docker.get('default_runtime')}){note}", evidence=evidence
+            )
         if host["toolkit"].get("hook") and gpus_flag_supported(docker):
-            return warned("the nvidia runtime is not registered: `docker run --gpus all` works through the "
-                          "toolkit's hook, but the article's `--runtime=nvidia` fails",
-                          fix=_fix("configure_runtime"), evidence=evidence)
+            return warned(
+                "the nvidia runtime is not registered: `docker run --gpus all` works through the "
+                "toolkit's hook, but the article's `--runtime=nvidia` fails",
+                fix=_fix("configure_runtime"),
+                evidence=evidence,
+            )
         fix = _fix("configure_runtime") if host["toolkit"].get("nvidia_ctk", {}).get("path") else _toolkit_install(host)
-        return failed(f"docker cannot give containers a GPU: no nvidia runtime (runtimes: "
-                      f"{', '.join(docker.get('runtimes') or []) or 'none'}) and no --gpus hook",
-                      fix=fix, evidence=evidence)
+        return failed(
+            f"docker cannot give containers a GPU: no nvidia runtime (runtimes: "
+            f"{', '.join(docker.get('runtimes') or []) or 'none'}) and no --gpus hook",
+            fix=fix,
+            evidence=evidence,
+        )
     if "nvidia" in (daemon_json.get("runtimes") or {}):
-        return passed(f"{daemon_json.get('path')} registers the nvidia runtime; the daemon is not running to "
-                      f"confirm it{note}",
-                      evidence=evidence)
+        return passed(
+            f"{daemon_json.get('path')} registers the nvidia runtime; the daemon is not running to confirm it{note}",
+            evidence=evidence,
+        )
     fix = _fix("configure_runtime") if host["toolkit"].get("nvidia_ctk", {}).get("path") else _toolkit_install(host)
-    return failed(f"the nvidia runtime is not registered ({daemon_json.get('path')} "
-                  f"{'names no nvidia runtime' if daemon_json.get('exists') else 'does not exist'})",
-                  fix=fix, evidence=evidence)
+    return failed(
+        f"the nvidia runtime is not registered ({daemon_json.get('path')} "
+        f"{'names no nvidia runtime' if daemon_json.get('exists') else 'does not exist'})",
+        fix=fix,
+        evidence=evidence,
+    )
 
 
 @check("container.toolkit", probes=["container_host"])
@@ -121,19 +160,32 @@ def toolkit_installed(facts: FactsView, recipe: Recipe) -> Finding:
     """The NVIDIA Container Toolkit is installed (`nvidia-ctk --version` answers)."""
     toolkit = facts["container_host"]["toolkit"]
     ctk = toolkit.get("nvidia_ctk") or {}
-    evidence = {"nvidia_ctk": ctk, "nvidia_container_cli": toolkit.get("cli"),
-                "nvidia_container_runtime": toolkit.get("runtime"), "hook": toolkit.get("hook"),
-                "apt_repository": toolkit.get("apt_list")}
+    evidence = {
+        "nvidia_ctk": ctk,
+        "nvidia_container_cli": toolkit.get("cli"),
+        "nvidia_container_runtime": toolkit.get("runtime"),
+        "hook": toolkit.get("hook"),
+        "apt_repository": toolkit.get("apt_list"),
+    }
     if ctk.get("path") and ctk.get("version"):
         return passed(f"NVIDIA Container Toolkit {ctk['version']} ({ctk['path']})", evidence=evidence)
     if ctk.get("path"):
-        return warned(f"{ctk['path']} did not report its version: {ctk.get('error') or 'no version in its output'}",
-                      fix=_fix("install_toolkit"), evidence=evidence)
+        return warned(
+            f"{ctk['path']} did not report its version: {ctk.get('error') or 'no version in its output'}",
+            fix=_fix("install_toolkit"),
+            evidence=evidence,
+        )
     if toolkit.get("runtime") or toolkit.get("hook"):
-        return warned("an old NVIDIA Container Toolkit without nvidia-ctk: `nvidia-ctk runtime configure` is unavailable",
-                      fix=_fix("install_toolkit"), evidence=evidence)
-    return failed("the NVIDIA Container Toolkit is not installed (no nvidia-ctk, nvidia-container-runtime or hook)",
-                  fix=_toolkit_install(facts["container_host"]), evidence=evidence)
+        return warned(
+            "an old NVIDIA Container Toolkit without nvidia-ctk: `nvidia-ctk runtime configure` is unavailable",
+            fix=_fix("install_toolkit"),
+            evidence=evidence,
+        )
+    return failed(
+        "the NVIDIA Container Toolkit is not installed (no nvidia-ctk, nvidia-container-runtime or hook)",
+        fix=_toolkit_install(facts["container_host"]),
+        evidence=evidence,
+    )
 
 
 @check("container.cli-info", probes=["container_host"], needs=["container.toolkit"], gpu=True)
@@ -141,15 +193,22 @@ def cli_info(facts: FactsView, recipe: Recipe) -> Finding:
     """`nvidia-container-cli info` reaches the driver: what every GPU container is started through."""
     info = facts["container_host"].get("cli_info") or {}
     if not info.get("ran"):
-        return failed("nvidia-container-cli is not installed (it comes with the toolkit's libnvidia-container-tools)",
-                      fix=_fix("install_toolkit"))
+        return failed(
+            "nvidia-container-cli is not installed (it comes with the toolkit's libnvidia-container-tools)",
+            fix=_fix("install_toolkit"),
+        )
     if info.get("ok"):
-        return passed(f"nvidia-container-cli sees {info.get('devices')} GPU(s), driver {info.get('nvrm_version')}, "
-                      f"CUDA {info.get('cuda_version')}",
-                      evidence=info)
+        return passed(
+            f"nvidia-container-cli sees {info.get('devices')} GPU(s), driver {info.get('nvrm_version')}, "
+            f"CUDA {info.get('cuda_version')}",
+            evidence=info,
+        )
     error = info.get("error") or "it failed"
-    fix = _fix("install_driver") if "driver" in error.lower() else \
-        "sudo nvidia-container-cli -k -d /dev/tty info  # shows why it cannot reach the driver"
+    fix = (
+        _fix("install_driver")
+        if "driver" in error.lower()
+        else "sudo nvidia-container-cli -k -d /dev/tty info  # shows why it cannot reach the driver"
+    )
     return failed(f"nvidia-container-cli cannot reach the driver: {error}", fix=fix, evidence=info)
 
 
@@ -174,10 +233,13 @@ def driver_for_image(facts: FactsView, recipe: Recipe) -> Finding:
     minimum = _forward_compat_minimum(driver, cuda)
     if not minimum:
         return finding
-    return warned(f"driver {driver} is older than CUDA {cuda} wants: the image still runs it in full on a data-center "
-                  f"GPU (T4, V100, A100, ...) through its CUDA forward-compatibility package (branch "
-                  f"{driver.split('.')[0]} >= {minimum}); on a GeForce/RTX card only minor-version compatibility applies",
-                  fix=finding.fix, evidence={"forward_compat_minimum": minimum, **finding.evidence})
+    return warned(
+        f"driver {driver} is older than CUDA {cuda} wants: the image still runs it in full on a data-center "
+        f"GPU (T4, V100, A100, ...) through its CUDA forward-compatibility package (branch "
+        f"{driver.split('.')[0]} >= {minimum}); on a GeForce/RTX card only minor-version compatibility applies",
+        fix=finding.fix,
+        evidence={"forward_compat_minimum": minimum, **finding.evidence},
+    )
 
 
 @check("container.disk", probes=["container_host"], needs=["container.docker"])
@@ -196,12 +258,21 @@ def disk_for_image(facts: FactsView, recipe: Recipe) -> Finding:
     if free is None:
         return skipped(f"cannot read the free space of {docker.get('root_dir')}")
     need = int(recipe.image_compressed_bytes * float(_table()["disk_factor"]))
-    evidence = {"root_dir": docker.get("root_dir"), "free_bytes": free, "needed_bytes": need,
-                "image_compressed_bytes": recipe.image_compressed_bytes}
+    evidence = {
+        "root_dir": docker.get("root_dir"),
+        "free_bytes": free,
+        "needed_bytes": need,
+        "image_compressed_bytes": recipe.image_compressed_bytes,
+    }
     if free < need:
-        return failed(f"only {free / GB:.1f} GB free on {docker.get('root_dir')}: pulling {recipe.image} "
-                      f"({recipe.image_compressed_bytes / GB:.2f} GB compressed) needs about {need / GB:.0f} GB",
-                      fix=_fix("free_docker_disk"), evidence=evidence)
-    return passed(f"{free / GB:.0f} GB free on {docker.get('root_dir')} (pulling needs about {need / GB:.0f} GB): "
-                  f"docker pull {recipe.image}",
-                  evidence=evidence)
+        return failed(
+            f"only {free / GB:.1f} GB free on {docker.get('root_dir')}: pulling {recipe.image} "
+            f"({recipe.image_compressed_bytes / GB:.2f} GB compressed) needs about {need / GB:.0f} GB",
+            fix=_fix("free_docker_disk"),
+            evidence=evidence,
+        )
+    return passed(
+        f"{free / GB:.0f} GB free on {docker.get('root_dir')} (pulling needs about {need / GB:.0f} GB): "
+        f"docker pull {recipe.image}",
+        evidence=evidence,
+    )

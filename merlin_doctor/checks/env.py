@@ -3,6 +3,7 @@
 These judge recipe conformance, with or without a GPU: `cuda.*` judges what the loader
 finds, these judge what `merlin-doctor setup` should have made (and `fix` remakes).
 """
+
 from __future__ import annotations
 
 import shlex
@@ -40,8 +41,11 @@ def links_in_place(facts: FactsView, recipe: Recipe) -> Finding:
     bad = [e for e in entries if e["state"] not in SETTLED_LINKS]
     if bad:
         named = listed([f"{e['path']} ({e['state']})" for e in bad], 3)
-        return failed(f"{len(bad)} of the recipe's links missing or wrong: {named}", fix=_fix(recipe, "links", bad),
-                      evidence={"links": bad})
+        return failed(
+            f"{len(bad)} of the recipe's links missing or wrong: {named}",
+            fix=_fix(recipe, "links", bad),
+            evidence={"links": bad},
+        )
     absent = [e["path"] for e in entries if e["state"] == "no-target"]
     note = f"; {len(absent)} not made because their target is not installed" if absent else ""
     return passed(f"{len(entries) - len(absent)} link(s) in place{note}", evidence={"links": entries})
@@ -57,8 +61,14 @@ def copies_in_place(facts: FactsView, recipe: Recipe) -> Finding:
     if bad:
         first = bad[0]
         prefix = facts["recipe_files"]["prefix"]
-        fix = (f"merlin-doctor setup --prefix {shlex.quote(prefix)} --only env" if first["state"] == "no-source"
-               else _fix(recipe, "copies", bad))
-        return failed(f"{len(bad)} copy(ies) missing or stale: {first['to']} ({first['state']})", fix=fix,
-                      evidence={"copies": bad})
+        fix = (
+            f"merlin-doctor setup --prefix {shlex.quote(prefix)} --only env"
+            if first["state"] == "no-source"
+            else _fix(recipe, "copies", bad)
+        )
+        return failed(
+            f"{len(bad)} copy(ies) missing or stale: {first['to']} ({first['state']})",
+            fix=fix,
+            evidence={"copies": bad},
+        )
     return passed(f"{len(entries)} copy(ies) match their sources", evidence={"copies": [e["to"] for e in entries]})

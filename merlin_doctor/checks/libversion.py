@@ -3,6 +3,7 @@
 Shared by the cuda.* checks and gpu.driver (which judges the driver against the CUDA runtime
 that will really load); it registers no check.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple

@@ -1,4 +1,5 @@
 """Package checks from distribution metadata only: required versions, conflicts, duplicates."""
+
 from __future__ import annotations
 
 import re
@@ -20,8 +21,10 @@ def _dists(facts) -> Dict[str, Dict[str, Any]]:
 
 def _image_fix(recipe) -> str:
     """A container's packages come with its image: pip-replacing NVIDIA's builds would break it."""
-    return (f"docker pull {recipe.image}  # the image ships these packages; run the doctor in an unchanged "
-            "container rather than pip-installing over NVIDIA's TensorFlow and cuDF")
+    return (
+        f"docker pull {recipe.image}  # the image ships these packages; run the doctor in an unchanged "
+        "container rather than pip-installing over NVIDIA's TensorFlow and cuDF"
+    )
 
 
 @check("packages.required", probes=["packages"], needs=["python.version"], step="pip")
@@ -35,8 +38,15 @@ def required_packages(facts: FactsView, recipe: Recipe) -> Finding:
     problems: List[Dict[str, Any]] = []
     for group in recipe.pip:
         for req, version in unmet(group.requirements, installed, facts["packages"].get("python_version")):
-            problems.append({"requirement": str(req), "found": version, "group": group.name,
-                             "optional": group.optional, "why": group.why})
+            problems.append(
+                {
+                    "requirement": str(req),
+                    "found": version,
+                    "group": group.name,
+                    "optional": group.optional,
+                    "why": group.why,
+                }
+            )
     if not problems:
         return passed(f"all {len(recipe.requirements())} required packages are installed at allowed versions")
     hard = [p for p in problems if not p["optional"]]
@@ -47,16 +57,25 @@ def required_packages(facts: FactsView, recipe: Recipe) -> Finding:
             fixes.append(group.install_command(reqs))
     named = listed([f"{p['requirement']} (found {p['found'] or 'nothing'})" for p in (hard or problems)], 6)
     if hard and recipe.is_container:
-        return failed(f"{len(hard)} package(s) the image ships are missing or at another version: {named}",
-                      fix=_image_fix(recipe), step="", evidence={"problems": problems})
+        return failed(
+            f"{len(hard)} package(s) the image ships are missing or at another version: {named}",
+            fix=_image_fix(recipe),
+            step="",
+            evidence={"problems": problems},
+        )
     if hard:
         what = "required package is" if len(hard) == 1 else "required packages are"
-        return failed(f"{len(hard)} {what} missing or at the wrong version: {named}",
-                      fix=" && ".join(fixes), evidence={"problems": problems})
+        return failed(
+            f"{len(hard)} {what} missing or at the wrong version: {named}",
+            fix=" && ".join(fixes),
+            evidence={"problems": problems},
+        )
     groups = sorted({p["group"] for p in problems})
-    return warned(f"optional group(s) {', '.join(groups)} not installed: {problems[0]['why'] or named}",
-                  fix=_image_fix(recipe) if recipe.is_container else " && ".join(fixes),
-                  evidence={"problems": problems})
+    return warned(
+        f"optional group(s) {', '.join(groups)} not installed: {problems[0]['why'] or named}",
+        fix=_image_fix(recipe) if recipe.is_container else " && ".join(fixes),
+        evidence={"problems": problems},
+    )
 
 
 _EXTRA_ONLY = re.compile(r";(?!.*\bor\b).*\bextra\s*==")
@@ -83,8 +102,9 @@ def _unmet(dists: Dict[str, Dict[str, Any]], python_version: Optional[str] = Non
             if dep is None:
                 unmet.append({"package": f"{dist['name']} {dist['version']}", "requires": str(req), "found": None})
             elif not req.specifier.contains(dep["version"], prereleases=True):
-                unmet.append({"package": f"{dist['name']} {dist['version']}", "requires": str(req),
-                              "found": dep["version"]})
+                unmet.append(
+                    {"package": f"{dist['name']} {dist['version']}", "requires": str(req), "found": dep["version"]}
+                )
     return unmet
 
 
@@ -105,8 +125,15 @@ def _accepted(unmet: List[Dict[str, Any]], recipe) -> Tuple[List[Dict[str, Any]]
 def no_conflicts(facts: FactsView, recipe: Recipe) -> Finding:
     """Installed packages' own requirements are met (what `pip check` reports)."""
     unmet, accepted = _accepted(_unmet(_dists(facts), facts["packages"].get("python_version")), recipe)
-    note = (f" ({len(accepted)} the recipe accepts, see evidence: "
-            + ", ".join(f"{a['package']} requires {a['requires']}" for a in accepted) + ")") if accepted else ""
+    note = (
+        (
+            f" ({len(accepted)} the recipe accepts, see evidence: "
+            + ", ".join(f"{a['package']} requires {a['requires']}" for a in accepted)
+            + ")"
+        )
+        if accepted
+        else ""
+    )
     if not unmet:
         return passed("no broken requirements among installed packages" + note, evidence={"accepted": accepted})
     conflicts = [u for u in unmet if u["found"]]
@@ -144,14 +171,20 @@ def no_duplicate_modules(facts: FactsView, recipe: Recipe) -> Finding:
         keep = rule.get("keep")
         drop = [d for d in info["distributions"] if d != keep] if keep else info["distributions"][1:]
         fix = f"python -m pip uninstall -y {' '.join(drop)}" + (
-            f" && python -m pip install --force-reinstall {keep}" if keep else "")
+            f" && python -m pip install --force-reinstall {keep}" if keep else ""
+        )
         text = f"{name} from {' and '.join(info['distributions'])}" + (f" ({rule['why']})" if rule.get("why") else "")
         judged.append((rank[severity], text, fix))
     if not judged or max(j[0] for j in judged) == 0:
         notes = "; ".join(j[1] for j in judged)
-        return passed("no conflicting module installs" + (f" (known and harmless: {notes})" if notes else ""),
-                      evidence={"modules": clashes})
+        return passed(
+            "no conflicting module installs" + (f" (known and harmless: {notes})" if notes else ""),
+            evidence={"modules": clashes},
+        )
     problems = [j for j in judged if j[0] > 0]
     make = failed if max(j[0] for j in problems) == 2 else warned
-    return make("module installed twice: " + "; ".join(j[1] for j in problems),
-                fix=" && ".join(j[2] for j in problems), evidence={"modules": clashes})
+    return make(
+        "module installed twice: " + "; ".join(j[1] for j in problems),
+        fix=" && ".join(j[2] for j in problems),
+        evidence={"modules": clashes},
+    )

@@ -6,6 +6,7 @@ comes from that part alone: its exception first, then the log lines written whil
 (the child marks where each part starts, `probes/tensorflow.with_steps`). On a machine
 meant to run on the CPU, causes that only GPU checks judge are left out.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,8 +29,10 @@ def explained(lines: Iterable[str], gpu: bool = True) -> List[Dict[str, Any]]:
     from merlin_doctor.explain import explain_lines
 
     found = [m for m in explain_lines(list(lines)).failures if gpu or not is_gpu_check(m.check)]
-    return [{"id": m.id, "title": m.title, "fix": m.fix, "lines": [e.text for e in m.evidence[:2]]}
-            for m in found[:EXPLAINED_SHOWN]]
+    return [
+        {"id": m.id, "title": m.title, "fix": m.fix, "lines": [e.text for e in m.evidence[:2]]}
+        for m in found[:EXPLAINED_SHOWN]
+    ]
 
 
 def step_log(result: Dict[str, Any], *names: str) -> List[str]:
@@ -39,7 +42,7 @@ def step_log(result: Dict[str, Any], *names: str) -> List[str]:
     steps = result.get("steps")
     if steps is None:
         return log
-    return [line for s in steps if s["step"] in names for line in log[s["start"]:s["end"]]]
+    return [line for s in steps if s["step"] in names for line in log[s["start"] : s["end"]]]
 
 
 def exception_lines(part: Dict[str, Any]) -> List[str]:
@@ -50,8 +53,9 @@ def exception_lines(part: Dict[str, Any]) -> List[str]:
     return (part.get("error") or "").splitlines()
 
 
-def attributed(result: Dict[str, Any], part: Dict[str, Any], steps: Iterable[str], recipe: Recipe,
-               extra: Iterable[str] = ()) -> List[Dict[str, Any]]:
+def attributed(
+    result: Dict[str, Any], part: Dict[str, Any], steps: Iterable[str], recipe: Recipe, extra: Iterable[str] = ()
+) -> List[Dict[str, Any]]:
     """The cause of a failed part: what its exception says, then its own steps' log lines."""
     gpu = recipe.gpu != "none"
     first = explained(list(extra) + exception_lines(part), gpu)
@@ -90,56 +94,79 @@ def tensorflow_imports(facts: FactsView, recipe: Recipe) -> Finding:
         during = _last_step(tf)
         found = attributed(tf, {}, [during] if during else [], recipe, extra=[tf["error"]])
         where = f" (during {during})" if during else ""
-        return failed(f"the TensorFlow probe did not finish{where}: {one_line(tf['error'])}{_because(found)}",
-                      fix=found[0]["fix"] if found else "python -c 'import tensorflow'  # read its error",
-                      evidence={"explained": found, "error": tf["error"], "step": during,
-                                "log_tail": tf.get("log", [])[-20:]})
+        return failed(
+            f"the TensorFlow probe did not finish{where}: {one_line(tf['error'])}{_because(found)}",
+            fix=found[0]["fix"] if found else "python -c 'import tensorflow'  # read its error",
+            evidence={"explained": found, "error": tf["error"], "step": during, "log_tail": tf.get("log", [])[-20:]},
+        )
     imported = tf.get("import", {})
     if not imported.get("ok"):
         found = attributed(tf, imported, ["import"], recipe)
         pin = _tensorflow_pin(recipe)
         missing = "No module named 'tensorflow'" in (imported.get("error") or "")
         fix = f"python -m pip install '{pin}'" if missing else f"python -m pip install --force-reinstall '{pin}'"
-        return failed(f"import tensorflow failed: {one_line(imported.get('error'))}{_because(found)}",
-                      fix=found[0]["fix"] if found and not missing else fix,
-                      evidence={"explained": found, "exception": imported.get("exception"),
-                                "traceback": imported.get("traceback")})
+        return failed(
+            f"import tensorflow failed: {one_line(imported.get('error'))}{_because(found)}",
+            fix=found[0]["fix"] if found and not missing else fix,
+            evidence={
+                "explained": found,
+                "exception": imported.get("exception"),
+                "traceback": imported.get("traceback"),
+            },
+        )
     version = imported["version"]
     wanted = recipe.expect.tensorflow
     build = (tf.get("build_info") or {}).get("info", {})
-    evidence = {"version": version, "cuda_version": build.get("cuda_version"),
-                "cudnn_version": build.get("cudnn_version"), "import_s": imported.get("seconds")}
+    evidence = {
+        "version": version,
+        "cuda_version": build.get("cuda_version"),
+        "cudnn_version": build.get("cudnn_version"),
+        "import_s": imported.get("seconds"),
+    }
     if wanted and not SpecifierSet(wanted).contains(version, prereleases=True):
-        return failed(f"TensorFlow {version} is installed; recipe {recipe.name} needs {wanted}",
-                      fix=f"python -m pip install 'tensorflow{wanted}'", evidence=evidence)
+        return failed(
+            f"TensorFlow {version} is installed; recipe {recipe.name} needs {wanted}",
+            fix=f"python -m pip install 'tensorflow{wanted}'",
+            evidence=evidence,
+        )
     cuda = recipe.expect.cuda_runtime
     if cuda and build.get("cuda_version") and build["cuda_version"].split(".")[0] != str(cuda).split(".")[0]:
-        return failed(f"TensorFlow {version} was built for CUDA {build['cuda_version']}, not the recipe's CUDA {cuda}",
-                      fix=f"python -m pip install --force-reinstall '{_tensorflow_pin(recipe)}'",
-                      evidence=evidence)
-    return passed(f"TensorFlow {version} imports in {imported.get('seconds')} s (built for CUDA "
-                  f"{build.get('cuda_version')}, cuDNN {build.get('cudnn_version')})",
-                  evidence=evidence)
+        return failed(
+            f"TensorFlow {version} was built for CUDA {build['cuda_version']}, not the recipe's CUDA {cuda}",
+            fix=f"python -m pip install --force-reinstall '{_tensorflow_pin(recipe)}'",
+            evidence=evidence,
+        )
+    return passed(
+        f"TensorFlow {version} imports in {imported.get('seconds')} s (built for CUDA "
+        f"{build.get('cuda_version')}, cuDNN {build.get('cudnn_version')})",
+        evidence=evidence,
+    )
 
 
 @check("tf.gpus", probes=["tensorflow", "nvml"], needs=["tf.import", "gpu.nvml"], gpu=True)
 def tensorflow_sees_gpus(facts: FactsView, recipe: Recipe) -> Finding:
     """TensorFlow registers every GPU the driver sees (the log says why when it does not)."""
     tf, nvml = _tf(facts), facts["nvml"]
-    devices = (tf.get("devices") or {})
+    devices = tf.get("devices") or {}
     registered = devices.get("GPU", []) if devices.get("ok") else []
     gpus = nvml.get("devices", [])
     cvd = (tf.get("env") or {}).get("CUDA_VISIBLE_DEVICES")
     expected = len(visible_gpus(cvd, gpus)[0]) if cvd is not None else len(gpus)
-    evidence: Dict[str, Any] = {"tensorflow_gpus": [d["name"] for d in registered], "nvml_gpus": len(nvml.get("devices", [])),
-                "CUDA_VISIBLE_DEVICES": cvd}
+    evidence: Dict[str, Any] = {
+        "tensorflow_gpus": [d["name"] for d in registered],
+        "nvml_gpus": len(nvml.get("devices", [])),
+        "CUDA_VISIBLE_DEVICES": cvd,
+    }
     if len(registered) < expected:
         found = attributed(tf, devices, ["import", "devices"], recipe)
-        return failed(f"TensorFlow registers {len(registered)} of {expected} GPU(s){_because(found)}",
-                      fix=found[0]["fix"] if found else "merlin-doctor check --only cuda  # which library is missing",
-                      evidence={"explained": found, **evidence})
-    return passed(f"TensorFlow registers {len(registered)} GPU(s): {', '.join(evidence['tensorflow_gpus'])}",
-                  evidence=evidence)
+        return failed(
+            f"TensorFlow registers {len(registered)} of {expected} GPU(s){_because(found)}",
+            fix=found[0]["fix"] if found else "merlin-doctor check --only cuda  # which library is missing",
+            evidence={"explained": found, **evidence},
+        )
+    return passed(
+        f"TensorFlow registers {len(registered)} GPU(s): {', '.join(evidence['tensorflow_gpus'])}", evidence=evidence
+    )
 
 
 def _per_device(test: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -166,23 +193,31 @@ def _judge_compute(tf: Dict[str, Any], recipe: Recipe, name: str, what: str, fix
         return skipped(test.get("skipped", f"no {name} facts"))
     if not test.get("ok"):
         found = attributed(tf, test, [f"tests.{name}"], recipe)
-        return failed(f"the {what} failed: {one_line(test.get('error'))}{_because(found)}",
-                      fix=found[0]["fix"] if found else fix,
-                      evidence={"explained": found, "exception": test.get("exception")})
+        return failed(
+            f"the {what} failed: {one_line(test.get('error'))}{_because(found)}",
+            fix=found[0]["fix"] if found else fix,
+            evidence={"explained": found, "exception": test.get("exception")},
+        )
     cpu = test.get("cpu") or {}
     tolerance = knowledge.load("tensorflow")["parity_tolerance"]
     cpu_err = cpu.get("rel_err_vs_numpy", cpu.get("rel_err"))
     if cpu_part and cpu_err is not None and cpu_err > tolerance:
-        return failed(f"the {what} on the CPU is wrong: relative error {cpu_err:.2e} > {tolerance:g}",
-                      fix=recipe.install_command(["tensorflow"], force=True), evidence={"cpu": cpu})
+        return failed(
+            f"the {what} on the CPU is wrong: relative error {cpu_err:.2e} > {tolerance:g}",
+            fix=recipe.install_command(["tensorflow"], force=True),
+            evidence={"cpu": cpu},
+        )
     gpus = _per_device(test)
     evidence = {"cpu": cpu, "gpus": gpus, "tolerance": tolerance}
     broken = [(g, why) for g in gpus for why in [_device_problem(g, tolerance)] if why]
     if broken:
         g, why = broken[0]
         found = attributed(tf, g, [f"tests.{name}"], recipe)
-        return failed(f"the {what} on {g['device']} is wrong: {one_line(why)}{_because(found)}",
-                      fix=found[0]["fix"] if found else fix, evidence={"explained": found, **evidence})
+        return failed(
+            f"the {what} on {g['device']} is wrong: {one_line(why)}{_because(found)}",
+            fix=found[0]["fix"] if found else fix,
+            evidence={"explained": found, **evidence},
+        )
     where = f"on the CPU and {len(gpus)} GPU(s)" if gpus else "on the CPU (no GPU visible to TensorFlow)"
     return passed(f"the {what} runs {where} and agrees within {tolerance:g}", evidence=evidence)
 
@@ -190,26 +225,44 @@ def _judge_compute(tf: Dict[str, Any], recipe: Recipe, name: str, what: str, fix
 @check("tf.matmul", probes=["tensorflow"], needs=["tf.import"])
 def matmul_parity(facts: FactsView, recipe: Recipe) -> Finding:
     """A float32 matmul on each GPU matches the same one on the CPU."""
-    return _judge_compute(_tf(facts), recipe, "matmul", "matmul (cuBLAS on a GPU)",
-                          "merlin-doctor check --only cuda.libcublas", cpu_part=True)
+    return _judge_compute(
+        _tf(facts),
+        recipe,
+        "matmul",
+        "matmul (cuBLAS on a GPU)",
+        "merlin-doctor check --only cuda.libcublas",
+        cpu_part=True,
+    )
 
 
 @check("tf.cudnn", probes=["tensorflow"], needs=["tf.import"], gpu=True)
 def cudnn_convolution(facts: FactsView, recipe: Recipe) -> Finding:
     """A cuDNN convolution runs on each GPU (catches 'DNN library is not found', 'Failed to get convolution algorithm')."""
-    return _judge_compute(_tf(facts), recipe, "conv", "cuDNN convolution",
-                          "merlin-doctor check --only cuda.libcudnn", cpu_part=False)
+    return _judge_compute(
+        _tf(facts), recipe, "conv", "cuDNN convolution", "merlin-doctor check --only cuda.libcudnn", cpu_part=False
+    )
 
 
 @check("tf.xla", probes=["tensorflow"], needs=["tf.import"])
 def xla_compiles(facts: FactsView, recipe: Recipe) -> Finding:
     """An XLA `jit_compile=True` function compiles and runs (on a GPU it needs libdevice and ptxas)."""
-    return _judge_compute(_tf(facts), recipe, "xla", "XLA-compiled function",
-                          "merlin-doctor fix --only copies  # libdevice; and check activation.ptxas", cpu_part=True)
+    return _judge_compute(
+        _tf(facts),
+        recipe,
+        "xla",
+        "XLA-compiled function",
+        "merlin-doctor fix --only copies  # libdevice; and check activation.ptxas",
+        cpu_part=True,
+    )
 
 
-@check("tf.tensorrt", probes=["tensorflow", "recipe_files"], needs=["tf.import", "gpu.nvml", "cuda.tensorrt"],
-       step="links", gpu=True)
+@check(
+    "tf.tensorrt",
+    probes=["tensorflow", "recipe_files"],
+    needs=["tf.import", "gpu.nvml", "cuda.tensorrt"],
+    step="links",
+    gpu=True,
+)
 def tensorrt_in_tensorflow(facts: FactsView, recipe: Recipe) -> Finding:
     """TF-TRT loads TensorRT, and the version it loads is the one TensorFlow was linked against.
 
@@ -228,17 +281,26 @@ def tensorrt_in_tensorflow(facts: FactsView, recipe: Recipe) -> Finding:
         links = facts["recipe_files"].get("links") or []
         linked_already = bool(links) and all(e["state"] == "ok" for e in links)
         # With the links in place the links step has nothing left to do: no step then, only the cause.
-        return warned(f"TF-TRT cannot load TensorRT (TensorFlow was linked against {linked}){_because(found)}; "
-                      "inference conversion is unavailable, training is unaffected",
-                      step="" if linked_already else None, evidence={"explained": found, **evidence})
+        return warned(
+            f"TF-TRT cannot load TensorRT (TensorFlow was linked against {linked}){_because(found)}; "
+            "inference conversion is unavailable, training is unaffected",
+            step="" if linked_already else None,
+            evidence={"explained": found, **evidence},
+        )
     intended = recipe.expect.tensorrt
     if linked and loaded and linked.split(".")[0] != loaded.split(".")[0]:
         if intended and SpecifierSet(intended).contains(loaded):
-            return passed(f"TF-TRT loads TensorRT {loaded}, the one recipe {recipe.name} intends ({intended}), "
-                          f"through the .so.{linked.split('.')[0]} links (TensorFlow was linked against {linked})",
-                          evidence=evidence)
-        return warned(f"TF-TRT loads TensorRT {loaded} but TensorFlow was linked against {linked}: conversion is "
-                      "not supported across majors (training is unaffected)", step="", evidence=evidence)
+            return passed(
+                f"TF-TRT loads TensorRT {loaded}, the one recipe {recipe.name} intends ({intended}), "
+                f"through the .so.{linked.split('.')[0]} links (TensorFlow was linked against {linked})",
+                evidence=evidence,
+            )
+        return warned(
+            f"TF-TRT loads TensorRT {loaded} but TensorFlow was linked against {linked}: conversion is "
+            "not supported across majors (training is unaffected)",
+            step="",
+            evidence=evidence,
+        )
     return passed(f"TF-TRT loads TensorRT {loaded} (linked against {linked})", evidence=evidence)
 
 
@@ -246,32 +308,42 @@ def tensorrt_in_tensorflow(facts: FactsView, recipe: Recipe) -> Finding:
 def merlin_imports(facts: FactsView, recipe: Recipe) -> Finding:
     """nvtabular and merlin.models.tf import; without cudf a GPU machine runs NVTabular in CPU mode."""
     imports = _tf(facts).get("imports") or {}
-    broken = {m: r.get("error") for m, r in imports.items() if m in ("nvtabular", "merlin.models.tf") and not r.get("ok")}
+    broken = {
+        m: r.get("error") for m, r in imports.items() if m in ("nvtabular", "merlin.models.tf") and not r.get("ok")
+    }
     versions = {m: r.get("version") for m, r in imports.items() if r.get("ok")}
     if broken:
         module, error = next(iter(broken.items()))
         part = imports[module]
         found = attributed(_tf(facts), part, [f"imports.{module}"], recipe)
-        return failed(f"import {module} failed: {one_line(error)}{_because(found)}",
-                      fix=found[0]["fix"] if found else _install_missing(part, recipe),
-                      evidence={"explained": found, "exception": part.get("exception"), "versions": versions})
+        return failed(
+            f"import {module} failed: {one_line(error)}{_because(found)}",
+            fix=found[0]["fix"] if found else _install_missing(part, recipe),
+            evidence={"explained": found, "exception": part.get("exception"), "versions": versions},
+        )
     no_cudf = [m for m in ("cudf", "dask_cudf") if not (imports.get(m) or {}).get("ok")]
     on_gpu = bool(facts["nvml"].get("devices")) and recipe.gpu != "none"
     if no_cudf and on_gpu:
-        return warned(f"{' and '.join(no_cudf)} do not import on this GPU machine: NVTabular runs in its experimental "
-                      "CPU mode (pandas/dask) instead of on the GPU",
-                      fix=recipe.install_command(_cudf_packages(recipe)),
-                      evidence={"versions": versions})
+        return warned(
+            f"{' and '.join(no_cudf)} do not import on this GPU machine: NVTabular runs in its experimental "
+            "CPU mode (pandas/dask) instead of on the GPU",
+            fix=recipe.install_command(_cudf_packages(recipe)),
+            evidence={"versions": versions},
+        )
     note = f"; {', '.join(no_cudf)} absent, so NVTabular uses the CPU" if no_cudf else ""
-    return passed(f"nvtabular {versions.get('nvtabular')} and merlin.models.tf {versions.get('merlin.models.tf')} "
-                  f"import{note}",
-                  evidence={"versions": versions})
+    return passed(
+        f"nvtabular {versions.get('nvtabular')} and merlin.models.tf {versions.get('merlin.models.tf')} import{note}",
+        evidence={"versions": versions},
+    )
 
 
 def _cudf_packages(recipe: Recipe) -> List[str]:
     """The recipe's cuDF distributions (`cudf-cu11`, `dask-cudf-cu11`: the module names with a CUDA suffix)."""
-    return [name for name, _ in ((str(req.name), g) for req, g in recipe.requirements())
-            if re.sub(r"-cu\d+$", "", name.lower().replace("_", "-")) in ("cudf", "dask-cudf")]
+    return [
+        name
+        for name, _ in ((str(req.name), g) for req, g in recipe.requirements())
+        if re.sub(r"-cu\d+$", "", name.lower().replace("_", "-")) in ("cudf", "dask-cudf")
+    ]
 
 
 def _install_missing(part: Dict[str, Any], recipe: Recipe) -> str:
@@ -305,6 +377,10 @@ def ple_learns(facts: FactsView, recipe: Recipe) -> Finding:
     if status is not Status.PASS:
         found = explained(result.get("log", []), gpu=recipe.gpu != "none")
         evidence["explained"] = found
-        return Finding(status, summary + _because(found), evidence,
-                       found[0]["fix"] if found else "merlin-doctor check -v --only tf  # TensorFlow's own checks first")
+        return Finding(
+            status,
+            summary + _because(found),
+            evidence,
+            found[0]["fix"] if found else "merlin-doctor check -v --only tf  # TensorFlow's own checks first",
+        )
     return Finding(status, summary, evidence)

@@ -4,6 +4,7 @@
 plain JSON; `judge.py` turns that JSON into a verdict without any I/O; `ple.yml` holds
 the run sizes (the thresholds are judgement data: knowledge/e2e.yml). Nothing here imports TensorFlow or Merlin.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,14 @@ def load_spec(path: Path = SPEC_PATH) -> Dict[str, Any]:
         return yaml.safe_load(handle)
 
 
-def ple_command(python: str, size: str = "quick", device: str = "auto", sabotage: Optional[str] = None,
-                progress: bool = True, out: Optional[str] = None) -> List[str]:
+def ple_command(
+    python: str,
+    size: str = "quick",
+    device: str = "auto",
+    sabotage: Optional[str] = None,
+    progress: bool = True,
+    out: Optional[str] = None,
+) -> List[str]:
     """The child command the doctor runs; `isolate.run_json_command` puts the package on PYTHONPATH."""
     cmd = [python, "-m", "merlin_doctor.e2e.ple", "--size", size, "--device", device]
     if sabotage:

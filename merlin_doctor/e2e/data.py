@@ -15,6 +15,7 @@ A model that trains correctly learns the effects through its embeddings; the kno
 function also gives each task's ceiling (the score of the true function) on the held-out rows.
 Runs inside the child only: numpy, pandas and merlin are imported in the functions.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,8 +53,10 @@ def task_types(schema: Any) -> Dict[str, str]:
     tasks = dict.fromkeys(schema.select_by_tag(Tags.BINARY_CLASSIFICATION).column_names, "binary")
     tasks.update(dict.fromkeys(schema.select_by_tag(Tags.REGRESSION).column_names, "regression"))
     if set(tasks) != set(PLANTED):
-        raise ValueError(f"the {SCHEMA_NAME} schema's targets {sorted(tasks)} are not the planted "
-                         f"ones {sorted(PLANTED)}: merlin changed the dataset")
+        raise ValueError(
+            f"the {SCHEMA_NAME} schema's targets {sorted(tasks)} are not the planted "
+            f"ones {sorted(PLANTED)}: merlin changed the dataset"
+        )
     return tasks
 
 
@@ -127,7 +130,7 @@ def rmse(labels: Any, predictions: Any) -> float:
     import numpy as np
 
     diff = np.asarray(labels, dtype="float64").ravel() - np.asarray(predictions, dtype="float64").ravel()
-    return float(np.sqrt(np.mean(diff ** 2)))
+    return float(np.sqrt(np.mean(diff**2)))
 
 
 def _sigmoid(x: Any) -> Any:

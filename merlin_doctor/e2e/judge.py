@@ -5,6 +5,7 @@ a child that crashed or timed out: `{"error": "...", "log": [...]}`); the thresh
 `knowledge/e2e.yml`'s `ple` mapping. A task's limits are keyed
 `<metric>_min` / `<metric>_max` and name a field of that task's held-out metrics.
 """
+
 from __future__ import annotations
 
 import math
@@ -63,8 +64,10 @@ def _loss_reasons(result: Dict[str, Any], decrease_min: float) -> List[str]:
     first, last = points[0], points[-1]
     decrease = (first - last) / abs(first) if first else 0.0
     if decrease < decrease_min:
-        return [f"the training loss did not decrease: {first:.4g} -> {last:.4g} "
-                f"({-decrease:+.1%}; needs {-decrease_min:.0%} or lower)"]
+        return [
+            f"the training loss did not decrease: {first:.4g} -> {last:.4g} "
+            f"({-decrease:+.1%}; needs {-decrease_min:.0%} or lower)"
+        ]
     return []
 
 
@@ -110,8 +113,9 @@ def _finite(value: Any) -> bool:
 
 def _where(result: Dict[str, Any]) -> str:
     device = (result.get("device") or {}).get("used") or (result.get("device") or {}).get("requested")
-    details = [d for d in (result.get("size"), device, result.get("sabotage") and f"sabotage {result['sabotage']}")
-               if d]
+    details = [
+        d for d in (result.get("size"), device, result.get("sabotage") and f"sabotage {result['sabotage']}") if d
+    ]
     return f" ({', '.join(details)})" if details else ""
 
 

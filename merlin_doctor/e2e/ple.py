@@ -9,6 +9,7 @@ One JSON object goes to stdout (or FILE); `PROGRESS {json}` lines go to stderr a
 advances; TensorFlow's own log lines stay on stderr for the parent to keep as evidence.
 A failure at any stage is reported in the JSON (`error`), never as a traceback alone.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,8 +84,11 @@ def train(size: str, device: str, sabotage: Optional[str], progress: Progress) -
         from merlin_doctor.e2e import data as planted
 
         timings["import_s"] = _since(mark)
-        result["versions"] = {"tensorflow": tf.__version__, "merlin_models": merlin.models.__version__,
-                              "numpy": np.__version__}
+        result["versions"] = {
+            "tensorflow": tf.__version__,
+            "merlin_models": merlin.models.__version__,
+            "numpy": np.__version__,
+        }
 
         stage = "device"
         result["device"].update(_select_device(tf, device))
@@ -99,9 +103,13 @@ def train(size: str, device: str, sabotage: Optional[str], progress: Progress) -
             train_frame = planted.shuffle_targets(train_frame, list(data.tasks), config["seed"])
         train_set = Dataset(train_frame, schema=data.schema)
         holdout_set = Dataset(data.holdout, schema=data.schema)
-        result["data"] = {"schema": planted.SCHEMA_NAME, "train_rows": len(data.train),
-                          "holdout_rows": len(data.holdout), "tasks": data.tasks,
-                          "planted": planted.PLANTED}
+        result["data"] = {
+            "schema": planted.SCHEMA_NAME,
+            "train_rows": len(data.train),
+            "holdout_rows": len(data.holdout),
+            "tasks": data.tasks,
+            "planted": planted.PLANTED,
+        }
         timings["data_s"] = _since(mark)
 
         stage = "build"
@@ -115,8 +123,7 @@ def train(size: str, device: str, sabotage: Optional[str], progress: Progress) -
         stage = "fit"
         mark = _stage(progress, stage)
         logger = _epoch_logger(tf, result, len(data.train), config["epochs"], progress, memory)
-        model.fit(train_set, batch_size=config["batch_size"], epochs=config["epochs"], verbose=0,
-                  callbacks=[logger])
+        model.fit(train_set, batch_size=config["batch_size"], epochs=config["epochs"], verbose=0, callbacks=[logger])
         timings["fit_s"] = _since(mark)
         result["examples_per_s"] = _steady_rate(result["curve"])
 
@@ -157,8 +164,9 @@ def _select_device(tf: Any, requested: str) -> Dict[str, Any]:
     return {"used": "gpu", "gpus_visible": names}
 
 
-def _epoch_logger(tf: Any, result: Dict[str, Any], rows: int, epochs: int, progress: Progress,
-                  memory: Optional[_GpuMemory]) -> Any:
+def _epoch_logger(
+    tf: Any, result: Dict[str, Any], rows: int, epochs: int, progress: Progress, memory: Optional[_GpuMemory]
+) -> Any:
     """A Keras callback that records the untrained model's loss (`first_batch_loss`: the
     first batch is scored before its update) and appends each epoch's losses and speed to `curve`."""
 
@@ -178,8 +186,7 @@ def _epoch_logger(tf: Any, result: Dict[str, Any], rows: int, epochs: int, progr
             point = {
                 "epoch": epoch + 1,
                 "loss": float(logs.get("loss", float("nan"))),
-                "task_losses": {k.split("/")[0]: float(v) for k, v in logs.items()
-                                if k.endswith("_loss") and "/" in k},
+                "task_losses": {k.split("/")[0]: float(v) for k, v in logs.items() if k.endswith("_loss") and "/" in k},
                 "seconds": round(seconds, 3),
                 "examples_per_s": round(rows / seconds, 1) if seconds > 0 else None,
             }
@@ -260,8 +267,11 @@ class _GpuMemory:
             for index in range(nvml.nvmlDeviceGetCount()):
                 handle = nvml.nvmlDeviceGetHandleByIndex(index)
                 device += nvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20
-                process += sum((p.usedGpuMemory or 0) / 2**20
-                               for p in nvml.nvmlDeviceGetComputeRunningProcesses(handle) if p.pid == pid)
+                process += sum(
+                    (p.usedGpuMemory or 0) / 2**20
+                    for p in nvml.nvmlDeviceGetComputeRunningProcesses(handle)
+                    if p.pid == pid
+                )
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             return
@@ -275,16 +285,25 @@ class _GpuMemory:
             tf_peak: Optional[float] = self.tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
         except Exception:
             tf_peak = None
-        return {"nvml_process_peak_mb": self.process_mb, "nvml_device_used_peak_mb": self.device_mb,
-                "tf_peak_mb": tf_peak, "nvml_error": self.error}
+        return {
+            "nvml_process_peak_mb": self.process_mb,
+            "nvml_device_used_peak_mb": self.device_mb,
+            "tf_peak_mb": tf_peak,
+            "nvml_error": self.error,
+        }
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     try:
         sizes = sorted(load_spec()["sizes"])
     except ImportError as exc:  # this runs in the judged env's Python (check --prefix), which may lack PyYAML
-        emit({"error": f"{sys.executable} cannot import {exc.name}, which the PLE check needs in the env: "
-                       f"{sys.executable} -m pip install pyyaml"}, None)
+        emit(
+            {
+                "error": f"{sys.executable} cannot import {exc.name}, which the PLE check needs in the env: "
+                f"{sys.executable} -m pip install pyyaml"
+            },
+            None,
+        )
         return 1
     parser = argparse.ArgumentParser(prog="python -m merlin_doctor.e2e.ple", description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sizes, default="quick")

@@ -7,6 +7,7 @@ one LocalCluster) would collect identical facts, so one of them probes for all (
 `every_worker`); a LocalCUDACluster's workers differ in CUDA_VISIBLE_DEVICES, so each probes.
 dask is imported only inside functions.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -55,9 +56,10 @@ def connect(scheduler: Optional[str], local: Optional[int], timeout: float) -> I
     try:
         from distributed import Client
     except ImportError:
-        raise InputError("fleet needs dask.distributed here and on the workers: "
-                         "python -m pip install 'distributed>=2023.1'  # what merlin-doctor's [fleet] extra adds"
-                         ) from None
+        raise InputError(
+            "fleet needs dask.distributed here and on the workers: "
+            "python -m pip install 'distributed>=2023.1'  # what merlin-doctor's [fleet] extra adds"
+        ) from None
     cluster = None
     if scheduler:
         try:
@@ -79,15 +81,18 @@ def connect(scheduler: Optional[str], local: Optional[int], timeout: float) -> I
 def _failure(exc: BaseException) -> Tuple[str, str]:
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, ImportError) and "merlin_doctor" in str(exc):
-        return NO_DOCTOR, (f"merlin-doctor is not importable there ({text}); install it in the Python that runs "
-                           f"the worker: python -m pip install 'merlin-doctor=={__version__}'")
+        return NO_DOCTOR, (
+            f"merlin-doctor is not importable there ({text}); install it in the Python that runs "
+            f"the worker: python -m pip install 'merlin-doctor=={__version__}'"
+        )
     if type(exc).__name__ == "KilledWorker":
         return DIED, "the worker died while probing (KilledWorker)"
     return ERROR, text
 
 
-def _gather(client: Any, calls: Dict[str, Tuple[Callable[..., Any], tuple]],
-            deadline: float) -> Dict[str, Tuple[str, Any]]:
+def _gather(
+    client: Any, calls: Dict[str, Tuple[Callable[..., Any], tuple]], deadline: float
+) -> Dict[str, Tuple[str, Any]]:
     """Run one call pinned to each worker; (status, result or reason) per worker by the deadline.
 
     Wakes up as soon as a call finishes (or every POLL_S to notice a worker that left the
@@ -96,9 +101,10 @@ def _gather(client: Any, calls: Dict[str, Tuple[Callable[..., Any], tuple]],
     from distributed import TimeoutError as WaitTimeout  # asyncio's on Python < 3.11
     from distributed import wait
 
-    futures = {address: client.submit(fn, *args, workers=[address], allow_other_workers=False, pure=False,
-                                      priority=PRIORITY)
-               for address, (fn, args) in calls.items()}
+    futures = {
+        address: client.submit(fn, *args, workers=[address], allow_other_workers=False, pure=False, priority=PRIORITY)
+        for address, (fn, args) in calls.items()
+    }
     out: Dict[str, Tuple[str, Any]] = {}
     while futures:
         try:
@@ -120,8 +126,10 @@ def _gather(client: Any, calls: Dict[str, Tuple[Callable[..., Any], tuple]],
             del futures[address]
         if futures and time.monotonic() >= deadline:
             for address in futures:
-                out[address] = (TIMED_OUT, "no answer before the deadline (--timeout); the probe may still be "
-                                           "running there")
+                out[address] = (
+                    TIMED_OUT,
+                    "no answer before the deadline (--timeout); the probe may still be running there",
+                )
             break
     for future in futures.values():
         future.cancel()
@@ -139,8 +147,9 @@ def representatives(nodes: List[Node], every_worker: bool) -> Dict[str, List[Nod
     return chosen
 
 
-def probe_workers(client: Any, recipe: str, timeout: float, fast: bool = False,
-                  every_worker: bool = False) -> List[Node]:
+def probe_workers(
+    client: Any, recipe: str, timeout: float, fast: bool = False, every_worker: bool = False
+) -> List[Node]:
     """Fingerprint every worker, then collect facts once per distinct worker, all by one deadline."""
     deadline = time.monotonic() + timeout
     nodes = {address: Node(address) for address in sorted(client.scheduler_info()["workers"])}

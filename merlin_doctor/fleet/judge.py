@@ -1,5 +1,6 @@
 """Pure judgement of the fleet: verdicts per worker, configurations grouped by the facts that matter
 (factpaths.config_signature), and the workers that differ from the majority."""
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,11 @@ def group(nodes: List[Node]) -> List[Group]:
     norm.majority = len(groups) == 1 or len(norm.members) > len(groups[1].members)
     for g in groups[1:]:
         paths = list(norm.signature) + [p for p in g.signature if p not in norm.signature]
-        g.differs = [{"path": p, "majority": norm.signature.get(p), "value": g.signature.get(p)}
-                     for p in paths if norm.signature.get(p) != g.signature.get(p)]
+        g.differs = [
+            {"path": p, "majority": norm.signature.get(p), "value": g.signature.get(p)}
+            for p in paths
+            if norm.signature.get(p) != g.signature.get(p)
+        ]
     by_address = {n.address: n for n in nodes}
     for g in groups:
         for address in g.members:

@@ -1,4 +1,5 @@
 """What the fleet knows of each worker and each configuration: plain data, no dask."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

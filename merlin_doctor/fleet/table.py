@@ -1,4 +1,5 @@
 """The fleet's result: one JSON document (`fleet --json`) and the human table built from it. Pure."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
@@ -22,23 +23,37 @@ def _counts(node: Node) -> Dict[str, int]:
 
 def _worker(node: Node) -> Dict[str, Any]:
     return {
-        "address": node.address, "host": node.host, "status": node.status, "detail": node.detail,
-        "config": node.config, "outlier": node.outlier, "probed_by": node.probed_by,
+        "address": node.address,
+        "host": node.host,
+        "status": node.status,
+        "detail": node.detail,
+        "config": node.config,
+        "outlier": node.outlier,
+        "probed_by": node.probed_by,
         "summary": _counts(node) if node.status == OK else None,
-        "problems": [{"id": v.id, "status": v.status.value, "summary": v.summary, "fix": v.fix}
-                     for v in node.verdicts if v.status in PROBLEM_STATUSES],
+        "problems": [
+            {"id": v.id, "status": v.status.value, "summary": v.summary, "fix": v.fix}
+            for v in node.verdicts
+            if v.status in PROBLEM_STATUSES
+        ],
     }
 
 
 def _configuration(g: Group, facts: Mapping[str, Any]) -> Dict[str, Any]:
     rows = headline(facts.get("probes", {}))
-    return {"label": g.label, "workers": g.members, "majority": g.majority,
-            "headline": [{"label": label, "value": value} for label, value in rows],
-            "differs": g.differs, "signature": g.signature}
+    return {
+        "label": g.label,
+        "workers": g.members,
+        "majority": g.majority,
+        "headline": [{"label": label, "value": value} for label, value in rows],
+        "differs": g.differs,
+        "signature": g.signature,
+    }
 
 
-def document(nodes: List[Node], groups: List[Group], recipe: str, cluster: str,
-             timings: Dict[str, float]) -> Dict[str, Any]:
+def document(
+    nodes: List[Node], groups: List[Group], recipe: str, cluster: str, timings: Dict[str, float]
+) -> Dict[str, Any]:
     by_address = {n.address: n for n in nodes}
     unreachable = [n.address for n in nodes if n.status != OK]
     failing = [n.address for n in nodes if any(v.status.failed for v in n.verdicts)]
@@ -51,10 +66,16 @@ def document(nodes: List[Node], groups: List[Group], recipe: str, cluster: str,
         "recipe": recipe,
         "cluster": cluster,
         "exit_code": 1 if bad else 0,
-        "summary": {"workers": len(nodes), "answered": len(nodes) - len(unreachable),
-                    "probed": len({n.probed_by or n.address for n in nodes if n.status == OK}),
-                    "configurations": len(groups), "majority": groups[0].label if groups and groups[0].majority else None,
-                    "outliers": outliers, "unreachable": unreachable, "failing": failing},
+        "summary": {
+            "workers": len(nodes),
+            "answered": len(nodes) - len(unreachable),
+            "probed": len({n.probed_by or n.address for n in nodes if n.status == OK}),
+            "configurations": len(groups),
+            "majority": groups[0].label if groups and groups[0].majority else None,
+            "outliers": outliers,
+            "unreachable": unreachable,
+            "failing": failing,
+        },
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "configurations": [_configuration(g, by_address[g.members[0]].facts or {}) for g in groups],
         "workers": [_worker(n) for n in sorted(nodes, key=lambda n: n.address)],
@@ -79,7 +100,8 @@ def _config_lines(doc: Dict[str, Any]) -> List[str]:
             what = " · ".join(f"{h['label']} {h['value']}" for h in c["headline"]) or "(no headline facts)"
         else:
             what = f"differs from {configs[0]['label']}: " + "; ".join(
-                f"{d['path']} {show(d['value'])} ({configs[0]['label']}: {show(d['majority'])})" for d in c["differs"])
+                f"{d['path']} {show(d['value'])} ({configs[0]['label']}: {show(d['majority'])})" for d in c["differs"]
+            )
         rows.append((c["label"], _plural(len(c["workers"]), "worker"), role, safe_text(what)))
     return ["Configurations"] + (_columns(rows) if rows else ["  (no worker answered)"])
 
@@ -98,8 +120,17 @@ def _worker_lines(doc: Dict[str, Any]) -> List[str]:
             result += f" (same environment as {w['probed_by']})"
         if w["detail"]:  # e.g. another merlin-doctor version there
             result += f"; {w['detail']}"
-        rows.append((w["address"], w["host"] or "?", w["config"] + (" OUTLIER" if w["outlier"] else ""),
-                     str(s["pass"]), str(s["warn"]), str(s["fail"] + s["error"]), safe_text(result)))
+        rows.append(
+            (
+                w["address"],
+                w["host"] or "?",
+                w["config"] + (" OUTLIER" if w["outlier"] else ""),
+                str(s["pass"]),
+                str(s["warn"]),
+                str(s["fail"] + s["error"]),
+                safe_text(result),
+            )
+        )
     return ["Workers"] + _columns(rows)
 
 
@@ -119,10 +150,16 @@ def _problem_lines(doc: Dict[str, Any], symbols: Mapping[Status, str]) -> List[s
         for p in w["problems"]:
             found.setdefault((p["id"], p["fix"] or ""), dict(p, workers=[]))["workers"].append(w["address"])
     ordered = sorted(found.values(), key=lambda p: p["status"] == "warn")  # stable: failures first
-    lines = [f"  [{symbols[Status(p['status'])]}] {p['id']} on {_plural(len(p['workers']), 'worker')} "
-             f"({_where(p['workers'], doc)}): {safe_text(p['summary'])}" for p in ordered]
-    lines += [f"  [{symbols[Status.FAIL]}] {w['address']} {w['status']}: {safe_text(w['detail'])}"
-              for w in doc["workers"] if w["status"] != OK]
+    lines = [
+        f"  [{symbols[Status(p['status'])]}] {p['id']} on {_plural(len(p['workers']), 'worker')} "
+        f"({_where(p['workers'], doc)}): {safe_text(p['summary'])}"
+        for p in ordered
+    ]
+    lines += [
+        f"  [{symbols[Status.FAIL]}] {w['address']} {w['status']}: {safe_text(w['detail'])}"
+        for w in doc["workers"]
+        if w["status"] != OK
+    ]
     fixes: Dict[str, List[Dict[str, Any]]] = {}
     for p in ordered:
         if p["fix"]:
@@ -137,9 +174,11 @@ def _problem_lines(doc: Dict[str, Any], symbols: Mapping[Status, str]) -> List[s
 def table_lines(doc: Dict[str, Any], symbols: Mapping[Status, str] = SYMBOLS) -> List[str]:
     s = doc["summary"]
     took = doc["timings"].get("probe_s")
-    head = (f"merlin-doctor fleet: {_plural(s['workers'], 'worker')} ({doc['cluster']}), recipe {doc['recipe']}; "
-            f"{s['answered']} answered, {s['probed']} distinct environment(s) probed"
-            + (f" in {took:.1f} s" if took is not None else ""))
+    head = (
+        f"merlin-doctor fleet: {_plural(s['workers'], 'worker')} ({doc['cluster']}), recipe {doc['recipe']}; "
+        f"{s['answered']} answered, {s['probed']} distinct environment(s) probed"
+        + (f" in {took:.1f} s" if took is not None else "")
+    )
     lines = [head, ""] + _config_lines(doc) + [""] + _worker_lines(doc)
     problems = _problem_lines(doc, symbols)
     return lines + ([""] + problems if problems else [])

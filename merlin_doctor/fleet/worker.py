@@ -1,4 +1,5 @@
 """The code that runs inside the Dask workers: where this worker runs, and its facts."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,13 @@ def worker_fingerprint() -> Dict[str, Any]:
     scratch = get_worker().local_directory  # each worker puts its own scratch directory on sys.path
     path = [p for p in sys.path if p != scratch]
     identity = json.dumps([host, sys.executable, path, sorted(os.environ.items())])
-    return {"host": host, "pid": os.getpid(), "python": sys.executable, "doctor_version": __version__,
-            "key": hashlib.sha256(identity.encode()).hexdigest()[:16]}
+    return {
+        "host": host,
+        "pid": os.getpid(),
+        "python": sys.executable,
+        "doctor_version": __version__,
+        "key": hashlib.sha256(identity.encode()).hexdigest()[:16],
+    }
 
 
 def worker_facts(recipe: Optional[str], probe_timeout: float, fast: bool) -> Dict[str, Any]:

@@ -2,6 +2,7 @@
 
 Logic never hard-codes a version number or threshold; it reads them from here.
 """
+
 from __future__ import annotations
 
 import functools

@@ -3,6 +3,7 @@
 Checks judge these facts against the recipe; this probe only reads files and the
 environment, and records which paths exist (checks may not touch the disk).
 """
+
 from __future__ import annotations
 
 import os
@@ -71,8 +72,9 @@ def _ptxas(ctx: ProbeContext, data_dir: Optional[str]) -> Dict[str, Any]:
     roots = [data_dir] if data_dir else []
     roots += [ctx.host_path(r) for r in (built_with["toolkit_root"], "/usr/local/cuda")]
     candidates = [os.path.join(r, "bin", "ptxas") for r in roots]
-    path = next((c for c in candidates if os.access(c, os.X_OK)), None) or \
-        shutil.which("ptxas", path=ctx.env.get("PATH", ""))
+    path = next((c for c in candidates if os.access(c, os.X_OK)), None) or shutil.which(
+        "ptxas", path=ctx.env.get("PATH", "")
+    )
     if not path:
         return {"path": None, "searched": candidates + ["$PATH"]}
     try:

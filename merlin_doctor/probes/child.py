@@ -3,6 +3,7 @@
 Reads the ProbeContext as JSON on stdin, runs each probe in a fork of its own with the
 context's timeout, and prints `{"results": {NAME: facts}}` as one JSON line.
 """
+
 from __future__ import annotations
 
 import json

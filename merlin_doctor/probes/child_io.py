@@ -7,6 +7,7 @@ as `PROGRESS {json}` lines on stderr, `STEP_PREFIX name` lines on stderr where a
 starts (so the parent can tell which log lines each step caused), and everything else
 on stderr is log evidence.
 """
+
 from __future__ import annotations
 
 import json

@@ -3,6 +3,7 @@
 Every external command runs with a timeout (a wedged docker daemon hangs `docker info`),
 and every file is read under the context's root, so tests can stand in a whole host.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,15 +26,31 @@ def _run(ctx: ProbeContext, argv: List[str], timeout: float) -> Dict[str, Any]:
     if not path:
         return {"found": False}
     try:
-        proc = subprocess.run([path, *argv[1:]], capture_output=True, text=True, errors="replace",
-                              timeout=timeout, env=ctx.env, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [path, *argv[1:]],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            env=ctx.env,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
-        return {"found": True, "path": path, "timed_out": True,
-                "error": f"`{' '.join(argv)}` did not answer within {timeout:g} s"}
+        return {
+            "found": True,
+            "path": path,
+            "timed_out": True,
+            "error": f"`{' '.join(argv)}` did not answer within {timeout:g} s",
+        }
     except OSError as exc:
         return {"found": True, "path": path, "error": f"cannot run {path}: {exc}"}
-    return {"found": True, "path": path, "returncode": proc.returncode,
-            "stdout": proc.stdout[-MAX_TEXT:], "stderr": proc.stderr.strip()[-MAX_TEXT:]}
+    return {
+        "found": True,
+        "path": path,
+        "returncode": proc.returncode,
+        "stdout": proc.stdout[-MAX_TEXT:],
+        "stderr": proc.stderr.strip()[-MAX_TEXT:],
+    }
 
 
 def _version(text: str) -> Optional[str]:
@@ -45,9 +62,13 @@ def _docker(ctx: ProbeContext, timeout: float, image: Optional[str]) -> Dict[str
     client = _run(ctx, ["docker", "--version"], timeout)
     if not client["found"]:
         return {"installed": False}
-    out: Dict[str, Any] = {"installed": True, "path": client["path"],
-                           "client_version": _version(client.get("stdout", "")),
-                           "host": ctx.env.get("DOCKER_HOST"), "remote": _remote(ctx)}
+    out: Dict[str, Any] = {
+        "installed": True,
+        "path": client["path"],
+        "client_version": _version(client.get("stdout", "")),
+        "host": ctx.env.get("DOCKER_HOST"),
+        "remote": _remote(ctx),
+    }
     info = _run(ctx, ["docker", "info", "--format", "{{json .}}"], timeout)
     try:
         data = json.loads(info.get("stdout") or "null")
@@ -61,15 +82,23 @@ def _docker(ctx: ProbeContext, timeout: float, image: Optional[str]) -> Dict[str
         out["error"] = info.get("error") or "; ".join(errors) or info.get("stderr") or "docker info failed"
         return out
     root = data.get("DockerRootDir") or None
-    out.update(server_version=data.get("ServerVersion"), runtimes=sorted(data.get("Runtimes") or {}),
-               default_runtime=data.get("DefaultRuntime"), root_dir=root,
-               cdi_spec_dirs=data.get("CDISpecDirs") or [], warnings=data.get("Warnings") or [],
-               root_dir_free_bytes=_free_bytes(ctx, root) if root and not out["remote"] else None)
+    out.update(
+        server_version=data.get("ServerVersion"),
+        runtimes=sorted(data.get("Runtimes") or {}),
+        default_runtime=data.get("DefaultRuntime"),
+        root_dir=root,
+        cdi_spec_dirs=data.get("CDISpecDirs") or [],
+        warnings=data.get("Warnings") or [],
+        root_dir_free_bytes=_free_bytes(ctx, root) if root and not out["remote"] else None,
+    )
     if image:
         inspect = _run(ctx, ["docker", "image", "inspect", "--format", "{{.Size}}", image], timeout)
         size = (inspect.get("stdout") or "").strip()
-        out["image"] = {"name": image, "present": inspect.get("returncode") == 0,
-                        "size_bytes": int(size) if size.isdigit() else None}
+        out["image"] = {
+            "name": image,
+            "present": inspect.get("returncode") == 0,
+            "size_bytes": int(size) if size.isdigit() else None,
+        }
     return out
 
 
@@ -105,8 +134,11 @@ def _daemon_json(ctx: ProbeContext, path: str) -> Dict[str, Any]:
     if not isinstance(data, dict):
         return dict(out, error="not a JSON object")
     runtimes: Dict[str, Any] = data["runtimes"] if isinstance(data.get("runtimes"), dict) else {}
-    return dict(out, runtimes={name: conf if isinstance(conf, dict) else {} for name, conf in runtimes.items()},
-                default_runtime=data.get("default-runtime"))
+    return dict(
+        out,
+        runtimes={name: conf if isinstance(conf, dict) else {} for name, conf in runtimes.items()},
+        default_runtime=data.get("default-runtime"),
+    )
 
 
 def _dropins(ctx: ProbeContext, directory: str) -> List[Dict[str, Any]]:
@@ -145,9 +177,14 @@ def _cli_info(ctx: ProbeContext, timeout: float) -> Dict[str, Any]:
     text = info.get("stdout", "")
     fields = dict(re.findall(r"^(NVRM version|CUDA version):\s*(\S+)", text, re.M))
     ok = info.get("returncode") == 0
-    return {"ran": True, "ok": ok, "nvrm_version": fields.get("NVRM version"),
-            "cuda_version": fields.get("CUDA version"), "devices": len(re.findall(r"^Device Index:", text, re.M)),
-            "error": None if ok else (info.get("error") or info.get("stderr") or f"exit code {info.get('returncode')}")}
+    return {
+        "ran": True,
+        "ok": ok,
+        "nvrm_version": fields.get("NVRM version"),
+        "cuda_version": fields.get("CUDA version"),
+        "devices": len(re.findall(r"^Device Index:", text, re.M)),
+        "error": None if ok else (info.get("error") or info.get("stderr") or f"exit code {info.get('returncode')}"),
+    }
 
 
 def probe(ctx: ProbeContext) -> Dict[str, Any]:

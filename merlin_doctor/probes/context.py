@@ -1,6 +1,7 @@
 """What a probe may know beyond the machine itself: the recipe, the timeout, the environment
 it judges (its prefix, interpreter and activated variables) and the root of the host tree.
 Serializable, so child processes get the same."""
+
 from __future__ import annotations
 
 import copy

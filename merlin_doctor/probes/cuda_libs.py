@@ -6,6 +6,7 @@ this shell happens to have. For each library: loaded or the loader's own error, 
 the loader chose and the real file behind it, the version the library itself reports,
 the conda package or pip distribution that owns it, and every other copy around.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -50,8 +51,11 @@ def judged_env(ctx: ProbeContext) -> Dict[str, Any]:
     env was named or activated, so the search path is as its activation leaves it."""
     active = ctx.judged_prefix()
     prefix = os.path.abspath(active or sys.prefix)
-    has_conda = bool(ctx.env.get("CONDA_EXE") or ctx.env.get("MAMBA_EXE") or any(
-        shutil.which(exe, path=ctx.env.get("PATH", "")) for exe in ("conda", "mamba", "micromamba")))
+    has_conda = bool(
+        ctx.env.get("CONDA_EXE")
+        or ctx.env.get("MAMBA_EXE")
+        or any(shutil.which(exe, path=ctx.env.get("PATH", "")) for exe in ("conda", "mamba", "micromamba"))
+    )
     return {"prefix": prefix, "kind": env_kind(prefix) or "system", "activated": bool(active), "has_conda": has_conda}
 
 
@@ -72,6 +76,7 @@ def child_env(ctx: ProbeContext) -> Dict[str, str]:
 
 
 # --- version calls, as the table in knowledge/cuda_libraries.yml describes them -----------
+
 
 def _version(lib: ctypes.CDLL, call: str, style: str) -> Optional[str]:
     try:
@@ -103,6 +108,7 @@ def _version(lib: ctypes.CDLL, call: str, style: str) -> Optional[str]:
 
 # --- who owns a file -----------------------------------------------------------------------
 
+
 class _Owners:
     """Maps files to the conda package or pip distribution that installed them (lazily)."""
 
@@ -119,8 +125,12 @@ class _Owners:
                         record = json.load(fh)
                 except (OSError, ValueError):
                     continue
-                owner = {"kind": "conda", "name": record.get("name", "?"), "version": record.get("version", "?"),
-                         "channel": str(record.get("channel", ""))}
+                owner = {
+                    "kind": "conda",
+                    "name": record.get("name", "?"),
+                    "version": record.get("version", "?"),
+                    "channel": str(record.get("channel", "")),
+                }
                 for rel in record.get("files", []):
                     if ".so" in rel:
                         self._conda[os.path.join(str(self.prefix), rel)] = owner
@@ -153,7 +163,7 @@ def _filename_version(real: str, soname: str) -> Optional[str]:
     """`libcublas.so.11.4.1.1043` → `11.4.1.1043`; nothing when the file is the soname itself."""
     base = os.path.basename(real)
     stem = soname.split(".so", 1)[0] + ".so."
-    return base[len(stem):] if base.startswith(stem) and base != soname else None
+    return base[len(stem) :] if base.startswith(stem) and base != soname else None
 
 
 def _scan_dirs(ctx: ProbeContext, prefix: str, path: List[str], table: Dict[str, List[str]]) -> List[str]:
@@ -209,8 +219,9 @@ def ld_cache() -> Dict[str, List[str]]:
     return cache
 
 
-def _copies(soname: str, listing: Dict[str, List[str]], ld_cache: Dict[str, List[str]], path: List[str],
-            owners: _Owners) -> Dict[str, List[Dict[str, Any]]]:
+def _copies(
+    soname: str, listing: Dict[str, List[str]], ld_cache: Dict[str, List[str]], path: List[str], owners: _Owners
+) -> Dict[str, List[Dict[str, Any]]]:
     """Files named like this soname (copies) and like its other majors (e.g. libcublas.so.12)."""
     stem = soname.split(".so", 1)[0] + ".so."
     copies, others = [], []
@@ -224,8 +235,13 @@ def _copies(soname: str, listing: Dict[str, List[str]], ld_cache: Dict[str, List
         name = os.path.basename(file)
         real = os.path.realpath(file)
         owner = owners.owner(real) or owners.owner(file)
-        entry = {"path": file, "realpath": real, "on_search_path": os.path.dirname(file) in path,
-                 "version": _filename_version(real, soname) or (owner or {}).get("version"), "owner": owner}
+        entry = {
+            "path": file,
+            "realpath": real,
+            "on_search_path": os.path.dirname(file) in path,
+            "version": _filename_version(real, soname) or (owner or {}).get("version"),
+            "owner": owner,
+        }
         if name == soname:
             copies.append(entry)
         elif re.fullmatch(re.escape(stem) + r"\d+(\.\d+)?", name) and not name.startswith(soname + "."):
@@ -240,8 +256,12 @@ def _load(spec: Dict[str, Any]) -> Dict[str, Any]:
     except OSError as exc:
         return {"loaded": False, "error": str(exc)}
     opened = loaded_path(lib)
-    return {"loaded": True, "path": opened, "realpath": os.path.realpath(opened) if opened else None,
-            "version": _version(lib, spec["version"]["call"], spec["version"]["style"])}
+    return {
+        "loaded": True,
+        "path": opened,
+        "realpath": os.path.realpath(opened) if opened else None,
+        "version": _version(lib, spec["version"]["call"], spec["version"]["style"]),
+    }
 
 
 def _load_all(specs: List[Dict[str, Any]], timeout: float) -> List[Dict[str, Any]]:
@@ -271,9 +291,15 @@ def _misbehaved(soname: str, outcome: Dict[str, Any]) -> Dict[str, Any]:
         error = f"loading {what} killed the process with {outcome.get('signal')}"
     else:
         error = f"loading {what} ended the process before dlopen returned ({outcome.get('error')})"
-    return {"loaded": False, "path": path, "realpath": os.path.realpath(path) if path else None,
-            "error": error, "crashed": not outcome.get("timed_out"),
-            "timed_out": bool(outcome.get("timed_out")), "signal": outcome.get("signal")}
+    return {
+        "loaded": False,
+        "path": path,
+        "realpath": os.path.realpath(path) if path else None,
+        "error": error,
+        "crashed": not outcome.get("timed_out"),
+        "timed_out": bool(outcome.get("timed_out")),
+        "signal": outcome.get("signal"),
+    }
 
 
 def library_specs(tensorrt_soname: Optional[str], tensorflow: Optional[str] = None) -> List[Dict[str, Any]]:
@@ -281,8 +307,10 @@ def library_specs(tensorrt_soname: Optional[str], tensorflow: Optional[str] = No
     from merlin_doctor import knowledge
 
     major = tensorrt_soname or knowledge.tensorflow_build(tensorflow)["tensorrt_soname"]
-    return [dict(spec, soname=spec["soname"].replace("{tensorrt_soname}", str(major)))
-            for spec in knowledge.load("cuda_libraries")["libraries"]]
+    return [
+        dict(spec, soname=spec["soname"].replace("{tensorrt_soname}", str(major)))
+        for spec in knowledge.load("cuda_libraries")["libraries"]
+    ]
 
 
 def child_options(ctx: ProbeContext) -> Dict[str, Any]:
@@ -292,8 +320,10 @@ def child_options(ctx: ProbeContext) -> Dict[str, Any]:
 
     recipe = ctx.recipe() if ctx.recipe_path else None
     expect = recipe.expect if recipe else Expect()
-    return {"libraries": library_specs(expect.tensorrt_soname, expect.tensorflow),
-            "search": knowledge.load("cuda_libraries")["search"]}
+    return {
+        "libraries": library_specs(expect.tensorrt_soname, expect.tensorflow),
+        "search": knowledge.load("cuda_libraries")["search"],
+    }
 
 
 def probe(ctx: ProbeContext) -> Dict[str, Any]:
@@ -314,5 +344,10 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
             entry["file_version"] = _filename_version(entry["realpath"] or "", spec["soname"])
         entry.update(_copies(spec["soname"], listing, ld_cache, path, owners))
         libraries.append(entry)
-    return {"search_path": path, "prefix": ctx.judged_prefix(), "env": env, "scanned_dirs": dirs,
-            "libraries": libraries}
+    return {
+        "search_path": path,
+        "prefix": ctx.judged_prefix(),
+        "env": env,
+        "scanned_dirs": dirs,
+        "libraries": libraries,
+    }

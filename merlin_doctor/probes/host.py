@@ -1,6 +1,7 @@
 """Host facts: OS, glibc, kernel, CPU, memory, free disk where the env lives, and the
 platform it runs on (a container, WSL 1 or 2): the one probe that says so. Files are read
 under the context's root, so the simulated machines of the tests are judged like real ones."""
+
 from __future__ import annotations
 
 import os
@@ -79,8 +80,11 @@ def _wsl(ctx: ProbeContext) -> Dict[str, Any]:
     version = None
     if "microsoft" in proc_version or has_lib:
         version = 2 if "wsl2" in proc_version or "microsoft-standard" in proc_version or has_lib else 1
-    return {"wsl": version is not None, "wsl_version": version,
-            "wsl_lib": sorted(os.listdir(wsl_lib)) if has_lib else []}
+    return {
+        "wsl": version is not None,
+        "wsl_version": version,
+        "wsl_lib": sorted(os.listdir(wsl_lib)) if has_lib else [],
+    }
 
 
 def _disk(path: str) -> Dict[str, Any]:

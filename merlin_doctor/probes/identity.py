@@ -3,6 +3,7 @@
 Not a registered probe on purpose: the identity is never saved in facts. `report` and
 `check --baseline` read it here and hand it to the pure `redact.redact`.
 """
+
 from __future__ import annotations
 
 import getpass

@@ -1,4 +1,5 @@
 """The running Python and which environment it belongs to."""
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,11 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
         and os.path.realpath(ctx.env["CONDA_PREFIX"]) == os.path.realpath(sys.prefix),
         "is_active_venv": bool(ctx.env.get("VIRTUAL_ENV"))
         and os.path.realpath(ctx.env["VIRTUAL_ENV"]) == os.path.realpath(sys.prefix),
-        "has_conda": bool(ctx.env.get("CONDA_EXE") or ctx.env.get("MAMBA_EXE") or any(
-            shutil.which(exe, path=ctx.env.get("PATH", "")) for exe in ("conda", "mamba", "micromamba"))),
+        "has_conda": bool(
+            ctx.env.get("CONDA_EXE")
+            or ctx.env.get("MAMBA_EXE")
+            or any(shutil.which(exe, path=ctx.env.get("PATH", "")) for exe in ("conda", "mamba", "micromamba"))
+        ),
         "doctor_source": _doctor_source(),
         "env": {k: ctx.env[k] for k in ENV_VARS if k in ctx.env},
     }

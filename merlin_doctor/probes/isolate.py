@@ -1,4 +1,5 @@
 """Run probes in child processes with timeouts, so a hang or a crash becomes data."""
+
 from __future__ import annotations
 
 import atexit
@@ -22,8 +23,9 @@ from merlin_doctor.probes.context import ProbeContext
 PROGRESS_PREFIX = "PROGRESS "
 
 
-def run_in_child(names: List[str], ctx: ProbeContext, env: Optional[Dict[str, str]] = None,
-                 python: Optional[str] = None) -> Dict[str, Dict[str, Any]]:
+def run_in_child(
+    names: List[str], ctx: ProbeContext, env: Optional[Dict[str, str]] = None, python: Optional[str] = None
+) -> Dict[str, Dict[str, Any]]:
     """`python -m merlin_doctor.probes.child NAME...` with the context on stdin: each probe's facts.
 
     The child gives each probe `ctx.timeout` seconds (in a fork of its own); if the child
@@ -101,7 +103,7 @@ def start_fork(function: Callable[[], Dict[str, Any]], quiet: bool = False) -> F
                 data = json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode()
             view = memoryview(data)
             while view:
-                view = view[os.write(write_end, view):]
+                view = view[os.write(write_end, view) :]
         finally:
             os._exit(0)
     os.close(write_end)
@@ -132,8 +134,9 @@ def package_root() -> str:
     return root
 
 
-def run_json_command(cmd: List[str], timeout: float, stdin: str = "", env: Optional[Dict[str, str]] = None,
-                     on_progress=None) -> Dict[str, Any]:
+def run_json_command(
+    cmd: List[str], timeout: float, stdin: str = "", env: Optional[Dict[str, str]] = None, on_progress=None
+) -> Dict[str, Any]:
     """Run a command that prints one JSON object; kill its whole process group on timeout.
 
     stderr is kept as `log` (TensorFlow writes its C++ log there); lines starting with
@@ -142,8 +145,16 @@ def run_json_command(cmd: List[str], timeout: float, stdin: str = "", env: Optio
     child_env = dict(env if env is not None else os.environ)
     child_env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root(), child_env.get("PYTHONPATH", "")) if p)
     try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=child_env, text=True, errors="replace", start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=child_env,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
     except OSError as exc:
         return {"error": f"cannot start {cmd[0]}: {exc}"}
     log: List[str] = []
@@ -152,8 +163,7 @@ def run_json_command(cmd: List[str], timeout: float, stdin: str = "", env: Optio
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         proc.wait()
-        return {"error": f"timed out after {timeout:g} s (the child was killed)", "timed_out": True,
-                "log": log[-50:]}
+        return {"error": f"timed out after {timeout:g} s (the child was killed)", "timed_out": True, "log": log[-50:]}
     log.extend(err)
     if proc.returncode < 0:
         sig = signal.Signals(-proc.returncode).name
@@ -181,14 +191,16 @@ def _communicate(proc: subprocess.Popen, stdin: str, timeout: float, log: List[s
             if line.startswith(PROGRESS_PREFIX):
                 if on_progress is not None:
                     try:
-                        on_progress(json.loads(line[len(PROGRESS_PREFIX):]))
+                        on_progress(json.loads(line[len(PROGRESS_PREFIX) :]))
                     except ValueError:
                         errs.append(line)
             else:
                 errs.append(line)
 
-    readers = [threading.Thread(target=read_stderr, daemon=True),
-               threading.Thread(target=lambda: out.append(stdout_pipe.read()), daemon=True)]
+    readers = [
+        threading.Thread(target=read_stderr, daemon=True),
+        threading.Thread(target=lambda: out.append(stdout_pipe.read()), daemon=True),
+    ]
     for reader in readers:
         reader.start()
     try:

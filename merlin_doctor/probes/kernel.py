@@ -1,4 +1,5 @@
 """The kernel side of the driver: module version, device nodes, nouveau, visible devices (WSL: the host probe)."""
+
 from __future__ import annotations
 
 import glob
@@ -24,8 +25,13 @@ def _modules(text: str) -> List[str]:
 def _device_nodes(ctx: ProbeContext) -> List[Dict[str, Any]]:
     nodes = []
     for path in sorted(glob.glob(ctx.host_path("/dev/nvidia*")) + glob.glob(ctx.host_path("/dev/dxg"))):
-        nodes.append({"path": "/" + os.path.relpath(path, ctx.root) if ctx.root != "/" else path,
-                      "readable": os.access(path, os.R_OK), "writable": os.access(path, os.W_OK)})
+        nodes.append(
+            {
+                "path": "/" + os.path.relpath(path, ctx.root) if ctx.root != "/" else path,
+                "readable": os.access(path, os.R_OK),
+                "writable": os.access(path, os.W_OK),
+            }
+        )
     return nodes
 
 

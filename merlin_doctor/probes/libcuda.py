@@ -1,4 +1,5 @@
 """The CUDA driver API through libcuda.so.1: what TensorFlow's cuInit will see. Runs isolated."""
+
 from __future__ import annotations
 
 import ctypes
@@ -29,8 +30,13 @@ def _devices(lib: ctypes.CDLL) -> List[Dict[str, Any]]:
         lib.cuDeviceGetName(name, 256, dev)
         lib.cuDeviceGetAttribute(ctypes.byref(major), 75, dev)  # CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
         lib.cuDeviceGetAttribute(ctypes.byref(minor), 76, dev)  # ..._MINOR
-        devices.append({"ordinal": ordinal, "name": name.value.decode(errors="replace"),
-                        "compute_capability": f"{major.value}.{minor.value}"})
+        devices.append(
+            {
+                "ordinal": ordinal,
+                "name": name.value.decode(errors="replace"),
+                "compute_capability": f"{major.value}.{minor.value}",
+            }
+        )
     return devices
 
 

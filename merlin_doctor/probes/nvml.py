@@ -4,6 +4,7 @@ NVML runs in a fork of its own inside the probe, so when the library misbehaves 
 hangs, exits) the probe still answers, naming the file: `libnvidia-ml.so.1` as the loader
 opened it, or, when it never got that far, as the loader would find it.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
@@ -67,8 +68,10 @@ def _who(pid: int) -> Dict[str, Any]:
 
 
 def _throttle(pynvml, handle) -> Optional[int]:
-    call = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
-        pynvml.nvmlDeviceGetCurrentClocksThrottleReasons
+    call = (
+        getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+        or pynvml.nvmlDeviceGetCurrentClocksThrottleReasons
+    )
     value = _optional(call, handle)
     return int(value) if value is not None else None
 
@@ -80,24 +83,29 @@ def _devices(pynvml) -> List[Dict[str, Any]]:
         major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
         memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
         mig = _optional(pynvml.nvmlDeviceGetMigMode, handle)
-        retired = _optional(pynvml.nvmlDeviceGetRetiredPages, handle,
-                            getattr(pynvml, "NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR", 1))
+        retired = _optional(
+            pynvml.nvmlDeviceGetRetiredPages,
+            handle,
+            getattr(pynvml, "NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR", 1),
+        )
         ecc = _optional(pynvml.nvmlDeviceGetTotalEccErrors, handle, 1, 1)  # uncorrected, aggregate
-        devices.append({
-            "index": index,
-            "name": _string(pynvml.nvmlDeviceGetName, handle),
-            "uuid": _optional(lambda h: _string(pynvml.nvmlDeviceGetUUID, h), handle),
-            "serial": _optional(lambda h: _string(pynvml.nvmlDeviceGetSerial, h), handle),
-            "compute_capability": f"{major}.{minor}",
-            "memory_total_bytes": int(memory.total),
-            "memory_used_bytes": int(memory.used),
-            "persistence_mode": _optional(pynvml.nvmlDeviceGetPersistenceMode, handle),
-            "mig_mode": int(mig[0]) if mig else None,
-            "processes": [dict(p, **_who(p["pid"])) for p in _processes(pynvml, handle)],
-            "throttle_reasons": _throttle(pynvml, handle),
-            "retired_pages_double_bit": len(retired) if retired is not None else None,
-            "ecc_uncorrected_total": int(ecc) if ecc is not None else None,
-        })
+        devices.append(
+            {
+                "index": index,
+                "name": _string(pynvml.nvmlDeviceGetName, handle),
+                "uuid": _optional(lambda h: _string(pynvml.nvmlDeviceGetUUID, h), handle),
+                "serial": _optional(lambda h: _string(pynvml.nvmlDeviceGetSerial, h), handle),
+                "compute_capability": f"{major}.{minor}",
+                "memory_total_bytes": int(memory.total),
+                "memory_used_bytes": int(memory.used),
+                "persistence_mode": _optional(pynvml.nvmlDeviceGetPersistenceMode, handle),
+                "mig_mode": int(mig[0]) if mig else None,
+                "processes": [dict(p, **_who(p["pid"])) for p in _processes(pynvml, handle)],
+                "throttle_reasons": _throttle(pynvml, handle),
+                "retired_pages_double_bit": len(retired) if retired is not None else None,
+                "ecc_uncorrected_total": int(ecc) if ecc is not None else None,
+            }
+        )
     return devices
 
 
@@ -146,7 +154,16 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
     if result.get("timed_out"):
         return {"loaded": False, "library": library, "timed_out": True, "error": f"{what}: {result['error']}"}
     if result.get("crashed"):
-        return {"loaded": False, "library": library, "crashed": True, "signal": result.get("signal"),
-                "error": f"{what} killed the process with {result.get('signal')}"}
-    return {"loaded": False, "library": library, "crashed": True,
-            "error": f"{what} failed without an answer: {result.get('error')}"}
+        return {
+            "loaded": False,
+            "library": library,
+            "crashed": True,
+            "signal": result.get("signal"),
+            "error": f"{what} killed the process with {result.get('signal')}",
+        }
+    return {
+        "loaded": False,
+        "library": library,
+        "crashed": True,
+        "error": f"{what} failed without an answer: {result.get('error')}",
+    }

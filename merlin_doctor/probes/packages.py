@@ -1,4 +1,5 @@
 """Installed Python distributions, from metadata only: nothing is imported."""
+
 from __future__ import annotations
 
 import os
@@ -88,9 +89,11 @@ def _shared_modules(dists: Dict[str, Dict[str, Any]], info_dirs: Dict[str, str])
     for name, keys in owners.items():
         if len(keys) > 1:
             locations = sorted({dists[k]["location"] for k in keys})
-            shared[name] = {"distributions": sorted(keys),
-                            "kinds": sorted({_module_kind(loc, name) for loc in locations}),
-                            **_overlap({k: _files_under(info_dirs[k], name) for k in keys}, name)}
+            shared[name] = {
+                "distributions": sorted(keys),
+                "kinds": sorted({_module_kind(loc, name) for loc in locations}),
+                **_overlap({k: _files_under(info_dirs[k], name) for k in keys}, name),
+            }
     return shared
 
 
@@ -137,5 +140,8 @@ def probe(ctx: ProbeContext) -> Dict[str, Any]:
             "top_level": _top_level(info_dir),
             "location": location,
         }
-    return {"distributions": dists, "shared_modules": _shared_modules(dists, info_dirs),
-            "python_version": platform.python_version()}  # markers are evaluated for this Python
+    return {
+        "distributions": dists,
+        "shared_modules": _shared_modules(dists, info_dirs),
+        "python_version": platform.python_version(),
+    }  # markers are evaluated for this Python

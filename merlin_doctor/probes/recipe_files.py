@@ -3,6 +3,7 @@
 The `links` and `copies` steps judge the same state with the same functions, so a check
 built on these facts and the step that repairs it can never disagree.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict

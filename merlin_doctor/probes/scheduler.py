@@ -31,6 +31,7 @@ the long pole of a run, so they start first, before the checks are even imported
 threaded and can fork; then every other probe the selected checks read. The waiting for
 started probes happens in threads, which is why the first batch is the one that forks.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -186,16 +187,25 @@ def child_context(probes: List[Probe], ctx: ProbeContext) -> ProbeContext:
         hook = getattr(importlib.import_module(probe.target.partition(":")[0]), "child_options", None)
         if hook:
             options[probe.name] = hook(ctx)
-    return ProbeContext(recipe_path=ctx.recipe_path, timeout=ctx.timeout, env=ctx.env, options=options, root=ctx.root,
-                        prefix=ctx.prefix, python=ctx.python)
+    return ProbeContext(
+        recipe_path=ctx.recipe_path,
+        timeout=ctx.timeout,
+        env=ctx.env,
+        options=options,
+        root=ctx.root,
+        prefix=ctx.prefix,
+        python=ctx.python,
+    )
 
 
 def call_probe(probe: Probe, ctx: ProbeContext) -> Dict[str, Any]:
     try:
         result = probe.function()(ctx)
     except ImportError as exc:  # in another env's Python, a module the doctor's probe needs may be missing
-        return {"error": f"{sys.executable} cannot import {exc.name or exc}, which the {probe.name} probe needs: "
-                         f"{sys.executable} -m pip install {exc.name or '...'}"}
+        return {
+            "error": f"{sys.executable} cannot import {exc.name or exc}, which the {probe.name} probe needs: "
+            f"{sys.executable} -m pip install {exc.name or '...'}"
+        }
     except Exception as exc:  # a probe bug is data, not a dead doctor
         return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=5)}
     return result if isinstance(result, dict) else {"error": f"probe returned {type(result).__name__}, not a dict"}

@@ -4,6 +4,7 @@ These probes run in-process but only to start and watch their child (`probes/tf_
 `e2e/ple.py`) under the judged env's Python (`scheduler.env_python`): the child is the isolation, with its own
 timeout, its progress streamed to `ctx.progress`, and TensorFlow's log kept as evidence.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List
@@ -31,7 +32,7 @@ def with_steps(result: Dict[str, Any]) -> Dict[str, Any]:
         if line.startswith(STEP_PREFIX):
             if steps:
                 steps[-1]["end"] = len(log)
-            steps.append({"step": line[len(STEP_PREFIX):].strip(), "start": len(log), "end": None})
+            steps.append({"step": line[len(STEP_PREFIX) :].strip(), "start": len(log), "end": None})
         else:
             log.append(line)
     if steps and steps[-1]["end"] is None:
@@ -43,8 +44,7 @@ def with_steps(result: Dict[str, Any]) -> Dict[str, Any]:
 
 def probe(ctx: ProbeContext) -> Dict[str, Any]:
     cmd = [env_python(ctx), "-m", "merlin_doctor.probes.tf_child", "--progress"]
-    return with_steps(run_json_command(cmd, _timeout(ctx, TENSORFLOW_TIMEOUT_S), env=ctx.env,
-                                       on_progress=ctx.progress))
+    return with_steps(run_json_command(cmd, _timeout(ctx, TENSORFLOW_TIMEOUT_S), env=ctx.env, on_progress=ctx.progress))
 
 
 def e2e_probe(ctx: ProbeContext) -> Dict[str, Any]:

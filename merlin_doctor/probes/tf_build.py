@@ -1,4 +1,5 @@
 """What the installed TensorFlow was built against, read from its build_info.py (no import)."""
+
 from __future__ import annotations
 
 import ast
@@ -24,8 +25,11 @@ def _candidates(ctx: ProbeContext) -> List[str]:
 
 def _literal(node: ast.AST) -> Any:
     """A literal, also inside `collections.OrderedDict([...])` as TensorFlow writes it."""
-    if isinstance(node, ast.Call) and node.args and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
-            "OrderedDict", "dict"):
+    if (
+        isinstance(node, ast.Call)
+        and node.args
+        and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("OrderedDict", "dict")
+    ):
         return dict(ast.literal_eval(node.args[0]))
     return ast.literal_eval(node)
 

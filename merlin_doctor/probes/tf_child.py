@@ -9,6 +9,7 @@ TensorFlow's C++ log goes to fd 2, which the parent keeps as evidence; each part
 with a step marker there (`child_io.mark_step`), so the parent knows which lines each part
 caused. This JSON says which part failed and its exception, the part's log lines say why.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,14 @@ NO_GPU = "no GPU visible to TensorFlow"
 #: Libraries the Merlin stack imports; cudf and dask_cudf are missing on CPU-only installs.
 IMPORTS = ("nvtabular", "merlin.models.tf", "cudf", "dask_cudf")
 #: Variables that change what TensorFlow loads or how it compiles, as the child saw them.
-ENV_VARS = ("CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "XLA_FLAGS", "TF_CPP_MIN_LOG_LEVEL",
-            "TF_FORCE_GPU_ALLOW_GROWTH", "TF_ENABLE_ONEDNN_OPTS")
+ENV_VARS = (
+    "CUDA_VISIBLE_DEVICES",
+    "LD_LIBRARY_PATH",
+    "XLA_FLAGS",
+    "TF_CPP_MIN_LOG_LEVEL",
+    "TF_FORCE_GPU_ALLOW_GROWTH",
+    "TF_ENABLE_ONEDNN_OPTS",
+)
 MATRIX_SIZE = 512
 LOADED_TRT_TIMEOUT_S = 120
 
@@ -52,9 +59,12 @@ def guarded(part: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
         facts = {"ok": True, **part()}
     except Exception as exc:  # each sub-test's failure is data for the checks
         error = error_data(exc)
-        facts = {"ok": False, "error": headline(error["type"], error["message"]),
-                 "exception": {"type": error["type"], "message": error["message"]},
-                 "traceback": error["traceback"]}
+        facts = {
+            "ok": False,
+            "error": headline(error["type"], error["message"]),
+            "exception": {"type": error["type"], "message": error["message"]},
+            "traceback": error["traceback"],
+        }
     facts["seconds"] = round(time.perf_counter() - started, 3)
     return facts
 
@@ -157,6 +167,7 @@ def _compare(tf: Any, gpus: List[str], fn: Callable[[], Any], reference: Any) ->
     """The same computation on each GPU, each guarded, with its error against `reference`."""
     facts = []
     for name in gpus:
+
         def run_on_gpu(name: str = name) -> Dict[str, Any]:
             out = _on(tf, name, fn)
             err = _rel_err(out["value"], reference)
@@ -243,11 +254,14 @@ def _import_trt_convert() -> Dict[str, Any]:
 
 def _loaded_tensorrt_version() -> Dict[str, Any]:
     """Asked in a grandchild: if the loaded libnvinfer lacks the symbol, TensorFlow aborts."""
-    code = ("from tensorflow.compiler.tf2tensorrt import _pywrap_py_utils as u; "
-            "print('.'.join(map(str, u.get_loaded_tensorrt_version())))")
+    code = (
+        "from tensorflow.compiler.tf2tensorrt import _pywrap_py_utils as u; "
+        "print('.'.join(map(str, u.get_loaded_tensorrt_version())))"
+    )
     try:
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              timeout=LOADED_TRT_TIMEOUT_S)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=LOADED_TRT_TIMEOUT_S
+        )
     except subprocess.TimeoutExpired:
         return {"ok": False, "error": f"timed out after {LOADED_TRT_TIMEOUT_S} s"}
     lines = proc.stdout.strip().splitlines()
@@ -280,7 +294,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m merlin_doctor.probes.tf_child", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m merlin_doctor.probes.tf_child", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--progress", action="store_true", help="PROGRESS {json} lines on stderr")
     parser.add_argument("--out", help="write the JSON here (atomically) instead of stdout")
     args = parser.parse_args(argv)

@@ -9,6 +9,7 @@ before anything runs; one run at a time per env (`PREFIX.merlin-doctor.lock`, wi
 holder's PID beside it in `PREFIX.merlin-doctor.pid`); everything run and changed goes to
 a log file (`--log FILE`, else under `$XDG_STATE_HOME/merlin-doctor/logs/`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -55,8 +56,10 @@ class Busy(Exception):
 
 # --- where: the engine and the prefix ---------------------------------------------------
 
-def resolve_engine(name: str, recipe: Optional[Recipe] = None, python: Optional[str] = None
-                   ) -> Tuple[Engine, Optional[str]]:
+
+def resolve_engine(
+    name: str, recipe: Optional[Recipe] = None, python: Optional[str] = None
+) -> Tuple[Engine, Optional[str]]:
     """The engine `name` picks (a venv recipe's is always the venv engine, with `--python`
     or a Python of its version found here), and why it cannot run here (None when it can).
 
@@ -67,8 +70,10 @@ def resolve_engine(name: str, recipe: Optional[Recipe] = None, python: Optional[
         venv = VenvEngine(recipe.python_version or "3", python)
         return venv, None if venv.available() else venv.missing_reason()
     if python:
-        raise InputError(f"--python is for recipes of kind venv; {recipe.name if recipe else 'this recipe'} "
-                         "is a conda env, whose Python the recipe's conda part pins")
+        raise InputError(
+            f"--python is for recipes of kind venv; {recipe.name if recipe else 'this recipe'} "
+            "is a conda env, whose Python the recipe's conda part pins"
+        )
     try:
         return select_engine(name), None
     except ValueError as exc:
@@ -97,19 +102,25 @@ def check_prefix(prefix: Path, creates: bool, kind: str = "conda") -> None:
     or a venv) unless the run creates one."""
     base = [m for m in BASE_MARKERS if (prefix / m).is_dir()]
     if base:
-        raise InputError(f"{prefix} is a conda installation's base env (it holds {base[0]}/); merlin-doctor "
-                         "never changes base: give --name NAME or --prefix DIR for an env of its own")
+        raise InputError(
+            f"{prefix} is a conda installation's base env (it holds {base[0]}/); merlin-doctor "
+            "never changes base: give --name NAME or --prefix DIR for an env of its own"
+        )
     state = venv_state(prefix) if kind == "venv" else prefix_state(prefix)
     what = "a venv (no pyvenv.cfg)" if kind == "venv" else "a conda env (no conda-meta/)"
     if state == "foreign":
-        raise InputError(f"{prefix} exists and is not {what}; refusing to change it: "
-                         "choose another --prefix, or move it away yourself")
+        raise InputError(
+            f"{prefix} exists and is not {what}; refusing to change it: "
+            "choose another --prefix, or move it away yourself"
+        )
     if not creates and state != "env":
-        raise InputError(f"{prefix} is not {what.split(' (')[0]} ({state}); create it with "
-                         f"`merlin-doctor setup --prefix {prefix}`")
+        raise InputError(
+            f"{prefix} is not {what.split(' (')[0]} ({state}); create it with `merlin-doctor setup --prefix {prefix}`"
+        )
 
 
 # --- one run at a time, and a log of everything ----------------------------------------
+
 
 def _holder_path(prefix: Path) -> Path:
     return Path(f"{os.path.realpath(prefix)}.merlin-doctor.pid")
@@ -140,12 +151,16 @@ def hold_lock(prefix: Path, command: str, wait_s: float = LOCK_WAIT_S) -> Iterat
         prefix.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire()
     except filelock.Timeout:  # before OSError: Timeout is a TimeoutError
-        raise Busy(f"another merlin-doctor run is changing {prefix}: {_describe_holder(prefix)} holds the lock "
-                   f"{lock_path(prefix)} (waited {wait_s:g} s). Run again when it has finished; if that "
-                   "process is gone, just run again (its lock went with it).") from None
+        raise Busy(
+            f"another merlin-doctor run is changing {prefix}: {_describe_holder(prefix)} holds the lock "
+            f"{lock_path(prefix)} (waited {wait_s:g} s). Run again when it has finished; if that "
+            "process is gone, just run again (its lock went with it)."
+        ) from None
     except OSError as exc:
-        raise InputError(f"cannot write beside the env ({exc.strerror}: {exc.filename}); merlin-doctor never "
-                         "needs root: choose a --prefix or --name you can write") from None
+        raise InputError(
+            f"cannot write beside the env ({exc.strerror}: {exc.filename}); merlin-doctor never "
+            "needs root: choose a --prefix or --name you can write"
+        ) from None
     holder = _holder_path(prefix)
     try:
         with contextlib.suppress(OSError):  # the holder's PID is a courtesy: a full disk must not stop the run
@@ -180,8 +195,13 @@ class Log:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh: TextIO = open(path, "a", encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
-                                    buffering=1)  # open for the whole run, closed by close()
+            self._fh: TextIO = open(  # noqa: SIM115 - the log stays open for the whole run, closed by close()
+                path,
+                "a",
+                encoding="utf-8",
+                errors="backslashreplace",  # noqa: SIM115
+                buffering=1,
+            )  # open for the whole run, closed by close()
         except OSError as exc:
             raise named(exc, str(path)) from None
 
@@ -199,6 +219,7 @@ class Log:
 
 
 # --- plan and apply ----------------------------------------------------------------------
+
 
 @dataclass
 class PlannedStep:
@@ -218,8 +239,14 @@ class StepOutcome:
     duration_s: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "status": self.status.value, "summary": self.summary, "applied": self.applied,
-                "changes": self.changes, "duration_s": round(self.duration_s, 3)}
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "summary": self.summary,
+            "applied": self.applied,
+            "changes": self.changes,
+            "duration_s": round(self.duration_s, 3),
+        }
 
 
 class SetupListener:
@@ -260,8 +287,9 @@ def make_plan(ctx: StepContext, steps: Sequence[Step]) -> List[PlannedStep]:
     return planned
 
 
-def apply_plan(ctx: StepContext, planned: List[PlannedStep], reporter: SetupListener,
-               log: Callable[[str], None]) -> List[StepOutcome]:
+def apply_plan(
+    ctx: StepContext, planned: List[PlannedStep], reporter: SetupListener, log: Callable[[str], None]
+) -> List[StepOutcome]:
     """Apply the steps not done, in order, re-checking each first; stop at the first failure."""
     outcomes: List[StepOutcome] = []
     todo = [p for p in planned if not p.done]
@@ -309,8 +337,9 @@ def apply_plan(ctx: StepContext, planned: List[PlannedStep], reporter: SetupList
             elif step.is_done(ctx):
                 outcome = StepOutcome(step.id, Status.PASS, f"done ({len(changes)} change(s))", True, changes)
             else:
-                outcome = StepOutcome(step.id, Status.FAIL, "applied, but the env still does not match the recipe",
-                                      True, changes)
+                outcome = StepOutcome(
+                    step.id, Status.FAIL, "applied, but the env still does not match the recipe", True, changes
+                )
                 failed = True
         outcome.duration_s = time.perf_counter() - started
         log(f"== {step.id}: {outcome.status.value}: {outcome.summary}")
@@ -332,8 +361,15 @@ class RunResult:
         return 1 if self.declined or any(o.status is Status.FAIL for o in self.outcomes) else 0
 
 
-def run(ctx: StepContext, steps: Sequence[Step], reporter: SetupListener, command: str, assume_yes: bool,
-        interactive: bool, log_path: Optional[Path] = None) -> RunResult:
+def run(
+    ctx: StepContext,
+    steps: Sequence[Step],
+    reporter: SetupListener,
+    command: str,
+    assume_yes: bool,
+    interactive: bool,
+    log_path: Optional[Path] = None,
+) -> RunResult:
     """Plan (holding the env's lock, unless a dry run), confirm, apply and log."""
     if ctx.dry_run:
         planned = make_plan(ctx, steps)
@@ -346,14 +382,18 @@ def run(ctx: StepContext, steps: Sequence[Step], reporter: SetupListener, comman
             return RunResult(planned)
         if not all(p.done for p in planned) and not assume_yes:
             if not interactive:
-                raise InputError("not a terminal and no --yes, so nothing was changed: rerun with --yes to apply "
-                                 "this plan (or --dry-run to only see it)")
+                raise InputError(
+                    "not a terminal and no --yes, so nothing was changed: rerun with --yes to apply "
+                    "this plan (or --dry-run to only see it)"
+                )
             if not reporter.confirm():
                 return RunResult(planned, declined=True)
         log = Log(log_path or default_log_path(command))
         try:
-            log.write(f"{command}: recipe {ctx.recipe.name} ({ctx.recipe.path}), prefix {ctx.prefix}, "
-                      f"engine {ctx.engine.name}, force={ctx.force}")
+            log.write(
+                f"{command}: recipe {ctx.recipe.name} ({ctx.recipe.path}), prefix {ctx.prefix}, "
+                f"engine {ctx.engine.name}, force={ctx.force}"
+            )
             for p in planned:
                 log.write(f"plan {p.step.id}: " + ("done" if p.done else " | ".join(p.actions) or "check again"))
             outcomes = apply_plan(ctx, planned, reporter, log.write)

@@ -10,6 +10,7 @@ activation scripts set (as after `conda activate`), so a fix is not undone by a 
 shell, and the probes that read the env's Python run with the env's own interpreter
 (target.py), so the doctor need not be installed in it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -65,8 +66,9 @@ def _failure(message: str) -> int:
 SETUP_ENV_INSTALLS_RATTLER = "MERLIN_DOCTOR_SETUP_ENV_INSTALLS_RATTLER"
 
 
-def _engine_note(engine, unusable: Optional[str], creates: bool, dry_run: bool,
-                 environ: Optional[Dict[str, str]] = None) -> Optional[str]:
+def _engine_note(
+    engine, unusable: Optional[str], creates: bool, dry_run: bool, environ: Optional[Dict[str, str]] = None
+) -> Optional[str]:
     """Said when the engine cannot run here but the run can go on (a plan, or no env step).
 
     Under ./setup_env a dry run says what the real run will do about py-rattler (install it
@@ -75,8 +77,10 @@ def _engine_note(engine, unusable: Optional[str], creates: bool, dry_run: bool,
     if not unusable or not creates or not dry_run:
         return None
     if engine.name == "rattler" and (os.environ if environ is None else environ).get(SETUP_ENV_INSTALLS_RATTLER):
-        unusable = ("rattler: py-rattler is not in this Python; ./setup_env installs it in its private Python "
-                    "when it runs for real (no conda, mamba or micromamba was found)")
+        unusable = (
+            "rattler: py-rattler is not in this Python; ./setup_env installs it in its private Python "
+            "when it runs for real (no conda, mamba or micromamba was found)"
+        )
     return f"{unusable}\nthe plan shows what the {engine.name} engine would run"
 
 
@@ -164,8 +168,10 @@ def _fix_target(recipe: Recipe, opts: Options) -> Path:
         return resolve_prefix(recipe, engine, opts.name, opts.prefix)
     active = active_env(os.environ, sys.prefix)[0]
     if not active:
-        raise InputError("not inside an env: activate it first (conda activate NAME, or source DIR/bin/activate) "
-                         "or give --prefix DIR or --name ENV")
+        raise InputError(
+            "not inside an env: activate it first (conda activate NAME, or source DIR/bin/activate) "
+            "or give --prefix DIR or --name ENV"
+        )
     return Path(os.path.abspath(active))
 
 

@@ -3,6 +3,7 @@
 The plan and outcomes go to stdout; progress (engine and pip lines, files changed) to
 stderr, silenced by -q. With --json, stdout holds one JSON document and nothing else.
 """
+
 from __future__ import annotations
 
 import sys
@@ -31,8 +32,14 @@ JSON_SCHEMA_VERSION = 1
 
 
 class SetupTerminal(SetupListener):
-    def __init__(self, command: str, quiet: bool = False, out: Optional[TextIO] = None, err: Optional[TextIO] = None,
-                 silent: bool = False):
+    def __init__(
+        self,
+        command: str,
+        quiet: bool = False,
+        out: Optional[TextIO] = None,
+        err: Optional[TextIO] = None,
+        silent: bool = False,
+    ):
         self.command, self.quiet, self.silent = command, quiet, silent  # silent: --json owns stdout
         self.out, self.err = out or sys.stdout, err or sys.stderr  # looked up now: a caller may have redirected them
         self.colour = use_colour(self.out)
@@ -76,8 +83,10 @@ class SetupTerminal(SetupListener):
             self._say("\nNothing to repair: every check that names a repair step passes.")
             return
         if not todo:
-            self._say(f"\nNothing to do: {ctx.prefix} already matches recipe {ctx.recipe.name} "
-                      f"({', '.join(p.step.id for p in planned)} checked).")
+            self._say(
+                f"\nNothing to do: {ctx.prefix} already matches recipe {ctx.recipe.name} "
+                f"({', '.join(p.step.id for p in planned)} checked)."
+            )
             return
         self._say("\nPlan" + (" (dry run: nothing will be changed):" if ctx.dry_run else ":"))
         for p in planned:
@@ -104,14 +113,17 @@ class SetupTerminal(SetupListener):
         self._note(f"  {self.bullets[1]} {safe_text(line)}")
 
     def outcome(self, outcome: StepOutcome) -> None:
-        self._say(f"{self.mark(outcome.status)} {outcome.id:<11} {safe_text(outcome.summary)} "
-                  f"({outcome.duration_s:.1f} s)")
+        self._say(
+            f"{self.mark(outcome.status)} {outcome.id:<11} {safe_text(outcome.summary)} ({outcome.duration_s:.1f} s)"
+        )
 
     def finish(self, ctx: StepContext, result: RunResult, next_hint: Optional[str]) -> None:
         if ctx.dry_run:
             if any(not p.done for p in result.planned):
-                self._say("\nDry run: nothing was changed. Run again without --dry-run to apply it "
-                          "(--yes skips the question).")
+                self._say(
+                    "\nDry run: nothing was changed. Run again without --dry-run to apply it "
+                    "(--yes skips the question)."
+                )
             return
         if result.declined:
             self._say("Nothing was changed.")
@@ -119,13 +131,18 @@ class SetupTerminal(SetupListener):
         failed = [o for o in result.outcomes if o.status is Status.FAIL]
         warned = [o for o in result.outcomes if o.status is Status.WARN]
         if failed:
-            self._say(f"\nStep {failed[0].id} failed, so {ctx.prefix} is not finished; fix the cause and run "
-                      "again: done steps are skipped.")
+            self._say(
+                f"\nStep {failed[0].id} failed, so {ctx.prefix} is not finished; fix the cause and run "
+                "again: done steps are skipped."
+            )
         elif result.outcomes:
             ran = [o.id for o in result.outcomes if o.applied]
             whole = len(result.planned) == len(STEP_IDS)  # every step judged, not --only or fix's few
-            done = (f"{ctx.prefix} matches recipe {ctx.recipe.name}" if whole
-                    else f"Done: {', '.join(ran) or 'nothing'} applied to {ctx.prefix}")
+            done = (
+                f"{ctx.prefix} matches recipe {ctx.recipe.name}"
+                if whole
+                else f"Done: {', '.join(ran) or 'nothing'} applied to {ctx.prefix}"
+            )
             self._say("\n" + done + (f", with {len(warned)} warning(s) above." if warned else "."))
         if result.log_path:
             self._say(f"Log: {result.log_path}")
@@ -144,8 +161,14 @@ class SetupTerminal(SetupListener):
             self._say(f"  {arrow} {a.id:<22} {safe_text(a.summary)}")
 
 
-def setup_document(command: str, ctx: StepContext, result: RunResult, notes: List[str],
-                before: Optional[List[Verdict]] = None, after: Optional[List[Verdict]] = None) -> Dict[str, Any]:
+def setup_document(
+    command: str,
+    ctx: StepContext,
+    result: RunResult,
+    notes: List[str],
+    before: Optional[List[Verdict]] = None,
+    after: Optional[List[Verdict]] = None,
+) -> Dict[str, Any]:
     """The --json document of `setup` and `fix` (shape in the README)."""
     data: Dict[str, Any] = {
         "schema_version": JSON_SCHEMA_VERSION,
@@ -155,8 +178,9 @@ def setup_document(command: str, ctx: StepContext, result: RunResult, notes: Lis
         "engine": ctx.engine.name,
         "notes": notes,
         "dry_run": ctx.dry_run,
-        "plan": [{"id": p.step.id, "title": p.step.title, "done": p.done, "actions": p.actions}
-                 for p in result.planned],
+        "plan": [
+            {"id": p.step.id, "title": p.step.title, "done": p.done, "actions": p.actions} for p in result.planned
+        ],
         "outcomes": [o.to_dict() for o in result.outcomes],
         "log": str(result.log_path) if result.log_path else None,
         "exit_code": result.exit_code,

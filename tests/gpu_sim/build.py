@@ -6,6 +6,7 @@ From tests: ``build_scenario("healthy-t4", tmp_path / "t4").run([...])``. From a
 ``python3 tests/gpu_sim/build.py healthy-t4 /tmp/t4`` prints the variables to export.
 Compiling needs only gcc; reading scenarios.yml needs PyYAML (a dependency of the project).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,10 +32,31 @@ PYTHON = "3.9"
 SITE = f"env/lib/python{PYTHON}/site-packages"
 CFLAGS = ["-std=c99", "-O1", "-fPIC", "-shared", "-fvisibility=hidden", "-Wall", "-Wextra", "-Werror"]
 # Variables of the host that would leak into a scenario and change what its libraries report.
-HOST_VARIABLES = ("LD_LIBRARY_PATH", "LD_PRELOAD", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER",
-                  "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "XLA_FLAGS")
-SCENARIO_KEYS = {"description", "extends", "host", "driver", "devices", "env", "ld_library_path",
-                 "conda_packages", "pip_packages", "libs", "links", "libdevice", "ptxas", "tensorflow"}
+HOST_VARIABLES = (
+    "LD_LIBRARY_PATH",
+    "LD_PRELOAD",
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_DEVICE_ORDER",
+    "CONDA_PREFIX",
+    "CONDA_DEFAULT_ENV",
+    "XLA_FLAGS",
+)
+SCENARIO_KEYS = {
+    "description",
+    "extends",
+    "host",
+    "driver",
+    "devices",
+    "env",
+    "ld_library_path",
+    "conda_packages",
+    "pip_packages",
+    "libs",
+    "links",
+    "libdevice",
+    "ptxas",
+    "tensorflow",
+}
 
 Version = tuple[int, int, int]
 
@@ -56,8 +78,18 @@ def _major_switch(major: int) -> Callable[[Version], int]:
 
 
 # cupti_version.h: CUPTI_API_VERSION per CUDA toolkit (the header's own changelog comment).
-CUPTI_API_VERSIONS = {(11, 0): 13, (11, 1): 14, (11, 2): 15, (11, 3): 15, (11, 4): 15, (11, 5): 16,
-                      (11, 6): 17, (11, 7): 17, (11, 8): 18, (12, 0): 19}
+CUPTI_API_VERSIONS = {
+    (11, 0): 13,
+    (11, 1): 14,
+    (11, 2): 15,
+    (11, 3): 15,
+    (11, 4): 15,
+    (11, 5): 16,
+    (11, 6): 17,
+    (11, 7): 17,
+    (11, 8): 18,
+    (12, 0): 19,
+}
 
 
 def _cupti_version(v: Version) -> int:
@@ -114,10 +146,10 @@ class Variant:
     """One distinct library binary: same variant, same file, whichever scenario asks."""
 
     soname: str
-    version: str = ""          # toolkit libraries only
-    cuda: str = ""             # the CUDA runtime a toolkit library was built for
+    version: str = ""  # toolkit libraries only
+    cuda: str = ""  # the CUDA runtime a toolkit library was built for
     crash_on_load: bool = False
-    no_version_call: bool = False   # cudnn: no version symbols; cudart: cudaRuntimeGetVersion fails
+    no_version_call: bool = False  # cudnn: no version symbols; cudart: cudaRuntimeGetVersion fails
 
     @property
     def family(self) -> Family:
@@ -139,9 +171,13 @@ class Variant:
         if encode is not None:
             v = parse_version(self.version)
             cuda = parse_version(self.cuda)
-            flags += [f"-DSIM_VERSION={encode(v)}", f"-DSIM_VERSION_MAJOR={v[0]}",
-                      f"-DSIM_VERSION_MINOR={v[1]}", f"-DSIM_VERSION_PATCH={v[2]}",
-                      f"-DSIM_CUDART_VERSION={cuda[0] * 1000 + cuda[1] * 10}"]
+            flags += [
+                f"-DSIM_VERSION={encode(v)}",
+                f"-DSIM_VERSION_MAJOR={v[0]}",
+                f"-DSIM_VERSION_MINOR={v[1]}",
+                f"-DSIM_VERSION_PATCH={v[2]}",
+                f"-DSIM_CUDART_VERSION={cuda[0] * 1000 + cuda[1] * 10}",
+            ]
         return flags
 
     def sources(self) -> list[Path]:
@@ -166,8 +202,9 @@ class Compiler:
         self.gcc = gcc
         self.cache_dir = cache_dir or default_cache_dir()
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        self._gcc_version = subprocess.run([gcc, "--version"], capture_output=True, text=True,
-                                           check=True).stdout.splitlines()[0]
+        self._gcc_version = subprocess.run(
+            [gcc, "--version"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()[0]
         self._headers = b"".join(p.read_bytes() for p in sorted(HERE.glob("*.h")))
 
     def _key(self, variant: Variant, command: Sequence[str]) -> str:
@@ -185,8 +222,12 @@ class Compiler:
         if out.exists():
             return out
         tmp = out.with_name(f"{out.name}.{uuid.uuid4().hex}.tmp")
-        result = subprocess.run([self.gcc, *command, *map(str, variant.sources()), *link, "-o", str(tmp), "-ldl"],
-                                capture_output=True, text=True, cwd=HERE)
+        result = subprocess.run(
+            [self.gcc, *command, *map(str, variant.sources()), *link, "-o", str(tmp), "-ldl"],
+            capture_output=True,
+            text=True,
+            cwd=HERE,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"gcc failed for {variant}:\n{result.stderr}")
         os.replace(tmp, out)
@@ -272,12 +313,12 @@ def _device(gpus: Mapping[str, dict[str, Any]], entry: Any, index: int, scenario
 class PlacedLibrary:
     """One stand-in library as placed in the tree: where the loader finds it and what it is."""
 
-    key: str                 # the scenario's name for it (libs: key)
+    key: str  # the scenario's name for it (libs: key)
     soname: str
     version: str
-    path: Path               # <dir>/<soname>, the name the loader looks up
-    file: Path               # the regular file it resolves to
-    owner: str | None     # "conda:<package>", "pip:<distribution>" or None
+    path: Path  # <dir>/<soname>, the name the loader looks up
+    file: Path  # the regular file it resolves to
+    owner: str | None  # "conda:<package>", "pip:<distribution>" or None
 
 
 @dataclass
@@ -286,12 +327,12 @@ class Scenario:
 
     name: str
     root: Path
-    spec: dict[str, Any]                      # the resolved scenario data
-    env: dict[str, str]                       # variables to set for a process run against it
+    spec: dict[str, Any]  # the resolved scenario data
+    env: dict[str, str]  # variables to set for a process run against it
     libraries: list[PlacedLibrary] = field(default_factory=list)
-    ld_library_path: list[Path] = field(default_factory=list)   # the scenario's own entries, in order
-    system_lib_dirs: list[Path] = field(default_factory=list)   # driver dirs, appended to LD_LIBRARY_PATH
-                                                                # in place of ld.so.cache
+    ld_library_path: list[Path] = field(default_factory=list)  # the scenario's own entries, in order
+    system_lib_dirs: list[Path] = field(default_factory=list)  # driver dirs, appended to LD_LIBRARY_PATH
+    # in place of ld.so.cache
 
     @property
     def prefix(self) -> Path:
@@ -300,8 +341,11 @@ class Scenario:
 
     def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """`base` (default os.environ) without the host's GPU-related variables, plus `env`."""
-        merged = {k: v for k, v in (os.environ if base is None else base).items()
-                  if k not in HOST_VARIABLES and not k.startswith("GPU_SIM_")}
+        merged = {
+            k: v
+            for k, v in (os.environ if base is None else base).items()
+            if k not in HOST_VARIABLES and not k.startswith("GPU_SIM_")
+        }
         merged.update(self.env)
         return merged
 
@@ -378,9 +422,13 @@ class _Builder:
 
     def _lib_variant(self, key: str, lib: Mapping[str, Any]) -> Variant:
         where = f"scenario {self.name}: libs {key}"
-        return Variant(_require_str(lib["soname"], where), _require_str(lib["version"], where),
-                       _require_str(lib.get("cuda", "11.2"), where), bool(lib.get("crash_on_load", False)),
-                       bool(lib.get("no_version_call", False)))
+        return Variant(
+            _require_str(lib["soname"], where),
+            _require_str(lib["version"], where),
+            _require_str(lib.get("cuda", "11.2"), where),
+            bool(lib.get("crash_on_load", False)),
+            bool(lib.get("no_version_call", False)),
+        )
 
     def _place_lib(self, key: str, lib: Mapping[str, Any], binary: Path) -> PlacedLibrary:
         """Real layout: a versioned file plus the soname symlink (conda, debs), or one plain file
@@ -402,8 +450,12 @@ class _Builder:
         directory = self.rel(driver["dir"])
         nvml, cuda = binaries[Variant("libnvidia-ml.so.1")], binaries[Variant("libcuda.so.1")]
         if self._os() == "wsl2":
-            for name, binary in (("libnvidia-ml.so.1", nvml), ("libcuda.so", cuda), ("libcuda.so.1", cuda),
-                                 ("libcuda.so.1.1", cuda)):
+            for name, binary in (
+                ("libnvidia-ml.so.1", nvml),
+                ("libcuda.so", cuda),
+                ("libcuda.so.1", cuda),
+                ("libcuda.so.1.1", cuda),
+            ):
                 _write(directory / name, binary.read_bytes(), 0o555)
         else:
             for base, binary in (("libnvidia-ml.so", nvml), ("libcuda.so", cuda)):
@@ -415,19 +467,29 @@ class _Builder:
 
     def _machine_config(self, driver: Mapping[str, Any]) -> str:
         cuda = parse_version(_require_str(driver["cuda"], f"scenario {self.name}: driver cuda"))
-        lines = [f"# gpu_sim machine for scenario {self.name} (format: tests/gpu_sim/README.md)",
-                 f"driver_version={driver['version']}",
-                 f"cuda_driver_version={cuda[0] * 1000 + cuda[1] * 10}",
-                 f"nvml_init={driver.get('nvml_init', 'ok')}",
-                 f"cu_init={driver.get('cu_init', 'ok')}"]
+        lines = [
+            f"# gpu_sim machine for scenario {self.name} (format: tests/gpu_sim/README.md)",
+            f"driver_version={driver['version']}",
+            f"cuda_driver_version={cuda[0] * 1000 + cuda[1] * 10}",
+            f"nvml_init={driver.get('nvml_init', 'ok')}",
+            f"cu_init={driver.get('cu_init', 'ok')}",
+        ]
         for i, d in enumerate(self.spec["devices"]):
             fields = {
-                "name": d["name"], "uuid": d["uuid"], "serial": d.get("serial") or "", "cc": d["cc"],
-                "pci_bus_id": d["pci_bus_id"], "pci_device_id": hex(d["pci_device_id"]),
+                "name": d["name"],
+                "uuid": d["uuid"],
+                "serial": d.get("serial") or "",
+                "cc": d["cc"],
+                "pci_bus_id": d["pci_bus_id"],
+                "pci_device_id": hex(d["pci_device_id"]),
                 "pci_subsystem_id": hex(d.get("pci_subsystem_id", 0)),
-                "memory_total_mib": d["memory_mib"], "memory_used_mib": d.get("used_mib", 0),
-                "persistence": d["persistence"], "mig": d["mig"], "throttle_reasons": d.get("throttle_reasons", 0),
-                "ecc_errors": d["ecc_errors"], "retired_pages": d["retired_pages"],
+                "memory_total_mib": d["memory_mib"],
+                "memory_used_mib": d.get("used_mib", 0),
+                "persistence": d["persistence"],
+                "mig": d["mig"],
+                "throttle_reasons": d.get("throttle_reasons", 0),
+                "ecc_errors": d["ecc_errors"],
+                "retired_pages": d["retired_pages"],
                 "processes": ",".join(f"{p['pid']}:{p['used_mib']}" for p in d.get("processes", [])),
             }
             lines += [f"device.{i}.{k}={v}" for k, v in fields.items()]
@@ -440,21 +502,28 @@ class _Builder:
         """/proc/version, /proc/modules, /proc/driver/nvidia/version and /dev nodes (as empty files)."""
         host = self.spec.get("host") or {}
         wsl = self._os() == "wsl2"
-        _write(self.root / "proc/version",
-               "Linux version 5.15.133.1-microsoft-standard-WSL2 (root@1c602f52c2e4) (gcc (GCC) 11.2.0) "
-               "#1 SMP Thu Oct 5 21:02:42 UTC 2023\n" if wsl else
-               "Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) "
-               "12.2.0) #1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)\n")
+        _write(
+            self.root / "proc/version",
+            "Linux version 5.15.133.1-microsoft-standard-WSL2 (root@1c602f52c2e4) (gcc (GCC) 11.2.0) "
+            "#1 SMP Thu Oct 5 21:02:42 UTC 2023\n"
+            if wsl
+            else "Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) "
+            "12.2.0) #1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)\n",
+        )
         module = driver.get("kernel_module", driver["version"]) if driver and not wsl else False
         modules = []
         if module:
-            modules += ["nvidia_uvm 1478656 0 - Live 0x0000000000000000 (POE)",
-                        "nvidia_drm 77824 0 - Live 0x0000000000000000 (POE)",
-                        "nvidia_modeset 1298432 1 nvidia_drm, Live 0x0000000000000000 (POE)",
-                        "nvidia 56717312 2 nvidia_uvm,nvidia_modeset, Live 0x0000000000000000 (POE)"]
-            _write(self.root / "proc/driver/nvidia/version",
-                   f"NVRM version: NVIDIA UNIX x86_64 Kernel Module  {module}  Sat Jan 28 02:10:06 UTC 2023\n"
-                   "GCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n")
+            modules += [
+                "nvidia_uvm 1478656 0 - Live 0x0000000000000000 (POE)",
+                "nvidia_drm 77824 0 - Live 0x0000000000000000 (POE)",
+                "nvidia_modeset 1298432 1 nvidia_drm, Live 0x0000000000000000 (POE)",
+                "nvidia 56717312 2 nvidia_uvm,nvidia_modeset, Live 0x0000000000000000 (POE)",
+            ]
+            _write(
+                self.root / "proc/driver/nvidia/version",
+                f"NVRM version: NVIDIA UNIX x86_64 Kernel Module  {module}  Sat Jan 28 02:10:06 UTC 2023\n"
+                "GCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n",
+            )
             for node in ["nvidiactl", "nvidia-uvm"] + [f"nvidia{i}" for i in range(len(self.spec["devices"]))]:
                 _write(self.root / "dev" / node, "")
         if host.get("nouveau"):
@@ -481,8 +550,11 @@ class _Builder:
         if tf:
             path = self.rel("{site}/tensorflow/python/platform/build_info.py")
             body = "".join(f"build_info[{k!r}] = {v!r}\n" for k, v in tf["build_info"].items())
-            _write(path, f'"""Auto-generated module providing information about the build."""\nimport collections\n\n'
-                         f"build_info = collections.OrderedDict()\n{body}")
+            _write(
+                path,
+                f'"""Auto-generated module providing information about the build."""\nimport collections\n\n'
+                f"build_info = collections.OrderedDict()\n{body}",
+            )
             self.own("pip:tensorflow", path)
 
     def _write_conda_meta(self) -> None:
@@ -492,9 +564,13 @@ class _Builder:
             version = _require_str(pkg["version"], f"scenario {self.name}: conda package {name}")
             files = sorted(str(p.relative_to(self.root / "env")) for p in self.owned.get(f"conda:{name}", []))
             record = {
-                "name": name, "version": version, "build": pkg["build"], "build_number": 0,
+                "name": name,
+                "version": version,
+                "build": pkg["build"],
+                "build_number": 0,
                 "channel": f"https://conda.anaconda.org/{pkg.get('channel', 'conda-forge')}/linux-64",
-                "subdir": "linux-64", "fn": f"{name}-{version}-{pkg['build']}.conda",
+                "subdir": "linux-64",
+                "fn": f"{name}-{version}-{pkg['build']}.conda",
                 "files": files,
                 "paths_data": {"paths_version": 1, "paths": [{"_path": f, "path_type": "hardlink"} for f in files]},
             }
@@ -550,8 +626,9 @@ exit 1
 """
 
 
-def build_scenario(name: str, dest: Path, compiler: Compiler | None = None,
-                   scenarios: Mapping[str, dict[str, Any] | None] = None) -> Scenario:
+def build_scenario(
+    name: str, dest: Path, compiler: Compiler | None = None, scenarios: Mapping[str, dict[str, Any] | None] = None
+) -> Scenario:
     """Builds scenario `name` into the empty or missing directory `dest`. Pass one `compiler` and the
     `load_scenarios()` result when building many, to share the work."""
     scenarios = scenarios if scenarios is not None else load_scenarios()

@@ -4,6 +4,7 @@
 use the user's own tool and caches), and falls back to the embedded rattler engine, which
 needs no conda at all.
 """
+
 from __future__ import annotations
 
 from merlin_doctor.names import AUTO_ENGINES, ENGINE_CHOICES

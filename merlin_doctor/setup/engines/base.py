@@ -8,6 +8,7 @@ Safety rule shared by all engines: an engine never deletes an existing environme
 existing environment?" with yes), so an existing env is converged in place instead
 (``install`` into it), and a non-empty directory that is not a conda env is refused.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,9 +41,7 @@ class Engine(Protocol):
     def missing_reason(self) -> str:
         """What was looked for and how to get it: the line shown when unavailable."""
 
-    def create_command(
-        self, prefix: Path, channels: Sequence[str], specs: Sequence[str]
-    ) -> list[str] | None:
+    def create_command(self, prefix: Path, channels: Sequence[str], specs: Sequence[str]) -> list[str] | None:
         """The exact command ``create`` runs (CLI engines), or None (embedded engine)."""
 
     def create(

@@ -6,6 +6,7 @@ The three accept the same words for what we need (``--yes --prefix --override-ch
 the whole truth. A fresh prefix gets ``create``; an existing env gets ``install``,
 because ``create --yes`` on an existing env deletes it first.
 """
+
 from __future__ import annotations
 
 import collections
@@ -79,9 +80,7 @@ class CliEngine:
         cmd = self.create_command(prefix, channels, specs)
         tail: collections.deque = collections.deque(maxlen=ERROR_TAIL_LINES)
         try:
-            proc = subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
-            )
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
         except OSError as exc:
             raise EngineError(f"could not run {self.name} ({cmd[0]}): {exc}") from exc
         with proc:
@@ -93,8 +92,7 @@ class CliEngine:
                     progress(line)
         if proc.returncode != 0:
             raise EngineError(
-                f"{self.name} {cmd[1]} exited with status {proc.returncode}; last output:\n"
-                + "\n".join(tail)
+                f"{self.name} {cmd[1]} exited with status {proc.returncode}; last output:\n" + "\n".join(tail)
             )
 
     def installed(self, prefix: Path) -> dict[str, str]:

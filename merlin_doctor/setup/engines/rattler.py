@@ -8,6 +8,7 @@ extracted packages, ``repodata/`` for channel indexes) and hard-linked into the 
 as conda does. On an existing env, packages outside the solution are left alone (never
 removed) and installed ones are preferred by the solver, so a rerun changes nothing.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ It makes the venv with a Python of the recipe's `major.minor` (`--python PATH`, 
 first one found on this machine) and never touches an existing directory that is not a
 venv. Like the conda engines it converges in place: an existing venv is kept.
 """
+
 from __future__ import annotations
 
 import glob
@@ -53,8 +54,12 @@ def _candidates(version: str) -> List[str]:
 def python_reports(python: str) -> Optional[str]:
     """`major.minor` of an interpreter that can make venvs (`venv` and `ensurepip` import), else None."""
     try:
-        done = subprocess.run([python, "-c", "import sys, venv, ensurepip; print('%d.%d' % sys.version_info[:2])"],
-                              capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            [python, "-c", "import sys, venv, ensurepip; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -75,6 +80,7 @@ class VenvEngine:
         self.asked = python
         self.python = python if python else find_python(version)
         self.exe = self.python  # shown as the engine's executable
+
     def available(self) -> bool:
         return self.python is not None and python_reports(self.python) == self.version
 
@@ -82,19 +88,22 @@ class VenvEngine:
         if self.asked:
             found = python_reports(self.asked)
             what = f"is Python {found}" if found else "cannot make a venv (no venv/ensurepip)"
-            return (f"--python {self.asked} {what}"
-                    + f", but the recipe needs Python {self.version}")
-        looked = ", ".join(_candidates(self.version)) or \
-            f"python{self.version} on PATH, ~/.pyenv/versions/{self.version}.*"
-        return (f"no Python {self.version} that can make a venv was found (looked at: {looked}); install one "
-                f"(`pyenv install {self.version}`, or your distribution's python{self.version} and "
-                f"python{self.version}-venv) and give it with --python PATH")
+            return f"--python {self.asked} {what}" + f", but the recipe needs Python {self.version}"
+        looked = (
+            ", ".join(_candidates(self.version)) or f"python{self.version} on PATH, ~/.pyenv/versions/{self.version}.*"
+        )
+        return (
+            f"no Python {self.version} that can make a venv was found (looked at: {looked}); install one "
+            f"(`pyenv install {self.version}`, or your distribution's python{self.version} and "
+            f"python{self.version}-venv) and give it with --python PATH"
+        )
 
     def create_command(self, prefix: Path, channels: Sequence[str], specs: Sequence[str]) -> List[str]:
         return [self.python or f"python{self.version}", "-m", "venv", str(prefix)]
 
-    def create(self, prefix: Path, channels: Sequence[str], specs: Sequence[str],
-               progress: Optional[Progress] = None) -> None:
+    def create(
+        self, prefix: Path, channels: Sequence[str], specs: Sequence[str], progress: Optional[Progress] = None
+    ) -> None:
         state = venv_state(prefix)
         if state == "foreign":
             raise EngineError(f"{prefix} exists and is not a venv (no pyvenv.cfg); refusing to touch it")

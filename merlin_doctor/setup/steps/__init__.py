@@ -10,6 +10,7 @@ state), `in_recipe(recipe)` (whether the recipe asks anything of it), `is_done(c
 `plan(ctx)` (the exact actions, for --dry-run and the prompt) and
 `apply(ctx, progress)`, which returns warnings (an optional part that could not be done).
 """
+
 from __future__ import annotations
 
 import importlib

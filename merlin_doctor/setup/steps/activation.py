@@ -8,6 +8,7 @@ ours) or with --force. The undo is written first, so an activate script never ex
 without it; every file is written atomically. A venv's bin/activate (written by `venv`,
 not by us) only gains our two marked lines; nothing in it is replaced.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,9 @@ def inspect(recipe: Recipe, prefix: Path) -> List[Dict[str, Any]]:
     for which, where in script_paths(recipe.kind, str(prefix)):
         path, text = Path(where), texts[which]
         why = where_outside(str(prefix), str(path))
-        out.append({"path": path, "text": text, "state": "outside" if why else _state(path, text), "why": why,
-                    "which": which})
+        out.append(
+            {"path": path, "text": text, "state": "outside" if why else _state(path, text), "why": why, "which": which}
+        )
     if recipe.is_venv:
         out.append(_hook_entry(prefix))
     return out
@@ -69,8 +71,13 @@ def _hook_entry(prefix: Path) -> Dict[str, Any]:
     if found is None:
         return {"path": path, "text": None, "state": "outside" if why else "no-venv", "why": why, "which": "hook"}
     text = found.decode("utf-8", "replace")
-    return {"path": path, "text": text, "state": "ok" if all(hooked(text).values()) else "missing", "why": None,
-            "which": "hook"}
+    return {
+        "path": path,
+        "text": text,
+        "state": "ok" if all(hooked(text).values()) else "missing",
+        "why": None,
+        "which": "hook",
+    }
 
 
 def _summary(ctx: StepContext, which: str) -> str:
@@ -85,8 +92,11 @@ def _summary(ctx: StepContext, which: str) -> str:
         if var.set is not None:
             parts.append(f"{var.name}={ctx.expand(var.set)}")
         else:
-            where = " ".join(f"{k} {':'.join(ctx.expand(p) for p in v)}"
-                             for k, v in (("prepend", var.prepend), ("append", var.append)) if v)
+            where = " ".join(
+                f"{k} {':'.join(ctx.expand(p) for p in v)}"
+                for k, v in (("prepend", var.prepend), ("append", var.append))
+                if v
+            )
             parts.append(f"{var.name}: {where}")
     return "sets " + "; ".join(parts)
 
@@ -106,11 +116,15 @@ class ActivationScripts(Step):
         for e in inspect(ctx.recipe, ctx.prefix):
             if e["state"] == "ok":
                 continue
-            note = {"missing": "", "no-venv": "  (once the env step has made the venv)",
-                    "stale": "  (replaces an older merlin-doctor script)",
-                    "outside": f"  -- refused: {e['why']}",
-                    "foreign": "  (replaces a script merlin-doctor did not write: --force)" if ctx.force
-                    else "  -- refused: a script merlin-doctor did not write is there (--force replaces it)"}
+            note = {
+                "missing": "",
+                "no-venv": "  (once the env step has made the venv)",
+                "stale": "  (replaces an older merlin-doctor script)",
+                "outside": f"  -- refused: {e['why']}",
+                "foreign": "  (replaces a script merlin-doctor did not write: --force)"
+                if ctx.force
+                else "  -- refused: a script merlin-doctor did not write is there (--force replaces it)",
+            }
             actions.append(f"write {e['path']}: {_summary(ctx, e['which'])}{note[e['state']]}")
         return actions
 
@@ -121,8 +135,10 @@ class ActivationScripts(Step):
             if e["state"] == "outside":
                 raise StepError(f"refusing to write {e['path']}: {e['why']} (a symlink?); move it away and run again")
             if e["state"] == "foreign" and not ctx.force:
-                raise StepError(f"{e['path']} exists and was not written by merlin-doctor; move it away, "
-                                "or rerun with --force to replace it")
+                raise StepError(
+                    f"{e['path']} exists and was not written by merlin-doctor; move it away, "
+                    "or rerun with --force to replace it"
+                )
             if e["which"] == "hook":
                 _hook(ctx, e)
                 ctx.log(f"added merlin-doctor's two lines to {e['path']}")
@@ -134,8 +150,10 @@ class ActivationScripts(Step):
 
 def _hook(ctx: StepContext, entry: Dict[str, Any]) -> None:
     if entry["state"] == "no-venv":
-        raise StepError(f"{entry['path']} is missing: the venv is incomplete; make it again with "
-                        f"`merlin-doctor setup --prefix {ctx.prefix} --only env`")
+        raise StepError(
+            f"{entry['path']} is missing: the venv is incomplete; make it again with "
+            f"`merlin-doctor setup --prefix {ctx.prefix} --only env`"
+        )
     try:
         text = add_hooks(entry["text"])
     except ValueError as exc:

@@ -6,6 +6,7 @@ temp file and renamed anyway). A different file already at the destination was n
 made from this source: it is replaced only with --force. A copy that would read from or
 write to outside the env (through a symlink) is refused, even with --force.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -19,13 +20,18 @@ from merlin_doctor.setup.steps import Progress, Step, StepContext, StepError, wr
 
 
 def _action(entry: Dict[str, Any], force: bool) -> str:
-    cp = (f"mkdir -p {shlex.quote(str(Path(entry['to']).parent))} && "
-          f"cp {shlex.quote(entry['from'])} {shlex.quote(entry['to'])}   # checked by sha256")
+    cp = (
+        f"mkdir -p {shlex.quote(str(Path(entry['to']).parent))} && "
+        f"cp {shlex.quote(entry['from'])} {shlex.quote(entry['to'])}   # checked by sha256"
+    )
     if entry["state"] == "outside":
         return f"refuse to copy {entry['from']} -> {entry['to']}: {entry['why']} (a symlink?)"
     if entry["state"] == "differs":
-        return cp + ", replaces a different file (--force)" if force else (
-            f"leave {entry['to']} alone: it differs from {entry['from']} (--force replaces it)")
+        return (
+            cp + ", replaces a different file (--force)"
+            if force
+            else (f"leave {entry['to']} alone: it differs from {entry['from']} (--force replaces it)")
+        )
     if entry["state"] == "no-source":
         return cp + f"; {entry['from']} must be there by then (the env step installs it)"
     return cp
@@ -50,8 +56,10 @@ class Copies(Step):
         for entry in copy_states(ctx.recipe, str(ctx.prefix)):
             state = entry["state"]
             if state == "no-source":
-                problems.append(f"{entry['from']} is missing, so it cannot be copied: the env step should have "
-                                "installed it; rerun `merlin-doctor setup --only env`")
+                problems.append(
+                    f"{entry['from']} is missing, so it cannot be copied: the env step should have "
+                    "installed it; rerun `merlin-doctor setup --only env`"
+                )
             elif state == "outside" or (state == "differs" and not ctx.force):
                 problems.append(_action(entry, False))
             elif state != "ok":

@@ -6,6 +6,7 @@ a directory that is not a conda env is refused. Done means every conda spec of t
 recipe is satisfied by a package recorded in `conda-meta/`; a record torn by a killed
 run counts as missing, so the next run repairs it.
 """
+
 from __future__ import annotations
 
 import re
@@ -61,8 +62,9 @@ class CreateEnv(Step):
     def is_done(self, ctx: StepContext) -> bool:
         if ctx.recipe.is_venv:
             found = venv_version(ctx.prefix) or ""
-            return (ctx.prefix / "bin" / "python").exists() and \
-                found.split(".")[:2] == (ctx.recipe.python_version or "").split(".")
+            return (ctx.prefix / "bin" / "python").exists() and found.split(".")[:2] == (
+                ctx.recipe.python_version or ""
+            ).split(".")
         if prefix_state(ctx.prefix) != "env":
             return False
         installed = installed_packages(ctx.prefix)
@@ -74,8 +76,10 @@ class CreateEnv(Step):
         if command is not None:
             return [shlex.join(command) + (f"   # Python {recipe.python_version}" if recipe.is_venv else "")]
         verb = "update in place" if prefix_state(ctx.prefix) == "env" else "create"
-        return [f"{ctx.engine.name} (embedded engine): solve {' '.join(recipe.conda_dependencies)} "
-                f"from channels {', '.join(recipe.channels) or '(none)'}; {verb} {ctx.prefix}"]
+        return [
+            f"{ctx.engine.name} (embedded engine): solve {' '.join(recipe.conda_dependencies)} "
+            f"from channels {', '.join(recipe.channels) or '(none)'}; {verb} {ctx.prefix}"
+        ]
 
     def apply(self, ctx: StepContext, progress: Progress) -> List[str]:
         def report(line: str) -> None:

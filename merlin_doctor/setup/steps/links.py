@@ -6,6 +6,7 @@ never replaced without --force. A link whose directory resolves out of the env (
 symlinked directory) is never made, even with --force. A link is swapped in with a
 rename, so it is either the old entry or the new link, never missing halfway.
 """
+
 from __future__ import annotations
 
 import os

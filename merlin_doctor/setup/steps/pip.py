@@ -6,6 +6,7 @@ site-packages, read from their metadata files (nothing is imported), so a run ki
 mid-install simply installs what is still missing. A group marked `optional` that fails
 to install (NVIDIA's index unreachable, no wheel for this platform) is a warning.
 """
+
 from __future__ import annotations
 
 import collections
@@ -54,8 +55,14 @@ def _run(command: List[str], progress: Progress) -> List[str]:
     """Run pip, streaming its lines; return the last lines when it fails, else []."""
     tail: collections.deque = collections.deque(maxlen=ERROR_TAIL_LINES)
     try:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, text=True, errors="replace")
+        proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+        )
     except OSError as exc:
         return [f"could not run {command[0]}: {exc}"]
     with proc:
@@ -84,9 +91,11 @@ class PipGroups(Step):
         return not self._pending(ctx)
 
     def plan(self, ctx: StepContext) -> List[str]:
-        return [shlex.join(pip_command(ctx, g)) + ("   # optional: " + (g.why or "a failure only warns")
-                                                 if g.optional else "")
-                for g in self._pending(ctx)]
+        return [
+            shlex.join(pip_command(ctx, g))
+            + ("   # optional: " + (g.why or "a failure only warns") if g.optional else "")
+            for g in self._pending(ctx)
+        ]
 
     def apply(self, ctx: StepContext, progress: Progress) -> List[str]:
         warnings = []
@@ -95,11 +104,16 @@ class PipGroups(Step):
             ctx.log(f"run: {shlex.join(command)}")
             tail = _run(command, progress)
             if tail and group.optional:
-                warnings.append(f"optional pip group {group.name!r} was not installed ({group.why or 'optional'}); "
-                                f"pip said: {tail[-1]}")
+                warnings.append(
+                    f"optional pip group {group.name!r} was not installed ({group.why or 'optional'}); "
+                    f"pip said: {tail[-1]}"
+                )
             elif tail:
-                raise StepError(f"pip group {group.name!r} failed to install:\n  " + "\n  ".join(tail)
-                                + f"\nrerun it yourself to see everything: {shlex.join(command)}")
+                raise StepError(
+                    f"pip group {group.name!r} failed to install:\n  "
+                    + "\n  ".join(tail)
+                    + f"\nrerun it yourself to see everything: {shlex.join(command)}"
+                )
             pause_point(f"pip:{group.name}")
         return warnings
 
