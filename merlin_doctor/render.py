@@ -191,9 +191,11 @@ class Terminal:
         if self.quiet or self.verbose:
             return
         for reason, ids in skip_groups([v.to_dict() for v in verdicts]).items():
-            label = f"{len(ids)} skipped" if len(ids) > 1 else ids[0]
-            named = f" ({', '.join(ids)})" if len(ids) > 1 else ""
-            self._line(Status.SKIP, label, reason + named)
+            if len(ids) > 1:  # "7 skipped  it needs gpu.nvml, ...": the label already says skipped
+                reason = reason[len("skipped: ") :] if reason.startswith("skipped: ") else reason
+                self._line(Status.SKIP, f"{len(ids)} skipped", f"{reason} ({', '.join(ids)})")
+            else:
+                self._line(Status.SKIP, ids[0], reason)
 
     def summary(self, verdicts: List[Verdict], strict: bool = False) -> None:
         """The counts, then each distinct fix once with the checks it fixes (after `skips`)."""

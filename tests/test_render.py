@@ -117,3 +117,12 @@ def test_the_cli_wraps_at_columns_and_folds_skips():
     assert all(len(line) <= 60 or len(line.split()[-1]) > 30 for line in lines), lines
     assert sum(1 for line in lines if re.match(r"\[-\] \d+ skipped", line)) >= 1
     assert not any(line.startswith("[-] gpu.nvml") for line in lines)
+
+
+def test_a_folded_line_does_not_say_skipped_twice():
+    out = Screen()
+    report = Terminal(out=out, err=io.StringIO(), colour=False, width=200)
+    reason = "skipped: it needs gpu.nvml, which did not pass (fail)"
+    report.skips([Verdict(f"gpu.c{i}", Status.SKIP, reason) for i in range(2)] + [Verdict("x.y", Status.SKIP, reason)])
+    (line,) = out.getvalue().splitlines()
+    assert line == f"[-] {'3 skipped':<{ID_WIDTH}} it needs gpu.nvml, which did not pass (fail) (gpu.c0, gpu.c1, x.y)"
