@@ -83,7 +83,10 @@ def test_summaries_name_the_recipes_tensorflow(t4):
                 other_sonames=[{"soname": "libcudart.so.13", "path": "/env/lib/libcudart.so.13"}],
             )
     v = judge(t4, ["cuda.libcudart"], recipe="merlin-tensorflow-23.06")["cuda.libcudart"]
-    assert "found only /env/lib/libcudart.so.13: another major, which TensorFlow 2.12 does not load" in v.summary
+    assert (
+        "found only /env/lib/libcudart.so.13 (no package): another major, which TensorFlow 2.12 does not load"
+        in v.summary
+    )
     assert "TensorFlow 2.10" not in v.summary
 
 
@@ -113,7 +116,10 @@ def test_cupti_of_another_cuda_minor_is_named_not_called_missing(t4):
     v = judge(t4, ["cuda.libcupti"])["cuda.libcupti"]
     assert v.status is Status.PASS
     assert "is not installed" not in v.summary
-    assert "libcupti.so.11.2 (CUPTI (profiler only)) is not found, but /env/lib/libcupti.so.11.8 is" in v.summary
+    assert (
+        "libcupti.so.11.2 (CUPTI (profiler only)) is not found, but /env/lib/libcupti.so.11.8 (no package) is:"
+        in v.summary
+    )
 
 
 # ------------------------------------------------------------------ item 2: ptxas

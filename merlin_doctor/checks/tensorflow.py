@@ -258,7 +258,8 @@ def xla_compiles(facts: FactsView, recipe: Recipe) -> Finding:
 
 @check(
     "tf.tensorrt",
-    probes=["tensorflow", "recipe_files"],
+    probes=["tensorflow"],
+    optional_probes=["recipe_files"],  # are the links already made? (older snapshots lack it)
     needs=["tf.import", "gpu.nvml", "cuda.tensorrt"],
     step="links",
     gpu=True,
