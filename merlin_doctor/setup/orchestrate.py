@@ -29,14 +29,16 @@ from merlin_doctor.names import STEP_IDS
 from merlin_doctor.recipe import DEFAULT_RECIPE, Recipe, load_buildable_recipe
 from merlin_doctor.setup.converge import (
     Busy,
+    RunResult,
     check_prefix,
     resolve_engine,
     resolve_prefix,
     run,
     select_steps,
 )
+from merlin_doctor.setup.engines import Engine
 from merlin_doctor.setup.output import SetupTerminal, setup_document
-from merlin_doctor.setup.steps import StepContext
+from merlin_doctor.setup.steps import Step, StepContext
 from merlin_doctor.verdict import Status, Verdict
 
 
@@ -104,20 +106,13 @@ def setup(opts: Options) -> int:
     command = "merlin-doctor setup"
     recipe = load_buildable_recipe(opts.recipe)
     steps = select_steps(opts.only)
-    creates = any(s.id == "env" for s in steps)
     engine, unusable = resolve_engine(opts.engine, recipe, opts.python)
     prefix = resolve_prefix(recipe, engine, opts.name, opts.prefix)
-    check_prefix(prefix, creates=creates, kind=recipe.kind)
-    note = _engine_note(engine, unusable, creates, opts.dry_run)
-    if unusable and creates and not opts.dry_run:
-        return _failure(unusable)
-    ctx = StepContext(recipe, prefix, engine, force=opts.force, dry_run=opts.dry_run)
-    report = SetupTerminal(command, quiet=opts.quiet, silent=opts.as_json)
-    notes = [note] if note else []
-    report.target(ctx, notes)
+    check_prefix(prefix, creates=_creates(steps), kind=recipe.kind)
     try:
-        result = run(ctx, steps, report, command, opts.yes, _interactive(opts), _log_path(opts))
-    except Busy as exc:
+        ctx, report, notes = _prepare(command, opts, recipe, prefix, engine, unusable, steps)
+        result = _converge(ctx, steps, report, command, opts)
+    except _CannotRun as exc:
         return _failure(str(exc))
     report.finish(ctx, result, _next_hint(recipe, opts, prefix, engine))
     if opts.as_json:
@@ -137,19 +132,12 @@ def fix(opts: Options) -> int:
     before = judge(recipe, prefix)
     named = [v.step for v in before if v.step and v.step in applicable]
     steps = select_steps(opts.only, allowed=named)
-    creates = any(s.id == "env" for s in steps)
     engine, unusable = resolve_engine(opts.engine, recipe, opts.python)
-    note = _engine_note(engine, unusable, creates, opts.dry_run)
-    if unusable and creates and not opts.dry_run:
-        return _failure(unusable)
-    ctx = StepContext(recipe, prefix, engine, force=opts.force, dry_run=opts.dry_run)
-    report = SetupTerminal(command, quiet=opts.quiet, silent=opts.as_json)
-    notes = [note] if note else []
-    report.target(ctx, notes)
-    report.found(before)
     try:
-        result = run(ctx, steps, report, command, opts.yes, _interactive(opts), _log_path(opts))
-    except Busy as exc:
+        ctx, report, notes = _prepare(command, opts, recipe, prefix, engine, unusable, steps)
+        report.found(before)
+        result = _converge(ctx, steps, report, command, opts)
+    except _CannotRun as exc:
         return _failure(str(exc))
     after = before if opts.dry_run or not result.outcomes else judge(recipe, prefix)
     report.finish(ctx, result, None)
@@ -159,6 +147,42 @@ def fix(opts: Options) -> int:
         print(json.dumps(setup_document(command, ctx, result, notes, before, after), indent=2, default=str))
     still = {v.id for v in after if v.step and v.status is Status.FAIL}
     return result.exit_code or (1 if still and not opts.dry_run else 0)
+
+
+class _CannotRun(Exception):
+    """The engine cannot create the env, or another run holds the lock: one line, exit 1."""
+
+
+def _creates(steps: List[Step]) -> bool:
+    return any(s.id == "env" for s in steps)
+
+
+def _prepare(
+    command: str,
+    opts: Options,
+    recipe: Recipe,
+    prefix: Path,
+    engine: Engine,
+    unusable: Optional[str],
+    steps: List[Step],
+) -> Tuple[StepContext, SetupTerminal, List[str]]:
+    """The step context and the terminal of a run, the run's notes shown; _CannotRun when the
+    engine cannot create an env the run must create."""
+    note = _engine_note(engine, unusable, _creates(steps), opts.dry_run)
+    if unusable and _creates(steps) and not opts.dry_run:
+        raise _CannotRun(unusable)
+    ctx = StepContext(recipe, prefix, engine, force=opts.force, dry_run=opts.dry_run)
+    report = SetupTerminal(command, quiet=opts.quiet, silent=opts.as_json)
+    notes = [note] if note else []
+    report.target(ctx, notes)
+    return ctx, report, notes
+
+
+def _converge(ctx: StepContext, steps: List[Step], report: SetupTerminal, command: str, opts: Options) -> RunResult:
+    try:
+        return run(ctx, steps, report, command, opts.yes, _interactive(opts), _log_path(opts))
+    except Busy as exc:
+        raise _CannotRun(str(exc)) from None
 
 
 def _fix_target(recipe: Recipe, opts: Options) -> Path:
