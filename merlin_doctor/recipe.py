@@ -64,8 +64,11 @@ class PipGroup:
         return options + (["--no-index"] if self.no_index else [])
 
     def install_command(self, requirements: List[str], force: bool = False) -> str:
-        """`python -m pip install` of these requirements with this group's index options, quoted for a shell."""
-        words = ["python", "-m", "pip", "install", *(["--force-reinstall"] if force else []), *self.pip_options()]
+        """`python -m pip install` of these requirements with this group's index options, quoted for a shell.
+        `force` reinstalls exactly them (--no-deps): re-resolving their dependencies could pull newer
+        ones the stack cannot take (numpy 2 under TensorFlow 2.10)."""
+        forced = ["--force-reinstall", "--no-deps"] if force else []
+        words = ["python", "-m", "pip", "install", *forced, *self.pip_options()]
         return " ".join(shlex.quote(w) for w in words + list(requirements))
 
 
@@ -176,9 +179,19 @@ class Recipe:
         """Fill `{prefix}` and `{site_packages}` for a concrete env prefix."""
         return template.replace("{site_packages}", self.site_packages(prefix)).replace("{prefix}", prefix)
 
+    def image_fix(self) -> str:
+        """A container's packages come with its image: pip-replacing NVIDIA's builds would break it."""
+        return (
+            f"docker pull {self.image}  # the image ships these packages; run the doctor in an unchanged "
+            "container rather than pip-installing over NVIDIA's TensorFlow and cuDF"
+        )
+
     def install_command(self, packages: List[str], force: bool = False) -> Optional[str]:
         """The pip command that installs these packages at this recipe's pins (each group with its
-        own index options, in install order); None when the recipe pins none of them."""
+        own index options, in install order); None when the recipe pins none of them. For a
+        container recipe, the image's own fix: nothing is pip-installed over NVIDIA's builds."""
+        if self.is_container:
+            return self.image_fix()
         wanted = {canonicalize_name(p) for p in packages}
         commands = []
         for group in self.pip:

@@ -149,7 +149,7 @@ def run_doctor(
             options={"device": o.device, "e2e_size": o.e2e_size},
         )
         facts = Facts.live(context, on_probe=on_probe)
-        on_verdict = in_env_commands(context.python, on_verdict)
+        on_verdict = in_env_commands(context.python, context.prefix, on_verdict)
     if not (o.only or o.host or o.cpu_ok or loaded.gpu == "none"):
         facts.prefetch(early_batch())  # before the checks are imported: probes/scheduler.py says why
     checks = select_checks(_side(all_checks(), o.host, o.only + o.skip), o.only, o.skip)

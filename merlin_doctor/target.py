@@ -91,17 +91,29 @@ def env_command(fix: str, python: str) -> str:
     return _PYTHON_COMMAND.sub(lambda m: m.group(1) + shlex.quote(python), fix)
 
 
+#: `merlin-doctor fix` not already naming its env.
+_FIX_COMMAND = re.compile(r"\bmerlin-doctor fix\b(?! --prefix)")
+
+
+def fix_for_env(fix: str, prefix: str) -> str:
+    """A `merlin-doctor fix` line that repairs the env judged from outside, not the shell's own."""
+    return _FIX_COMMAND.sub(lambda m: f"merlin-doctor fix --prefix {shlex.quote(prefix)}", fix)
+
+
 def in_env_commands(
-    python: Optional[str], on_verdict: Optional[Callable[[Verdict], None]]
+    python: Optional[str], prefix: Optional[str], on_verdict: Optional[Callable[[Verdict], None]]
 ) -> Optional[Callable[[Verdict], None]]:
-    """`on_verdict`, with each verdict's fix first made to speak `python` (another env's
-    interpreter; None: the doctor runs in the env judged, nothing changes)."""
-    if python is None:
+    """`on_verdict`, with each verdict's fix first made to speak the env judged from outside:
+    `python -m` runs its interpreter, `merlin-doctor fix` names its prefix (both None: the
+    doctor runs in the env judged, nothing changes)."""
+    if python is None and prefix is None:
         return on_verdict
 
     def each(verdict: Verdict) -> None:
-        if verdict.fix:
+        if verdict.fix and python:
             verdict.fix = env_command(verdict.fix, python)
+        if verdict.fix and prefix:
+            verdict.fix = fix_for_env(verdict.fix, prefix)
         if on_verdict is not None:
             on_verdict(verdict)
 

@@ -90,7 +90,31 @@ def test_two_cupy_builds_fail(healthy):
     }
     v = judge(healthy)["packages.duplicates"]
     assert v.status is Status.FAIL
-    assert v.fix == "python -m pip uninstall -y cupy && python -m pip install --force-reinstall cupy-cuda11x"
+    # The kept build is reinstalled exactly as installed: no dependency re-resolved (numpy 2 under TF 2.10).
+    assert v.fix == (
+        "python -m pip uninstall -y cupy && python -m pip install --force-reinstall --no-deps cupy-cuda11x==12.0.0"
+    )
+
+
+def test_a_clash_with_no_rule_names_no_distribution_to_uninstall(healthy):
+    """Which of two unknown distributions the stack needs is the user's call: no uninstall is guessed."""
+    dists = healthy["probes"]["packages"]["distributions"]
+    for name in ("foo-a", "foo-b"):
+        dists[name] = {"name": name, "version": "1.0", "requires": [], "top_level": ["foo"], "location": "/x"}
+    healthy["probes"]["packages"]["shared_modules"]["foo"] = {"distributions": ["foo-a", "foo-b"], "kinds": ["package"]}
+    v = judge(healthy)["packages.duplicates"]
+    assert "uninstall -y foo" not in (v.fix or "") and v.fix.startswith("python -m pip show foo-a foo-b")
+
+
+def test_a_container_recipe_never_pip_replaces_the_images_packages():
+    from merlin_doctor.recipe import load_recipe
+
+    image = load_recipe("merlin-tensorflow-23.02")
+    assert image.install_command(["tensorflow"], force=True).startswith("docker pull nvcr.io/nvidia/merlin/")
+    conda = load_recipe("tf210-cuda112")
+    assert conda.install_command(["tensorflow"], force=True) == (
+        "python -m pip install --force-reinstall --no-deps tensorflow==2.10.0"
+    )
 
 
 def test_namespace_packages_are_not_duplicates(healthy):

@@ -125,3 +125,24 @@ def test_check_from_outside_prints_fixes_with_the_envs_interpreter(tmp_path):
     )
     fix = {v["id"]: v for v in data["verdicts"]}["tf.import"]["fix"]
     assert fix.startswith(f"{env / 'bin' / 'python'} -m pip install"), fix
+
+
+def test_a_repair_judged_from_outside_names_the_env_it_repairs():
+    """After `check --prefix DIR`, `merlin-doctor fix` alone would repair the shell's env (or refuse)."""
+    from merlin_doctor.target import fix_for_env, in_env_commands
+    from merlin_doctor.verdict import Status, Verdict
+
+    prefix = "/my envs/tf"
+    assert fix_for_env("merlin-doctor fix --only links --recipe tf210-pip", prefix) == (
+        "merlin-doctor fix --prefix '/my envs/tf' --only links --recipe tf210-pip"
+    )
+    assert (
+        fix_for_env("merlin-doctor fix --prefix /x --only links", prefix)
+        == "merlin-doctor fix --prefix /x --only links"
+    )
+    seen = []
+    each = in_env_commands(None, prefix, seen.append)
+    verdict = Verdict("env.links", Status.FAIL, "links missing", fix="merlin-doctor fix --only links")
+    each(verdict)
+    assert seen == [verdict] and verdict.fix == "merlin-doctor fix --prefix '/my envs/tf' --only links"
+    assert in_env_commands(None, None, seen.append) == seen.append, "judged from inside: fixes stay as they are"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any, Dict, List, Optional, Tuple
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -17,14 +18,6 @@ from merlin_doctor.verdict import Finding, failed, listed, passed, warned
 
 def _dists(facts) -> Dict[str, Dict[str, Any]]:
     return facts["packages"].get("distributions", {})
-
-
-def _image_fix(recipe) -> str:
-    """A container's packages come with its image: pip-replacing NVIDIA's builds would break it."""
-    return (
-        f"docker pull {recipe.image}  # the image ships these packages; run the doctor in an unchanged "
-        "container rather than pip-installing over NVIDIA's TensorFlow and cuDF"
-    )
 
 
 @check("packages.required", probes=["packages"], needs=["python.version"], step="pip")
@@ -59,7 +52,7 @@ def required_packages(facts: FactsView, recipe: Recipe) -> Finding:
     if hard and recipe.is_container:
         return failed(
             f"{len(hard)} package(s) the image ships are missing or at another version: {named}",
-            fix=_image_fix(recipe),
+            fix=recipe.image_fix(),
             step="",
             evidence={"problems": problems},
         )
@@ -73,7 +66,7 @@ def required_packages(facts: FactsView, recipe: Recipe) -> Finding:
     groups = sorted({p["group"] for p in problems})
     return warned(
         f"optional group(s) {', '.join(groups)} not installed: {problems[0]['why'] or named}",
-        fix=_image_fix(recipe) if recipe.is_container else " && ".join(fixes),
+        fix=recipe.image_fix() if recipe.is_container else " && ".join(fixes),
         evidence={"problems": problems},
     )
 
@@ -139,7 +132,7 @@ def no_conflicts(facts: FactsView, recipe: Recipe) -> Finding:
     conflicts = [u for u in unmet if u["found"]]
     first = (conflicts or unmet)[0]
     text = f"{first['package']} requires {first['requires']}, found {first['found'] or 'nothing'}"
-    fix = _image_fix(recipe) if recipe.is_container else f"python -m pip install '{first['requires']}'"
+    fix = recipe.image_fix() if recipe.is_container else f"python -m pip install '{first['requires']}'"
     if conflicts:
         return failed(f"{len(conflicts)} version conflict(s): {text}", fix=fix, evidence={"unmet": unmet})
     return warned(f"{len(unmet)} missing dependency(ies): {text}", fix=fix, evidence={"unmet": unmet})
@@ -157,6 +150,24 @@ def _clash(info: Dict[str, Any]) -> bool:
     return bool({"module", "package"} & set(info["kinds"]))
 
 
+def _duplicate_fix(
+    keep: Optional[str], distributions: List[str], dists: Dict[str, Dict[str, Any]], recipe: Recipe
+) -> str:
+    """Uninstall the others and reinstall exactly the installed `keep` (no dependency re-resolved);
+    with no rule saying which to keep, no uninstall is guessed: the user chooses."""
+    if recipe.is_container:
+        return recipe.image_fix()
+    if not keep:
+        return (
+            f"python -m pip show {' '.join(distributions)}  # one module from several distributions: "
+            "keep the one your stack needs, then python -m pip uninstall -y the others"
+        )
+    drop = " ".join(d for d in distributions if d != keep)
+    installed = (dists.get(canonicalize_name(keep)) or {}).get("version")
+    pinned = shlex.quote(f"{keep}=={installed}") if installed else keep
+    return f"python -m pip uninstall -y {drop} && python -m pip install --force-reinstall --no-deps {pinned}"
+
+
 @check("packages.duplicates", probes=["packages"])
 def no_duplicate_modules(facts: FactsView, recipe: Recipe) -> Finding:
     """No module is installed by two distributions (pynvml and nvidia-ml-py; cupy and cupy-cuda11x)."""
@@ -168,11 +179,7 @@ def no_duplicate_modules(facts: FactsView, recipe: Recipe) -> Finding:
     for name, info in sorted(clashes.items()):
         rule = table["modules"].get(name, {})
         severity = rule.get("severity", table["default_severity"])
-        keep = rule.get("keep")
-        drop = [d for d in info["distributions"] if d != keep] if keep else info["distributions"][1:]
-        fix = f"python -m pip uninstall -y {' '.join(drop)}" + (
-            f" && python -m pip install --force-reinstall {keep}" if keep else ""
-        )
+        fix = _duplicate_fix(rule.get("keep"), info["distributions"], _dists(facts), recipe)
         text = f"{name} from {' and '.join(info['distributions'])}" + (f" ({rule['why']})" if rule.get("why") else "")
         judged.append((rank[severity], text, fix))
     if not judged or max(j[0] for j in judged) == 0:

@@ -73,8 +73,10 @@ def _because(found: List[Dict[str, Any]]) -> str:
     return f": {found[0]['title']} ({found[0]['id']})" if found else ""
 
 
-def _tensorflow_pin(recipe) -> str:
-    return next((str(r) for r, _ in recipe.requirements() if r.name == "tensorflow"), "tensorflow")
+def _tensorflow_install(recipe: Recipe, force: bool = False) -> str:
+    """The recipe's TensorFlow pin installed (the image's own fix for a container recipe)."""
+    wanted = recipe.expect.tensorflow or ""
+    return recipe.install_command(["tensorflow"], force) or f"python -m pip install 'tensorflow{wanted}'"
 
 
 def _tf(facts) -> Dict[str, Any]:
@@ -102,12 +104,11 @@ def tensorflow_imports(facts: FactsView, recipe: Recipe) -> Finding:
     imported = tf.get("import", {})
     if not imported.get("ok"):
         found = attributed(tf, imported, ["import"], recipe)
-        pin = _tensorflow_pin(recipe)
         missing = "No module named 'tensorflow'" in (imported.get("error") or "")
-        fix = f"python -m pip install '{pin}'" if missing else f"python -m pip install --force-reinstall '{pin}'"
+        fix = _tensorflow_install(recipe, force=not missing)
         return failed(
             f"import tensorflow failed: {one_line(imported.get('error'))}{_because(found)}",
-            fix=found[0]["fix"] if found and not missing else fix,
+            fix=found[0]["fix"] if found and not missing and not recipe.is_container else fix,
             evidence={
                 "explained": found,
                 "exception": imported.get("exception"),
@@ -126,14 +127,14 @@ def tensorflow_imports(facts: FactsView, recipe: Recipe) -> Finding:
     if wanted and not SpecifierSet(wanted).contains(version, prereleases=True):
         return failed(
             f"TensorFlow {version} is installed; recipe {recipe.name} needs {wanted}",
-            fix=f"python -m pip install 'tensorflow{wanted}'",
+            fix=recipe.image_fix() if recipe.is_container else f"python -m pip install 'tensorflow{wanted}'",
             evidence=evidence,
         )
     cuda = recipe.expect.cuda_runtime
     if cuda and build.get("cuda_version") and build["cuda_version"].split(".")[0] != str(cuda).split(".")[0]:
         return failed(
             f"TensorFlow {version} was built for CUDA {build['cuda_version']}, not the recipe's CUDA {cuda}",
-            fix=f"python -m pip install --force-reinstall '{_tensorflow_pin(recipe)}'",
+            fix=_tensorflow_install(recipe, force=True),
             evidence=evidence,
         )
     return passed(
