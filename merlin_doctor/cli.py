@@ -223,7 +223,7 @@ def check(baseline: Optional[str], as_json: bool, verbose: bool, quiet: bool, **
         report.skips(result.verdicts)
         if baseline and changes is not None:
             _print_changes(baseline, changes)
-        report.summary(result.verdicts, flags["strict"])
+        report.summary(result.verdicts)
     sys.exit(result.exit_code)
 
 

@@ -32,6 +32,11 @@ def env_kind(prefix: str) -> Optional[str]:
     return "venv" if os.path.isfile(os.path.join(prefix, "pyvenv.cfg")) else None
 
 
+def venv_home() -> Path:
+    """Where named venvs live (virtualenvwrapper's convention): $WORKON_HOME, else ~/.virtualenvs."""
+    return Path(os.environ.get("WORKON_HOME") or os.path.expanduser("~/.virtualenvs"))
+
+
 def sha256(path: Path) -> Optional[str]:
     """The file's sha256, or None when it is not a readable regular file (a FIFO is never read)."""
     digest = hashlib.sha256()

@@ -35,7 +35,7 @@ from typing import (
 from merlin_doctor import knowledge
 from merlin_doctor.errors import InputError
 from merlin_doctor.render import SYMBOLS, safe_text
-from merlin_doctor.verdict import Status
+from merlin_doctor.verdict import Status, plural
 
 SCHEMA_VERSION = 1
 SEVERITIES = ("fatal", "error", "warning", "benign")
@@ -681,9 +681,9 @@ def explain_file(path: str) -> ExplainResult:
 def format_text(result: ExplainResult, show_all: bool = False, symbols: Mapping[Status, str] = SYMBOLS) -> List[str]:
     """The human report: each problem with cause, fix and evidence; benign ones counted, listed with show_all."""
     failures, benign = result.failures, result.benign
-    read = _plural(result.lines, "line")
+    read = plural(result.lines, "line")
     if failures:
-        out = [f"{_plural(len(failures), 'problem')} recognised in {read}, the likely root cause first:", ""]
+        out = [f"{plural(len(failures), 'problem')} recognised in {read}, the likely root cause first:", ""]
     elif benign:
         out = [f"Nothing but harmless messages in {read}.", ""]
     else:
@@ -692,12 +692,8 @@ def format_text(result: ExplainResult, show_all: bool = False, symbols: Mapping[
         out += _format_match(match, symbols)
     if benign and not show_all:
         ids = ", ".join(m.id for m in benign)
-        out.append(f"{_plural(len(benign), 'kind')} of harmless message hidden ({ids}); --all shows them.")
+        out.append(f"{plural(len(benign), 'kind')} of harmless message hidden ({ids}); --all shows them.")
     return out
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 _CONFIDENCE_NOTE = {
@@ -724,6 +720,6 @@ def _format_match(match: Match, symbols: Mapping[Status, str]) -> List[str]:
     lines += [f"      {e.line:>6}: {e.text}" for e in match.evidence]
     more = match.evidence_count - len(match.evidence)
     if more > 0:
-        lines.append(f"              … and {_plural(more, 'more line')}")
+        lines.append(f"              … and {plural(more, 'more line')}")
     lines += [f"    source: {match.source}", ""]
     return lines

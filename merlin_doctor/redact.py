@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from merlin_doctor import knowledge
+from merlin_doctor.verdict import plural
 
 SECRET = "<secret>"
 #: Identity kinds: the first distinct value is `<user>`, the next `<user-2>`; other kinds count from 1.
@@ -72,12 +73,12 @@ class Redaction:
             "serial": "serial number",
         }
         parts = ["user name, host name and home directory (<user>, <host>, <home>)"]
-        parts += [_plural(self.replaced[k], labels[k]) for k in labels if self.replaced.get(k)]
+        parts += [plural(self.replaced[k], labels[k]) for k in labels if self.replaced.get(k)]
         if self.secrets:
-            parts.append(_plural(self.secrets, "secret"))
+            parts.append(plural(self.secrets, "secret"))
         line = "redacted: " + ", ".join(parts)
         if self.env_dropped:
-            line += f"; {_plural(self.env_dropped, 'environment variable')} not on the allowlist left out"
+            line += f"; {plural(self.env_dropped, 'environment variable')} not on the allowlist left out"
         return line
 
 
@@ -85,10 +86,6 @@ def mask_credentials(text: str) -> str:
     """URL credentials (`user:token@`) and channel tokens (`/t/TOKEN/`) masked: for logs and plans,
     which show the commands run (the commands themselves keep them)."""
     return _CHANNEL_TOKEN.sub(r"\1<secret>", _URL_CREDENTIALS.sub(r"\1<credentials>@", text))
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 'es' if noun.endswith('ss') else 's'}"
 
 
 def _is_ip(text: str) -> bool:

@@ -197,7 +197,7 @@ class Terminal:
             else:
                 self._line(Status.SKIP, ids[0], reason)
 
-    def summary(self, verdicts: List[Verdict], strict: bool = False) -> None:
+    def summary(self, verdicts: List[Verdict]) -> None:
         """The counts, then each distinct fix once with the checks it fixes (after `skips`)."""
         self.out.write("\n" + count_line(verdicts) + "\n")
         groups = fix_groups([v.to_dict() for v in verdicts])

@@ -21,7 +21,6 @@ from merlin_doctor.render import SYMBOLS, check_document, fix_groups, problems, 
 from merlin_doctor.verdict import Status, Verdict
 
 KIND = "merlin-doctor-report"
-DEFAULT_OUTPUT = "merlin-doctor-report.json"
 
 
 def _object(value: Any) -> Dict[str, Any]:

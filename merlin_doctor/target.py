@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
-from merlin_doctor.envstate import env_kind
+from merlin_doctor.envstate import env_kind, venv_home
 from merlin_doctor.errors import InputError
 from merlin_doctor.probes.context import ProbeContext
 from merlin_doctor.recipe import Recipe
@@ -64,7 +64,11 @@ def judged_env(recipe: Recipe, prefix: Optional[str], name: Optional[str]) -> Op
         raise InputError("give --name or --prefix, not both")
     if not (prefix or name):
         return None
-    if name:
+    if name and recipe.is_venv:
+        path = venv_home() / name  # where setup puts a named venv
+        if not path.is_dir():
+            raise InputError(f"no venv named {name!r} (looked for {path}); give its directory with --prefix DIR")
+    elif name:
         from merlin_doctor.setup.converge import resolve_engine, resolve_prefix
 
         path = resolve_prefix(recipe, resolve_engine("auto")[0], name, None)

@@ -34,6 +34,11 @@ class Finding:
 Evidence = Optional[Dict[str, Any]]
 
 
+def plural(count: int, noun: str) -> str:
+    """`1 warning`, `2 warnings`, `3 addresses`, `1,204 lines`."""
+    return f"{count:,} {noun}{'' if count == 1 else 'es' if noun.endswith('ss') else 's'}"
+
+
 def listed(items: Sequence[str], limit: int) -> str:
     """The first `limit` items, and how many more: a summary never hides that it is partial."""
     shown: List[str] = list(items[:limit])

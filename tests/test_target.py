@@ -146,3 +146,18 @@ def test_a_repair_judged_from_outside_names_the_env_it_repairs():
     each(verdict)
     assert seen == [verdict] and verdict.fix == "merlin-doctor fix --prefix '/my envs/tf' --only links"
     assert in_env_commands(None, None, seen.append) == seen.append, "judged from inside: fixes stay as they are"
+
+
+def test_name_finds_a_venv_recipes_env_where_setup_puts_it(tmp_path, monkeypatch):
+    """`--name ENV` with a venv recipe looks in $WORKON_HOME (setup's place for named venvs), not conda's."""
+    from merlin_doctor.recipe import load_recipe
+    from merlin_doctor.target import judged_env
+
+    monkeypatch.setenv("WORKON_HOME", str(tmp_path))
+    env = tmp_path / "merlin-pip"
+    (env / "bin").mkdir(parents=True)
+    (env / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    judged = judged_env(load_recipe("tf210-pip"), None, "merlin-pip")
+    assert judged is not None and judged.prefix == str(env) and judged.kind == "venv"
+    with pytest.raises(InputError, match="no venv named 'other'"):
+        judged_env(load_recipe("tf210-pip"), None, "other")

@@ -8,7 +8,7 @@ from merlin_doctor import __version__
 from merlin_doctor.factpaths import headline, show
 from merlin_doctor.fleet.model import OK, Group, Node
 from merlin_doctor.render import SYMBOLS, safe_text
-from merlin_doctor.verdict import Status
+from merlin_doctor.verdict import Status, plural
 
 SCHEMA_VERSION = 1
 PROBLEM_STATUSES = (Status.FAIL, Status.ERROR, Status.WARN)
@@ -87,10 +87,6 @@ def _columns(rows: Sequence[Tuple[str, ...]]) -> List[str]:
     return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1] for r in rows]
 
 
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
 def _config_lines(doc: Dict[str, Any]) -> List[str]:
     configs = doc["configurations"]
     rows = []
@@ -102,7 +98,7 @@ def _config_lines(doc: Dict[str, Any]) -> List[str]:
             what = f"differs from {configs[0]['label']}: " + "; ".join(
                 f"{d['path']} {show(d['value'])} ({configs[0]['label']}: {show(d['majority'])})" for d in c["differs"]
             )
-        rows.append((c["label"], _plural(len(c["workers"]), "worker"), role, safe_text(what)))
+        rows.append((c["label"], plural(len(c["workers"]), "worker"), role, safe_text(what)))
     return ["Configurations"] + (_columns(rows) if rows else ["  (no worker answered)"])
 
 
@@ -151,7 +147,7 @@ def _problem_lines(doc: Dict[str, Any], symbols: Mapping[Status, str]) -> List[s
             found.setdefault((p["id"], p["fix"] or ""), dict(p, workers=[]))["workers"].append(w["address"])
     ordered = sorted(found.values(), key=lambda p: p["status"] == "warn")  # stable: failures first
     lines = [
-        f"  [{symbols[Status(p['status'])]}] {p['id']} on {_plural(len(p['workers']), 'worker')} "
+        f"  [{symbols[Status(p['status'])]}] {p['id']} on {plural(len(p['workers']), 'worker')} "
         f"({_where(p['workers'], doc)}): {safe_text(p['summary'])}"
         for p in ordered
     ]
@@ -175,7 +171,7 @@ def table_lines(doc: Dict[str, Any], symbols: Mapping[Status, str] = SYMBOLS) ->
     s = doc["summary"]
     took = doc["timings"].get("probe_s")
     head = (
-        f"merlin-doctor fleet: {_plural(s['workers'], 'worker')} ({doc['cluster']}), recipe {doc['recipe']}; "
+        f"merlin-doctor fleet: {plural(s['workers'], 'worker')} ({doc['cluster']}), recipe {doc['recipe']}; "
         f"{s['answered']} answered, {s['probed']} distinct environment(s) probed"
         + (f" in {took:.1f} s" if took is not None else "")
     )

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from merlin_doctor.envstate import venv_home
 from merlin_doctor.setup.engines.base import EngineError, Progress
 
 
@@ -124,4 +125,4 @@ class VenvEngine:
 
     def envs_dir(self) -> Path:
         """virtualenvwrapper's convention: $WORKON_HOME, else ~/.virtualenvs."""
-        return Path(os.environ.get("WORKON_HOME") or os.path.expanduser("~/.virtualenvs"))
+        return venv_home()
