@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Iterator, Tuple
+from typing import Iterator, List, Tuple
 
 
 def metadata_dirs() -> Iterator[Tuple[str, str]]:
@@ -21,3 +21,17 @@ def metadata_dirs() -> Iterator[Tuple[str, str]]:
         for name in names:
             if name.endswith((".dist-info", ".egg-info")):
                 yield entry or ".", os.path.join(entry or ".", name)
+
+
+def dirs_with_entry_points(group: str) -> List[str]:
+    """*.dist-info directories whose entry_points.txt names `group` (plugins, found without
+    handing every distribution to importlib.metadata)."""
+    found = []
+    for _, info_dir in metadata_dirs():
+        try:
+            with open(os.path.join(info_dir, "entry_points.txt"), encoding="utf-8") as fh:
+                if f"[{group}]" in fh.read():
+                    found.append(info_dir)
+        except OSError:
+            continue
+    return found

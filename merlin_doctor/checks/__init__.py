@@ -10,7 +10,6 @@ entry-point group (each entry point names a module that registers checks on impo
 from __future__ import annotations
 
 import importlib
-import os
 import pathlib
 from dataclasses import dataclass
 from typing import (
@@ -111,7 +110,9 @@ def _load_plugins() -> None:
     importlib.metadata: `entry_points()` parses every distribution's, which cost more
     than the rest of `check --fast` in an env holding TensorFlow and Merlin.
     """
-    for info_dir in _plugin_dirs():
+    from merlin_doctor.sitepath import dirs_with_entry_points
+
+    for info_dir in dirs_with_entry_points(ENTRY_POINT_GROUP):
         from importlib import metadata
 
         try:
@@ -124,21 +125,6 @@ def _load_plugins() -> None:
                 ep.load()
             except Exception as exc:  # shown as an `error` verdict instead of being lost
                 _register_broken_plugin(ep.name, f"{type(exc).__name__}: {exc}")
-
-
-def _plugin_dirs() -> List[str]:
-    """*.dist-info directories whose entry_points.txt names the check group."""
-    from merlin_doctor.sitepath import metadata_dirs
-
-    found = []
-    for _, info_dir in metadata_dirs():
-        try:
-            with open(os.path.join(info_dir, "entry_points.txt"), encoding="utf-8") as fh:
-                if f"[{ENTRY_POINT_GROUP}]" in fh.read():
-                    found.append(info_dir)
-        except OSError:
-            continue
-    return found
 
 
 def _register_broken_plugin(name: str, error: str) -> None:
