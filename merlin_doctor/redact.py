@@ -207,7 +207,8 @@ class _Redactor:
         self.serial_keys = {k.lower() for k in rules["serial_keys"]}
         self.public = set(rules["public_addresses"])
         words = "|".join(re.escape(w) for w in rules["version_words"])
-        self.version_before = re.compile(rf"(?i)\b({words})[\s:=(v]*$")
+        contexts = "|".join(rules["version_contexts"])
+        self.version_before = re.compile(rf"(?i)\b({words})[\s:=(v]*$|{contexts}")
         self.seen: Dict[str, Dict[str, str]] = {}
         self.secrets = 0
         self.env_dropped = 0

@@ -60,6 +60,7 @@ def canary_snapshot() -> dict:
         f"{USER}@{HOST}: permission denied for user {USER}",
         "eth0 ether 02:42:ac:11:00:02 inet 10.66.77.88/24 inet6 fe80::1ff:fe23:4567:890a",
         "loaded TensorRT 8.5.3.1 and cuDNN 8.1.0.77",
+        "cudnn/lib/libcudnn.so.8 (8.6.0.163, pip:nvidia-cudnn-cu11 8.6.0.163); lib/libcudnn.so.8 (8.1.0.77, conda:cudnn 8.1.0.77)",
     ]
     probes["activation"]["scripts"]["activate.d"]["ngc.sh"] = f"export NGC_API_KEY={CANARIES['script key']}\n"
     return facts
@@ -103,6 +104,7 @@ def test_placeholders_are_stable_and_versions_survive():
         "<user>@<host>: permission denied for user <user>",
         "eth0 ether <mac-1> inet <ip-1>/24 inet6 <ip-2>",
         "loaded TensorRT 8.5.3.1 and cuDNN 8.1.0.77",
+        "cudnn/lib/libcudnn.so.8 (8.6.0.163, pip:nvidia-cudnn-cu11 8.6.0.163); lib/libcudnn.so.8 (8.1.0.77, conda:cudnn 8.1.0.77)",
     ]
     assert red["probes"]["interpreter"]["prefix"] == "<home>/miniconda3/envs/merlin"
     assert red["probes"]["activation"]["scripts"]["activate.d"]["ngc.sh"] == "export NGC_API_KEY=<secret>\n"
