@@ -52,6 +52,9 @@ class PipGroup:
     find_links: List[str] = field(default_factory=list)
     no_index: bool = False
     optional: bool = False
+    #: Only a GPU uses it (the CUDA wheels): judged on a CPU recipe or under --cpu-ok, a missing one
+    #: is noted like an optional group's, never a failure; setup still installs it.
+    gpu: bool = False
     why: str = ""
 
     def pip_options(self) -> List[str]:
@@ -154,6 +157,12 @@ class Recipe:
             if m:
                 return m.group(1)
         return None
+
+    @property
+    def conda_names(self) -> List[str]:
+        """The package names of the conda part (`nvidia::cuda-nvcc=11.3.58` is `cuda-nvcc`)."""
+        names = (re.match(r"[A-Za-z0-9_.\-]*", dep.rpartition("::")[2].strip()) for dep in self.conda_dependencies)
+        return [m.group(0) for m in names if m and m.group(0)]
 
     @property
     def gpu(self) -> str:
@@ -448,6 +457,7 @@ SCHEMA = _mapping(
                     "find_links": _list_of(_str),
                     "no_index": _bool,
                     "optional": _bool,
+                    "gpu": _bool,
                     "why": _text,
                 },
                 ("name", "requirements"),
@@ -555,6 +565,7 @@ def parse_recipe(text: str, file: str) -> Recipe:
                 find_links=list(g.get("find_links", [])),
                 no_index=bool(g.get("no_index", False)),
                 optional=bool(g.get("optional", False)),
+                gpu=bool(g.get("gpu", False)),
                 why=g.get("why", ""),
             )
             for g in data.get("pip") or []

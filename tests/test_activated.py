@@ -73,6 +73,7 @@ def test_the_library_probe_searches_the_path_activation_gives(tmp_path):
     env = {"LD_LIBRARY_PATH": f"/usr/local/cuda-10.2/lib64:{prefix}/lib", "PATH": "/usr/bin", "CONDA_PREFIX": prefix}
     model = ActivatedEnv(RECIPE, prefix).library_path(env)
     assert model == [
+        f"{prefix}/lib/python3.9/site-packages/nvidia/cudnn/lib",
         f"{prefix}/lib",
         f"{prefix}/lib/python3.9/site-packages/tensorrt",
         "/usr/local/cuda-10.2/lib64",

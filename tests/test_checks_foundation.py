@@ -80,6 +80,16 @@ def test_missing_optional_group_warns_with_nvidia_index(healthy):
     assert "NVTabular runs on the CPU" in v.summary
 
 
+def test_a_missing_cuda_wheel_fails_on_a_gpu_and_is_only_noted_under_cpu_ok(healthy):
+    """The cuDNN wheel is required on a GPU; a machine judged for the CPU never fails for it."""
+    del healthy["probes"]["packages"]["distributions"]["nvidia-cudnn-cu11"]
+    gpu = judge(healthy)["packages.required"]
+    assert gpu.status is Status.FAIL and "nvidia-cudnn-cu11==8.6.0.163 (found nothing)" in gpu.summary
+    assert gpu.fix == "python -m pip install nvidia-cudnn-cu11==8.6.0.163"
+    cpu = judge(healthy, cpu_ok=True)["packages.required"]
+    assert cpu.status is Status.WARN and "only TensorFlow on a GPU loads cuDNN" in cpu.summary
+
+
 def test_two_cupy_builds_fail(healthy):
     dists = healthy["probes"]["packages"]["distributions"]
     for name in ("cupy", "cupy-cuda11x"):

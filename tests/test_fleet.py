@@ -242,7 +242,7 @@ def test_fleet_on_a_real_cluster_groups_flags_and_survives_dead_and_hung_workers
     assert driver_differs["nvml.driver_version"] == ("525.85.12", "418.87.01")
     assert not any("cudnn" in path for path in driver_differs)
     cudnn_differs = {d["path"]: (d["majority"], d["value"]) for d in other_cudnn["differs"]}
-    assert cudnn_differs["cuda_libs.libraries[libcudnn.so.8].version"] == ("8.1.0", "8.0.5")
+    assert cudnn_differs["cuda_libs.libraries[libcudnn.so.8].version"] == ("8.6.0", "8.0.5")
     assert not any("driver" in path for path in cudnn_differs)
     assert not other_driver["majority"] and not other_cudnn["majority"]
     assert sorted(doc["summary"]["outliers"]) == sorted([names["b"], names["c"]])

@@ -39,11 +39,12 @@ EXPECTED = {
     "cuda-visible-devices-minus-one": {"gpu.visible-devices": "fail"},
     "cuda-visible-devices-missing": {"gpu.visible-devices": "fail"},
     "cudnn-8.0.5": {"cuda.libcudnn": "fail"},
+    "cudnn-stray-conda": {"cuda.libcudnn": "warn"},
     "cudnn-8.9": {},
     "tensorrt8-without-so7": {"cuda.tensorrt": "fail"},
     "tensorrt-symlinked": {"cuda.tensorrt": "warn"},
     "cublas-twice": {"cuda.libcublas": "warn", "cuda.libcublasLt": "warn"},
-    # Activation puts the env's lib first (activated.py), so the env's copies load and the
+    # Activation puts the env's directories first (activated.py), so the env's copies load and the
     # CUDA 10.2 ones are only other copies on the path: a warning each, not a cuDNN 8.0 failure.
     "shadow-cuda-10.2": {"cuda.libcufft": "warn", "cuda.libcurand": "warn", "cuda.libcudnn": "warn"},
     "cuda12-libs-only": {
@@ -93,21 +94,29 @@ DETAILS = {
         ("gpu.visible-devices", "names '1', which is not a GPU here", "CUDA_VISIBLE_DEVICES")
     ],
     "cudnn-8.0.5": [
-        ("cuda.libcudnn", "is 8.0.5, outside the recipe's >=8.1,<9", "conda install -c conda-forge cudnn=8.1.0")
+        (
+            "cuda.libcudnn",
+            "is 8.0.5, outside the recipe's >=8.1,<9",
+            "conda remove cudnn && python -m pip install nvidia-cudnn-cu11==8.6.0.163",
+        )
+    ],
+    "cudnn-stray-conda": [
+        ("cuda.libcudnn", "2 copies on the loader path with different versions", "conda remove cudnn  #"),
+        ("cuda.libcudnn", "env/lib/libcudnn.so.8 (8.1.0, conda:cudnn 8.1.0.77)", None),
     ],
     "tensorrt8-without-so7": [("cuda.tensorrt", "libnvinfer.so.7 is missing while", "merlin-doctor fix --only links")],
     "tensorrt-symlinked": [("cuda.tensorrt", "TensorRT 8.5.3", None)],
     "cublas-twice": [("cuda.libcublas", "nvidia/cublas/lib/libcublas.so.11 (11.10.3", None)],
     "shadow-cuda-10.2": [
         ("cuda.libcufft", "2 copies on the loader path", None),
-        ("cuda.libcudnn", "env/lib/libcudnn.so.8 (8.1.0, conda:cudnn 8.1.0.77); ", None),
+        ("cuda.libcudnn", "nvidia/cudnn/lib/libcudnn.so.8 (8.6.0.163, pip:nvidia-cudnn-cu11 8.6.0.163); ", None),
         ("cuda.libcudnn", "usr/local/cuda-10.2/lib64/libcudnn.so.8 (8.0.5, no package)", None),
     ],
     "cuda12-libs-only": [("cuda.libcudart", "libcudart.so.12", "cudatoolkit=11.2.2")],
     "mig-on": [("gpu.mig", "MIG is enabled", "nvidia-smi mig")],
     "busy-gpu": [("gpu.memory", "in use by 4242 (no such process here", "nvidia-smi --query-compute-apps")],
     "init-hangs": [("gpu.nvml", "timed out after 4.5 s", "reboot")],
-    "segv-on-load": [("cuda.libcudnn", "killed the process with SIGSEGV", "cudnn=8.1.0")],
+    "segv-on-load": [("cuda.libcudnn", "killed the process with SIGSEGV", "nvidia-cudnn-cu11==8.6.0.163")],
     "v100-ptxas-cuda13": [
         (
             "activation.ptxas",
@@ -116,10 +125,10 @@ DETAILS = {
         )
     ],
     "cudnn-no-version-call": [
-        ("cuda.libcudnn", "libcudnn.so.8 8.1.0.77 from", None),
-        ("cuda.libcudnn", "read from the conda package cudnn", None),
+        ("cuda.libcudnn", "libcudnn.so.8 8.6.0.163 from", None),
+        ("cuda.libcudnn", "read from the pip package nvidia-cudnn-cu11", None),
     ],
-    "cudnn-unversioned": [("cuda.libcudnn", "its version cannot be read", "cudnn=8.1.0")],
+    "cudnn-unversioned": [("cuda.libcudnn", "its version cannot be read", "nvidia-cudnn-cu11==8.6.0.163")],
     "no-driver-pip-cudart": [
         ("cuda.libcudart", "libcudart.so.11.0 11.8.89 from", None),
         ("cuda.libcudart", "read from the pip package nvidia-cuda-runtime-cu11", None),
@@ -164,12 +173,34 @@ def test_scenario_verdicts(name, tmp_path, compiler):
 def test_healthy_t4_reports_where_each_library_comes_from(tmp_path, compiler):
     verdicts = judge("healthy-t4", tmp_path, compiler)
     cudnn = verdicts["cuda.libcudnn"]
-    assert cudnn["evidence"]["version"] == "8.1.0"
-    assert cudnn["evidence"]["owner"]["kind"] == "conda" and cudnn["evidence"]["owner"]["name"] == "cudnn"
-    assert cudnn["evidence"]["path"].endswith("env/lib/libcudnn.so.8")
-    assert cudnn["evidence"]["realpath"] != cudnn["evidence"]["path"], "the soname is a symlink to the real file"
-    assert verdicts["cuda.libcudart"]["evidence"]["version"] == "11.2"
+    assert cudnn["evidence"]["version"] == "8.6.0"
+    assert cudnn["evidence"]["owner"] == {"kind": "pip", "name": "nvidia-cudnn-cu11", "version": "8.6.0.163"}
+    assert cudnn["evidence"]["path"].endswith("site-packages/nvidia/cudnn/lib/libcudnn.so.8")
+    assert cudnn["evidence"]["realpath"] == cudnn["evidence"]["path"], "the wheel ships one plain file"
+    cudart = verdicts["cuda.libcudart"]["evidence"]
+    assert cudart["version"] == "11.2" and cudart["owner"]["name"] == "cudatoolkit"
+    assert cudart["realpath"] != cudart["path"], "conda's soname is a symlink to the real file"
     assert verdicts["gpu.driver"]["evidence"]["driver_version"] == "525.85.12"
+
+
+def test_removing_the_stray_conda_cudnn_is_what_turns_the_warning_green(tmp_path, compiler):
+    """An env from the article's route given the recipe's cuDNN wheel: the fix is `conda remove cudnn`.
+    Doing what it does (deleting the files its conda-meta record lists, then the record) leaves the
+    wheel's cuDNN alone on the path, and the verdict passes."""
+    scenario = build_scenario("cudnn-stray-conda", tmp_path / "m", compiler=compiler)
+    doctor = [sys.executable, "-m", "merlin_doctor", "check", "--fast", "--json", "--only", "cuda.libcudnn"]
+
+    def verdict() -> dict:
+        return json.loads(scenario.run(doctor, timeout=120).stdout)["verdicts"][0]
+
+    before = verdict()
+    assert (before["status"], before["fix"].split("  #")[0]) == ("warn", "conda remove cudnn")
+    (record,) = (scenario.prefix / "conda-meta").glob("cudnn-*.json")
+    for name in json.loads(record.read_text())["files"]:
+        (scenario.prefix / name).unlink()
+    record.unlink()
+    after = verdict()
+    assert after["status"] == "pass" and "pip:nvidia-cudnn-cu11 8.6.0.163" in after["summary"], after
 
 
 def test_no_driver_with_cpu_ok_skips_every_gpu_check(tmp_path, compiler):

@@ -453,13 +453,15 @@ REPORTED_VERSIONS = {
     ("healthy-t4", "curand"): 10203,
     ("healthy-t4", "cusolver"): 11100,
     ("healthy-t4", "cusparse"): 11401,
-    ("healthy-t4", "cudnn"): 8100,
+    ("healthy-t4", "cudnn"): 8600,
     ("healthy-t4", "cupti"): 15,
     ("cublas-twice", "pip-cublas"): 111003,
     ("cublas-twice", "pip-cublasLt"): 111003,
     ("cublas-twice", "cublas"): 11401,
     ("cudnn-8.0.5", "cudnn"): 8005,
-    ("cudnn-8.9", "cudnn"): 8907,
+    ("cudnn-8.9", "cudnn"): 8906,
+    ("cudnn-stray-conda", "cudnn"): 8600,
+    ("cudnn-stray-conda", "conda-cudnn"): 8100,
     ("tensorrt8-without-so7", "nvinfer"): 8503,
     ("tensorrt8-without-so7", "nvinfer_plugin"): 8503,
     ("shadow-cuda-10.2", "cuda102-cudart"): 10020,
@@ -595,11 +597,13 @@ def test_conda_layout_and_ownership(built: dict[str, Scenario]) -> None:
     assert link.is_symlink() and link.resolve().name == "libcudart.so.11.2.152"
     meta = json.loads((scenario.prefix / "conda-meta/cudatoolkit-11.2.2-hbe64b41_10.json").read_text())
     assert {"lib/libcudart.so.11.0", "lib/libcudart.so.11.2.152", "lib/libdevice.10.bc"} <= set(meta["files"])
-    cudnn = json.loads((scenario.prefix / "conda-meta/cudnn-8.1.0.77-h90431f1_0.json").read_text())
-    assert cudnn["files"] == ["lib/libcudnn.so.8", "lib/libcudnn.so.8.1.0"]
+    assert not list((scenario.prefix / "conda-meta").glob("cudnn-*.json")), "cuDNN comes from the wheel alone"
+    wheel = scenario.prefix / "lib/python3.9/site-packages/nvidia/cudnn/lib/libcudnn.so.8"
+    assert wheel.is_file() and not wheel.is_symlink()
     assert scenario.env["CONDA_PREFIX"] == str(scenario.prefix)
     assert scenario.env["MERLIN_DOCTOR_SYSROOT"] == str(scenario.root)
     assert scenario.env["LD_LIBRARY_PATH"].split(":") == [
+        str(wheel.parent),
         str(scenario.prefix / "lib"),
         str(scenario.root / "usr/lib/x86_64-linux-gnu"),
     ]

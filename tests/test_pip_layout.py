@@ -215,7 +215,8 @@ def test_cudnn_9_from_the_cu11_wheel_names_its_owner_and_the_pinned_wheel(health
     "kind, recipe, fix, step",
     [
         ("venv", "tf210-cuda112", "python -m pip install nvidia-cudnn-cu11==8.6.0.163", "pip"),
-        ("conda", "tf210-cuda112", "conda install -c conda-forge cudnn=8.1.0", "env"),
+        # the default recipe takes cuDNN from pip in its conda env too (the one TensorRT needs)
+        ("conda", "tf210-cuda112", "python -m pip install nvidia-cudnn-cu11==8.6.0.163", "pip"),
         ("system", "tf210-cuda112", "# cuDNN comes from the system's CUDA installation", None),
         ("venv", "merlin-tensorflow-23.02", "docker pull nvcr.io/nvidia/merlin/merlin-tensorflow:23.02", None),
     ],

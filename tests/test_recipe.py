@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO, doctor
+from hypothesis import given
+from hypothesis import strategies as st
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from merlin_doctor.errors import InputError
 from merlin_doctor.recipe import (
@@ -32,6 +40,40 @@ def test_default_recipe_pins_are_consistent():
     assert not reqs["protobuf"].specifier.contains("3.20.0")
     assert reqs["protobuf"].specifier.contains("3.19.6")
     assert str(reqs["dask-cuda"].specifier) == "==23.8.0", "unpinned dask-cuda resolves to NVIDIA's index only"
+
+
+def _resolved(python: str, requirements: list, report: Path) -> dict:
+    """What pip's resolver installs for these requirements into a fresh env of `python`: name -> version."""
+    command = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report)]
+    subprocess.run(command + requirements, check=True, capture_output=True, timeout=900)
+    return {
+        canonicalize_name(i["metadata"]["name"]): i["metadata"]["version"]
+        for i in json.loads(report.read_text())["install"]
+    }
+
+
+@pytest.mark.slow
+def test_the_default_recipe_resolves_to_one_cudnn_8(tf_python, tmp_path):
+    """pip's own resolver report (PyPI): TensorFlow's and TensorRT's groups together install exactly one
+    cuDNN, the pinned 8.x, and conda adds none. Without the pin, tensorrt alone pulls cuDNN 9."""
+    recipe = load_recipe()
+    assert "cudnn" not in recipe.conda_names, "cuDNN has one source in the default recipe: the pip wheel"
+    groups = {g.name: g.requirements for g in recipe.pip}
+    got = _resolved(tf_python, groups["tensorflow"] + groups["cudnn"] + groups["tensorrt"], tmp_path / "together.json")
+    assert {n: v for n, v in got.items() if n.startswith("nvidia-cudnn")} == {"nvidia-cudnn-cu11": "8.6.0.163"}
+    assert got["tensorrt"] == "8.5.3.1" and got["tensorflow"] == "2.10.0"
+    alone = _resolved(tf_python, groups["tensorrt"], tmp_path / "alone.json")
+    assert Version(alone["nvidia-cudnn-cu11"]).major >= 9, "the pin is what keeps cuDNN 9 out"
+
+
+CONDA_NAME = st.from_regex(r"[a-z][a-z0-9_.\-]{0,20}", fullmatch=True)
+CONDA_VERSION = st.sampled_from(["", "=11.2.2", "==8.1.0", ">=3.9", " 8.1.0 h1234_0", "=*", "<9", "[build=cuda*]"])
+
+
+@given(st.lists(st.tuples(st.sampled_from(["", "nvidia::", "conda-forge::"]), CONDA_NAME, CONDA_VERSION)))
+def test_conda_names_are_the_package_names_of_any_match_spec(specs):
+    recipe = dataclasses.replace(load_recipe(), conda_dependencies=[c + n + v for c, n, v in specs])
+    assert recipe.conda_names == [n for _, n, _ in specs]
 
 
 def test_default_recipe_puts_tensorrt_links_on_the_loader_path():

@@ -458,9 +458,11 @@ def test_an_optional_pip_group_that_fails_warns_and_a_required_one_fails(converg
 
 ARTICLE_STEPS = [
     # conda create -n ... python=3.9; conda install cudatoolkit cudnn; conda install -c nvidia cuda-nvcc
-    "python=3.9 cudatoolkit=11.2.2 cudnn=8.1.0 nvidia::cuda-nvcc=11.3.58 pip",
+    # (cuDNN moves to pip, the one cuDNN 8 that TensorRT needs too: the env holds one)
+    "python=3.9 cudatoolkit=11.2.2 nvidia::cuda-nvcc=11.3.58 pip",
     # pip install tensorflow / tensorrt / rapids (NVIDIA's index) / nvtabular, merlin-models, protobuf
     "bin/python -m pip install tensorflow==2.10.0",
+    "bin/python -m pip install nvidia-cudnn-cu11==8.6.0.163",
     "bin/python -m pip install tensorrt==8.5.3.1",
     "-m pip install --extra-index-url https://pypi.nvidia.com 'cudf-cu11==23.4.*'",
     "nvtabular==23.8.0 merlin-models==23.8.0",
@@ -469,7 +471,8 @@ ARTICLE_STEPS = [
     "ln -s libnvinfer.so.8 {prefix}/lib/python3.9/site-packages/tensorrt/libnvinfer.so.7",
     "ln -s libnvinfer_plugin.so.8 {prefix}/lib/python3.9/site-packages/tensorrt/libnvinfer_plugin.so.7",
     # LD_LIBRARY_PATH (the article: ~/.bashrc) and XLA_FLAGS in activate.d; the TensorRT dir it misses
-    "write {prefix}/etc/conda/activate.d/merlin-doctor.sh: sets LD_LIBRARY_PATH: prepend {prefix}/lib:"
+    "write {prefix}/etc/conda/activate.d/merlin-doctor.sh: sets LD_LIBRARY_PATH: prepend "
+    "{prefix}/lib/python3.9/site-packages/nvidia/cudnn/lib:{prefix}/lib:"
     '{prefix}/lib/python3.9/site-packages/tensorrt; XLA_FLAGS=--xla_gpu_cuda_data_dir="{prefix}/lib"',
     # the deactivate.d restore it misses
     "write {prefix}/etc/conda/deactivate.d/merlin-doctor.sh: restores LD_LIBRARY_PATH, XLA_FLAGS",
@@ -542,7 +545,6 @@ def test_dry_run_with_a_cli_engine_shows_its_exact_command_line(name: str, tmp_p
                 "nvidia",
                 "python=3.9",
                 "cudatoolkit=11.2.2",
-                "cudnn=8.1.0",
                 "nvidia::cuda-nvcc=11.3.58",
                 "pip",
             ]

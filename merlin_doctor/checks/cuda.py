@@ -90,6 +90,15 @@ def _install(spec: Dict[str, Any], recipe, env: Dict[str, Any]) -> Tuple[str, st
     )
 
 
+def _stray_conda(owner: Optional[Dict[str, Any]], spec: Dict[str, Any], recipe, env: Dict[str, Any]) -> Optional[str]:
+    """The conda package that put a copy of this library in a conda env whose recipe takes it from a
+    pip wheel instead (a cudnn left by the article's route): only `conda remove` ends the clash."""
+    if not owner or owner.get("kind") != "conda" or env.get("kind") != "conda":
+        return None
+    from_pip = bool(spec.get("pip")) and bool(recipe.install_command([spec["pip"]]))
+    return owner["name"] if from_pip and owner["name"] not in recipe.conda_names else None
+
+
 def _not_on_path(dirs: List[str], recipe, env: Dict[str, Any]) -> Tuple[str, str]:
     """The fix for a library the env has but the loader cannot see: activate the env when it is
     not, rewrite its activation when the recipe's variables name the directory, else export it."""
@@ -156,6 +165,9 @@ def _judge_library(spec: Dict[str, Any], facts, recipe) -> Finding:
     evidence = {k: entry.get(k) for k in ("path", "realpath", "version", "owner", "error")}
     evidence["copies"] = [c["path"] for c in entry.get("copies", [])]
     install, step = _install(spec, recipe, env)
+    stray = _stray_conda(entry.get("owner"), spec, recipe, env)
+    if stray:
+        install, step = f"conda remove {shlex.quote(stray)} && {install}", ""
     if entry.get("crashed") or entry.get("timed_out"):
         return failed(
             f"{soname} ({spec['what']}) is broken: {entry.get('error')}; TensorFlow would die or hang "
@@ -212,14 +224,22 @@ def _judge_library(spec: Dict[str, Any], facts, recipe) -> Finding:
         )
     shadow = _shadowing(entry, facts["cuda_libs"].get("prefix"))
     if shadow:
-        return Finding(
-            Status.WARN,
-            f"{soname} {shadow}",
-            evidence,
-            "Remove the stray directory from LD_LIBRARY_PATH so the env's copy wins "
-            "(check ~/.bashrc and activate.d scripts)",
-            "",
+        strays = sorted(
+            {
+                name
+                for c in entry.get("copies", [])
+                if c.get("on_search_path") and c["path"] != entry.get("path")
+                for name in [_stray_conda(c.get("owner"), spec, recipe, env)]
+                if name
+            }
         )
+        remedy = (
+            f"conda remove {' '.join(map(shlex.quote, strays))}  # the recipe takes {spec['what']} from pip"
+            if strays
+            else "Remove the stray directory from LD_LIBRARY_PATH so the env's copy wins "
+            "(check ~/.bashrc and activate.d scripts)"
+        )
+        return Finding(Status.WARN, f"{soname} {shadow}", evidence, remedy, "")
     judged = spec.get("expect") not in (None, "tensorrt_soname")
     constraint = recipe.expect.constraint(spec["expect"]) if judged else None
     if version is None and constraint:
