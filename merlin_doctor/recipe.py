@@ -12,7 +12,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
@@ -41,6 +41,16 @@ REQUIRED_FOR_KIND = {
     "venv": ("python",),
     "container": ("image",),
 }
+
+
+_CONDA_SPEC = re.compile(r"^\s*(?:[^:\s]+::)?([A-Za-z0-9_][A-Za-z0-9_.\-]*)\s*(.*?)\s*$")
+
+
+def conda_spec(spec: str) -> Optional[Tuple[str, str]]:
+    """A conda match spec's package name and constraint (`nvidia::cuda-nvcc=11.3.58` is
+    (`cuda-nvcc`, `=11.3.58`)), or None when it names no package."""
+    match = _CONDA_SPEC.match(spec)
+    return (match.group(1), match.group(2)) if match else None
 
 
 @dataclass
@@ -158,11 +168,9 @@ class Recipe:
                 return m.group(1)
         return None
 
-    @property
-    def conda_names(self) -> List[str]:
-        """The package names of the conda part (`nvidia::cuda-nvcc=11.3.58` is `cuda-nvcc`)."""
-        names = (re.match(r"[A-Za-z0-9_.\-]*", dep.rpartition("::")[2].strip()) for dep in self.conda_dependencies)
-        return [m.group(0) for m in names if m and m.group(0)]
+    def conda_dependency(self, name: str) -> Optional[str]:
+        """The conda part's spec for package `name` (`nvidia::cuda-nvcc=11.3.58` for `cuda-nvcc`), or None."""
+        return next((d for d in self.conda_dependencies if (conda_spec(d) or ("",))[0] == name), None)
 
     @property
     def gpu(self) -> str:

@@ -226,6 +226,20 @@ def test_each_fix_speaks_the_env_kind(healthy: dict, kind: str, recipe: str, fix
     assert v.fix.startswith(fix) and v.step == step, (v.fix, v.step)
 
 
+def test_a_conda_fix_carries_the_recipes_spec_quoted(healthy: dict) -> None:
+    """A recipe's conda spec reaches the printed command only as one quoted word (no glob, no redirect)."""
+    recipe = load_recipe("tf210-cuda112")
+    recipe.conda_dependencies = [
+        d if not d.startswith("cudatoolkit") else "cudatoolkit>=11.2,<11.3" for d in recipe.conda_dependencies
+    ]
+    snap = copy.deepcopy(healthy)
+    snap["probes"]["cuda_libs"]["env"] = {"prefix": VENV, "kind": "conda", "activated": True, "has_conda": True}
+    entry = next(e for e in snap["probes"]["cuda_libs"]["libraries"] if e["soname"] == "libcudart.so.11.0")
+    entry.update(loaded=False, error="libcudart.so.11.0: cannot open shared object file", path=None, copies=[])
+    v = judge_facts(snap, recipe, only=["cuda.libcudart"])["cuda.libcudart"]
+    assert (v.fix, v.step) == ("conda install -c conda-forge 'cudatoolkit>=11.2,<11.3'", "env")
+
+
 def _not_on_path(healthy: dict, activated: bool, folder: str = "cudnn") -> dict:
     snap = copy.deepcopy(healthy)
     snap["probes"]["cuda_libs"]["env"] = {"prefix": VENV, "kind": "venv", "activated": activated, "has_conda": False}

@@ -20,6 +20,7 @@ from merlin_doctor.errors import InputError
 from merlin_doctor.recipe import (
     available_recipes,
     conda_environment,
+    conda_spec,
     load_recipe,
     parse_recipe,
 )
@@ -57,7 +58,7 @@ def test_the_default_recipe_resolves_to_one_cudnn_8(tf_python, tmp_path):
     """pip's own resolver report (PyPI): TensorFlow's and TensorRT's groups together install exactly one
     cuDNN, the pinned 8.x, and conda adds none. Without the pin, tensorrt alone pulls cuDNN 9."""
     recipe = load_recipe()
-    assert "cudnn" not in recipe.conda_names, "cuDNN has one source in the default recipe: the pip wheel"
+    assert recipe.conda_dependency("cudnn") is None, "cuDNN has one source in the default recipe: the pip wheel"
     groups = {g.name: g.requirements for g in recipe.pip}
     got = _resolved(tf_python, groups["tensorflow"] + groups["cudnn"] + groups["tensorrt"], tmp_path / "together.json")
     assert {n: v for n, v in got.items() if n.startswith("nvidia-cudnn")} == {"nvidia-cudnn-cu11": "8.6.0.163"}
@@ -71,9 +72,13 @@ CONDA_VERSION = st.sampled_from(["", "=11.2.2", "==8.1.0", ">=3.9", " 8.1.0 h123
 
 
 @given(st.lists(st.tuples(st.sampled_from(["", "nvidia::", "conda-forge::"]), CONDA_NAME, CONDA_VERSION)))
-def test_conda_names_are_the_package_names_of_any_match_spec(specs):
-    recipe = dataclasses.replace(load_recipe(), conda_dependencies=[c + n + v for c, n, v in specs])
-    assert recipe.conda_names == [n for _, n, _ in specs]
+def test_conda_dependency_finds_each_package_by_its_name_in_any_match_spec(specs):
+    deps = [c + n + v for c, n, v in specs]
+    recipe = dataclasses.replace(load_recipe(), conda_dependencies=deps)
+    for (_, name, version), dep in zip(specs, deps):
+        assert conda_spec(dep) == (name, version.strip())
+        assert recipe.conda_dependency(name) == next(d for d, (_, n, _) in zip(deps, specs) if n == name)
+    assert recipe.conda_dependency("NoSuchPackage") is None
 
 
 def test_default_recipe_puts_tensorrt_links_on_the_loader_path():

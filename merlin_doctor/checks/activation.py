@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from typing import Any, Dict, List, Optional, Set
 
 from packaging.version import Version
@@ -175,11 +176,10 @@ def _nvcc_install(recipe, release: Optional[str] = None) -> str:
         if release:
             return f"python -m pip install 'nvidia-cuda-nvcc-cu{release.split('.')[0]}=={release}.*'"
         return wheel or "python -m pip install nvidia-cuda-nvcc-cu11"
-    nvcc = next((d for d in recipe.conda_dependencies if "cuda-nvcc" in d), "nvidia::cuda-nvcc")
-    channel, _, spec = nvcc.rpartition("::")
+    channel, _, spec = (recipe.conda_dependency("cuda-nvcc") or "nvidia::cuda-nvcc").rpartition("::")
     if release:
         spec = f"cuda-nvcc={release}"
-    return f"conda install -c {channel or 'nvidia'} {spec}"
+    return f"conda install -c {shlex.quote(channel or 'nvidia')} {shlex.quote(spec)}"
 
 
 def _recipe_nvcc_release(recipe) -> Optional[str]:

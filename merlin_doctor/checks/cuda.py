@@ -68,18 +68,14 @@ def _install(spec: Dict[str, Any], recipe, env: Dict[str, Any]) -> Tuple[str, st
             f"docker pull {recipe.image}  # the image ships this library; a missing one means a damaged or other image",
             "",
         )
-    dep = next(
-        (
-            d
-            for d in recipe.conda_dependencies
-            if spec.get("conda") and d.rpartition("::")[2].startswith(spec["conda"] + "=")
-        ),
-        None,
-    )
+    dep = recipe.conda_dependency(spec["conda"]) if spec.get("conda") else None
     wheel = _wheel_command(spec, recipe)
     if env.get("kind") == "conda" and dep:
         channel, _, pkg = dep.rpartition("::")
-        return f"conda install -c {channel or (recipe.channels or ['conda-forge'])[0]} {pkg}", "env"
+        return (
+            f"conda install -c {shlex.quote(channel or (recipe.channels or ['conda-forge'])[0])} {shlex.quote(pkg)}",
+            "env",
+        )
     if env.get("kind") in ("venv", "conda") and wheel:
         return wheel, "pip" if recipe.install_command([spec["pip"]]) else ""
     return (
@@ -96,7 +92,7 @@ def _stray_conda(owner: Optional[Dict[str, Any]], spec: Dict[str, Any], recipe, 
     if not owner or owner.get("kind") != "conda" or env.get("kind") != "conda":
         return None
     from_pip = bool(spec.get("pip")) and bool(recipe.install_command([spec["pip"]]))
-    return owner["name"] if from_pip and owner["name"] not in recipe.conda_names else None
+    return owner["name"] if from_pip and recipe.conda_dependency(owner["name"]) is None else None
 
 
 def _not_on_path(dirs: List[str], recipe, env: Dict[str, Any]) -> Tuple[str, str]:
@@ -224,15 +220,8 @@ def _judge_library(spec: Dict[str, Any], facts, recipe) -> Finding:
         )
     shadow = _shadowing(entry, facts["cuda_libs"].get("prefix"))
     if shadow:
-        strays = sorted(
-            {
-                name
-                for c in entry.get("copies", [])
-                if c.get("on_search_path") and c["path"] != entry.get("path")
-                for name in [_stray_conda(c.get("owner"), spec, recipe, env)]
-                if name
-            }
-        )
+        others = [c for c in entry.get("copies", []) if c.get("on_search_path") and c["path"] != entry.get("path")]
+        strays = sorted({n for n in (_stray_conda(c.get("owner"), spec, recipe, env) for c in others) if n})
         remedy = (
             f"conda remove {' '.join(map(shlex.quote, strays))}  # the recipe takes {spec['what']} from pip"
             if strays

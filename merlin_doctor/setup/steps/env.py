@@ -9,18 +9,16 @@ run counts as missing, so the next run repairs it.
 
 from __future__ import annotations
 
-import re
 import shlex
 from typing import Dict, List
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from merlin_doctor.recipe import conda_spec
 from merlin_doctor.setup.engines import installed_packages, prefix_state
 from merlin_doctor.setup.engines.venv import venv_version
 from merlin_doctor.setup.steps import Progress, Step, StepContext, pause_point
-
-_SPEC = re.compile(r"^\s*(?:[^:\s]+::)?([A-Za-z0-9_][A-Za-z0-9_.\-]*)\s*(.*?)\s*$")
 
 
 def _specifier(constraint: str) -> SpecifierSet:
@@ -43,10 +41,10 @@ def spec_satisfied(spec: str, installed: Dict[str, str]) -> bool:
     A constraint this reader cannot express (`|`, brackets, non-PEP 440 versions) is
     judged by the package's presence alone; the engine itself resolves it exactly.
     """
-    match = _SPEC.match(spec)
-    if not match or match.group(1) not in installed:
+    parts = conda_spec(spec)
+    if not parts or parts[0] not in installed:
         return False
-    name, constraint = match.groups()
+    name, constraint = parts
     if not constraint or "|" in constraint or "[" in constraint:
         return True
     try:
